@@ -1,0 +1,494 @@
+"""Load ``schedule.yaml`` and the environment into one frozen, validated ``Settings``.
+
+This is the only module that reads ``schedule.yaml`` or ``os.environ``; everything else receives
+values. Every mistake is a ``ConfigError`` naming the file, line, key and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from newsletter.errors import ConfigError
+
+SETTINGS_FILE = "schedule.yaml"
+TRANSPORTS = ("outbox", "smtp", "sendgrid")
+SMTP_SECURITY = ("starttls", "tls", "none")
+_DAY_RE = re.compile(
+    r"^(?:(?P<dom>[1-9]|[12]\d|3[01])|(?P<last>last)|(?P<nth>[1-5])(?:st|nd|rd|th) (?P<wd>mon|tue|wed|thu|fri|sat|sun)|last (?P<lwd>mon|tue|wed|thu|fri|sat|sun))$"
+)
+_DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclass(frozen=True)
+class SendRule:
+    """When each month's issue goes out: ``day`` + ``time``, or a ``cron`` line that overrides them."""
+
+    day: str  # "1".."31", "last", "1st tue" … "5th fri", "last fri"
+    time: time
+    cron: str | None
+    misfire_grace: timedelta
+    wait_for_ready: timedelta
+
+
+@dataclass(frozen=True)
+class Sender:
+    name: str
+    email: str
+    reply_to: str | None
+    postal_address: str
+
+
+@dataclass(frozen=True)
+class Links:
+    base_url: str  # where `newsletter serve` answers, no trailing slash
+    archive_url: str  # no trailing slash
+
+    def unsubscribe_url(self, token: str) -> str:
+        return f"{self.base_url}/unsubscribe/{token}"
+
+    def preferences_url(self, token: str) -> str:
+        return f"{self.base_url}/preferences/{token}"
+
+    def confirm_url(self, token: str) -> str:
+        return f"{self.base_url}/confirm/{token}"
+
+    def issue_url(self, month: str) -> str:
+        return f"{self.archive_url}/{month}/"
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    path: Path  # a Maildir
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str  # starttls | tls | none
+    username: str | None
+    rate: float  # messages per second, at most
+    password: str | None = field(default=None, repr=False)  # NEWSLETTER_SMTP_PASSWORD
+
+
+@dataclass(frozen=True)
+class SendGridSettings:
+    host: str  # NEWSLETTER_SENDGRID_HOST overrides
+    batch_size: int  # ≤ 1000
+    sandbox: bool
+    api_key: str | None = field(default=None, repr=False)  # SENDGRID_API_KEY
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    transport: str
+    outbox: OutboxSettings
+    smtp: SmtpSettings
+    sendgrid: SendGridSettings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the commands need, resolved: paths absolute, secrets from the environment."""
+
+    root: Path  # the project folder (holds schedule.yaml, issues/, templates/ …)
+    timezone: ZoneInfo
+    send: SendRule
+    sender: Sender
+    links: Links
+    database_url: str
+    delivery: DeliverySettings
+    secret_key: str | None = field(default=None, repr=False)  # NEWSLETTER_SECRET_KEY
+    webhook_public_key: str | None = field(
+        default=None, repr=False
+    )  # NEWSLETTER_SENDGRID_WEBHOOK_KEY
+
+    @property
+    def issues_dir(self) -> Path:
+        return self.root / "issues"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.root / "build"
+
+    @property
+    def topics_file(self) -> Path:
+        return self.issues_dir / "topics.yaml"
+
+
+# --- reading YAML with line numbers -------------------------------------------------------------
+
+
+class _Located:
+    """A YAML mapping node's values with the line (1-based) each key stands on."""
+
+    def __init__(self, file: str, node: yaml.MappingNode, prefix: str = "") -> None:
+        self.file = file
+        self.prefix = prefix
+        self.line = node.start_mark.line + 1
+        self.items: dict[str, yaml.Node] = {}
+        self.lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in self.items:
+                raise self.error_at(key_node.start_mark.line + 1, key, "appears twice")
+            self.items[key] = value_node
+            self.lines[key] = key_node.start_mark.line + 1
+
+    def path(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+    def error_at(self, line: int, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.file}:{line}: `{self.path(key)}`: {message}")
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return self.error_at(self.lines.get(key, self.line), key, message)
+
+    def section(self, key: str, required: bool = True) -> _Located:
+        node = self.items.get(key)
+        if node is None or (isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null")):
+            if required:
+                raise self.error(key, "missing section")
+            empty = yaml.MappingNode("tag:yaml.org,2002:map", [])
+            empty.start_mark = yaml.Mark(self.file, 0, self.line - 1, 0, None, None)  # type: ignore[arg-type]
+            return _Located(self.file, empty, f"{self.path(key)}.")
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(key, "expected a section of `key: value` lines")
+        return _Located(self.file, node, f"{self.path(key)}.")
+
+    def scalar(self, key: str, default: Any = ..., allow_empty: bool = False) -> Any:
+        node = self.items.get(key)
+        if node is None:
+            if default is ...:
+                raise self.error(key, "missing; it is required")
+            return default
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.error(key, "expected a single value, not a list or section")
+        value = _construct(node)
+        if value is None or (isinstance(value, str) and not value.strip() and not allow_empty):
+            if default is ...:
+                raise self.error(key, "is empty; it is required")
+            return default
+        return value
+
+    def text(self, key: str, default: Any = ...) -> Any:
+        value = self.scalar(key, default)
+        if value is None or value is default:
+            return value
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.error(key, f"expected text, got {value!r}")
+        text = str(value).strip()
+        if "\n" in text or "\r" in text:
+            raise self.error(key, "must be a single line")
+        return text
+
+    def expect(self, *known: str) -> _Located:
+        """Refuse any key not in ``known`` (almost always a typo), before reading values."""
+        for key in self.items:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f'did you mean "{close[0]}"?' if close else f"known here: {', '.join(known)}"
+                raise self.error(key, f"unknown key ({hint})")
+        return self
+
+
+def _construct(node: yaml.ScalarNode) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+T = TypeVar("T")
+
+
+def _checked(
+    section: _Located, key: str, value: Any, check: Callable[[Any], T], expected: str
+) -> T:
+    try:
+        return check(value)
+    except (TypeError, ValueError) as err:
+        raise section.error(key, f"expected {expected}, got {value!r}") from err
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"6h"``, ``"7d"``, ``"30m"``, ``"90s"``, ``"2w"`` → timedelta."""
+    match = _DURATION_RE.match(str(text).strip())
+    if not match:
+        raise ValueError(text)
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _parse_time(value: Any) -> time:
+    if isinstance(value, int) and not isinstance(value, bool):  # YAML 1.1 reads 09:00 as 540
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", str(value).strip())
+    if not match:
+        raise ValueError(value)
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _parse_day(value: Any) -> str:
+    text = str(value).strip().lower()
+    if not _DAY_RE.match(text):
+        raise ValueError(value)
+    return text
+
+
+def _parse_cron(value: Any) -> str:
+    text = " ".join(str(value).split())
+    if len(text.split(" ")) != 5:
+        raise ValueError(value)
+    return text
+
+
+def _parse_url(value: Any) -> str:
+    text = str(value).strip().rstrip("/")
+    if not re.match(r"^https?://[^\s/]+", text):
+        raise ValueError(value)
+    return text
+
+
+def _parse_email(value: Any) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+", text):
+        raise ValueError(value)
+    return text
+
+
+def _parse_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(value)
+    return value
+
+
+def _parse_positive(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(value)
+    return float(value)
+
+
+def _parse_port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ValueError(value)
+    return value
+
+
+def _parse_batch(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise ValueError(value)
+    return value
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if str(value) not in options:
+            raise ValueError(value)
+        return str(value)
+
+    return check
+
+
+# --- the sections --------------------------------------------------------------------------------
+
+
+def _send_rule(doc: _Located) -> SendRule:
+    sec = doc.section("send").expect("day", "time", "cron", "misfire_grace", "wait_for_ready")
+    cron = sec.scalar("cron", None)
+    rule = SendRule(
+        day=_checked(
+            sec,
+            "day",
+            sec.scalar("day", "1"),
+            _parse_day,
+            'a day of the month: 1-31, "last", "1st tue" … "5th fri" or "last fri"',
+        ),
+        time=_checked(sec, "time", sec.scalar("time", "09:00"), _parse_time, 'a time "HH:MM"'),
+        cron=None
+        if cron is None
+        else _checked(
+            sec, "cron", cron, _parse_cron, 'a crontab line of 5 fields, e.g. "0 9 * * 2"'
+        ),
+        misfire_grace=_checked(
+            sec,
+            "misfire_grace",
+            sec.scalar("misfire_grace", "6h"),
+            parse_duration,
+            'a duration such as "6h", "30m" or "1d"',
+        ),
+        wait_for_ready=_checked(
+            sec,
+            "wait_for_ready",
+            sec.scalar("wait_for_ready", "7d"),
+            parse_duration,
+            'a duration such as "7d" or "12h"',
+        ),
+    )
+    return rule
+
+
+def _sender(doc: _Located) -> Sender:
+    sec = doc.section("sender").expect("name", "email", "reply_to", "postal_address")
+    reply_to = sec.text("reply_to", None)
+    sender = Sender(
+        name=sec.text("name"),
+        email=_checked(sec, "email", sec.text("email"), _parse_email, "an email address"),
+        reply_to=None
+        if reply_to is None
+        else _checked(sec, "reply_to", reply_to, _parse_email, "an email address"),
+        postal_address=sec.text("postal_address"),
+    )
+    return sender
+
+
+def _links(doc: _Located) -> Links:
+    sec = doc.section("links").expect("base_url", "archive_url")
+    base = _checked(sec, "base_url", sec.text("base_url"), _parse_url, "an http(s):// address")
+    archive = _checked(
+        sec,
+        "archive_url",
+        sec.text("archive_url", f"{base}/archive"),
+        _parse_url,
+        "an http(s):// address",
+    )
+    return Links(base_url=base, archive_url=archive)
+
+
+def _delivery(doc: _Located, root: Path, env: Mapping[str, str]) -> DeliverySettings:
+    sec = doc.section("delivery").expect("transport", "outbox", "smtp", "sendgrid")
+    transport = _checked(
+        sec,
+        "transport",
+        sec.text("transport", "outbox"),
+        _choice(TRANSPORTS),
+        " | ".join(TRANSPORTS),
+    )
+    out = sec.section("outbox", required=False).expect("path")
+    outbox = OutboxSettings(path=root / str(out.text("path", "outbox")))
+    smtp_sec = sec.section("smtp", required=False).expect(
+        "host", "port", "security", "username", "rate"
+    )
+    smtp = SmtpSettings(
+        host=smtp_sec.text("host", "localhost"),
+        port=_checked(smtp_sec, "port", smtp_sec.scalar("port", 587), _parse_port, "a port number"),
+        security=_checked(
+            smtp_sec,
+            "security",
+            smtp_sec.text("security", "starttls"),
+            _choice(SMTP_SECURITY),
+            " | ".join(SMTP_SECURITY),
+        ),
+        username=smtp_sec.text("username", None),
+        rate=_checked(
+            smtp_sec,
+            "rate",
+            smtp_sec.scalar("rate", 20),
+            _parse_positive,
+            "a positive number of messages per second",
+        ),
+        password=env.get("NEWSLETTER_SMTP_PASSWORD") or None,
+    )
+    sg = sec.section("sendgrid", required=False).expect("host", "batch_size", "sandbox")
+    host = sg.text("host", "https://api.sendgrid.com")
+    host = env.get("NEWSLETTER_SENDGRID_HOST") or host
+    sendgrid = SendGridSettings(
+        host=_checked(sg, "host", host, _parse_url, "an https:// API address"),
+        batch_size=_checked(
+            sg,
+            "batch_size",
+            sg.scalar("batch_size", 1000),
+            _parse_batch,
+            "a whole number from 1 to 1000",
+        ),
+        sandbox=_checked(sg, "sandbox", sg.scalar("sandbox", False), _parse_bool, "true or false"),
+        api_key=env.get("SENDGRID_API_KEY") or None,
+    )
+    return DeliverySettings(transport=transport, outbox=outbox, smtp=smtp, sendgrid=sendgrid)
+
+
+def _database_url(doc: _Located, root: Path, env: Mapping[str, str]) -> str:
+    url = env.get("NEWSLETTER_DATABASE_URL") or doc.text(
+        "database", "sqlite:///subscribers/subscribers.db"
+    )
+    if not re.match(r"^[a-z][a-z0-9+]*://", url):
+        raise doc.error(
+            "database",
+            f'expected an SQLAlchemy URL such as "sqlite:///subscribers/'
+            f'subscribers.db", got {url!r}',
+        )
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+        relative = url[len(prefix) :]
+        if relative and relative != ":memory:":
+            url = prefix + str(root / relative)
+    return url
+
+
+def _timezone(doc: _Located) -> ZoneInfo:
+    name = doc.text("timezone", "UTC")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise doc.error(
+            "timezone", f'expected an IANA time zone such as "America/Toronto", got {name!r}'
+        ) from err
+
+
+def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``ROOT/schedule.yaml`` plus the environment into ``Settings``."""
+    root = Path(root).resolve()
+    env = os.environ if env is None else env
+    path = root / SETTINGS_FILE
+    shown = SETTINGS_FILE if Path.cwd() == root else str(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ConfigError(
+            f"{shown}: not found; run the command in the newsletter's folder or pass --project DIR"
+        ) from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{shown}: cannot be read: {err}") from err
+    try:
+        node = yaml.compose(source, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{shown}{where}: not valid YAML: {problem}") from err
+    if not isinstance(node, yaml.MappingNode):
+        raise ConfigError(f"{shown}:1: expected `key: value` settings at the top level")
+    doc = _Located(shown, node).expect(
+        "timezone", "send", "sender", "links", "database", "delivery"
+    )
+    settings = Settings(
+        root=root,
+        timezone=_timezone(doc),
+        send=_send_rule(doc),
+        sender=_sender(doc),
+        links=_links(doc),
+        database_url=_database_url(doc, root, env),
+        delivery=_delivery(doc, root, env),
+        secret_key=env.get("NEWSLETTER_SECRET_KEY") or None,
+        webhook_public_key=env.get("NEWSLETTER_SENDGRID_WEBHOOK_KEY") or None,
+    )
+    return settings

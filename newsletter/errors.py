@@ -1,0 +1,89 @@
+"""The exception tree of the package.
+
+Every error a user can cause is one of these, so the CLI and the web app can turn it into a
+one-line message instead of a traceback::
+
+    NewsletterError
+    ├── ConfigError               schedule.yaml or environment is wrong       (exit 2)
+    ├── IssueError                an issue file has errors (carries findings) (exit 1)
+    ├── RenderError               templates, MJML or inlining failed          (exit 1)
+    ├── SubscriberError           a subscriber operation was refused          (exit 1)
+    │   └── ImportFileError       a CSV file cannot be read at all            (exit 1)
+    ├── TokenError                a signed link token is invalid or expired   (exit 1)
+    ├── SendError                 a send run refused to start or was stopped  (exit 1)
+    │   └── AlreadySentError      the issue went out already
+    └── DeliveryError             a transport failed                          (exit 1)
+        ├── TemporaryDeliveryError   worth retrying (429, 5xx, timeouts, refused connections)
+        └── PermanentDeliveryError   not worth retrying (400/401/403/413, bad credentials)
+
+Third-party exceptions are translated into these where the library is imported,
+with ``raise … from err``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from newsletter.models import Finding
+
+
+class NewsletterError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(NewsletterError):
+    """schedule.yaml or an environment variable is missing, malformed or unknown."""
+
+    exit_code = 2
+
+
+class IssueError(NewsletterError):
+    """An issue file has errors; ``findings`` holds all of them (errors and warnings)."""
+
+    def __init__(self, message: str, findings: Sequence[Finding] = ()) -> None:
+        super().__init__(message)
+        self.findings = tuple(findings)
+
+
+class RenderError(NewsletterError):
+    """Rendering an issue failed (template, MJML or CSS inlining)."""
+
+
+class SubscriberError(NewsletterError):
+    """A subscriber-list operation was refused (unknown address, invalid email …)."""
+
+
+class ImportFileError(SubscriberError):
+    """A CSV file cannot be imported at all (no ``email`` column, not UTF-8 …)."""
+
+
+class TokenError(NewsletterError):
+    """A signed link token is malformed, forged, for another purpose, or expired."""
+
+
+class SendError(NewsletterError):
+    """A send run refused to start, or stopped."""
+
+
+class AlreadySentError(SendError):
+    """The issue has been sent already; a second send would duplicate it."""
+
+
+class DeliveryError(NewsletterError):
+    """A transport could not deliver."""
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """A failure worth retrying later: rate limits, server errors, timeouts, refused connections."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    """A failure that retrying will not fix: bad request, bad credentials, payload too large."""

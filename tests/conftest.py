@@ -1,0 +1,43 @@
+"""Shared fixtures: a throwaway copy of this repository's newsletter project for each test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the repository's project files (schedule.yaml, issues/, templates/, subscribers/)."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(REPO / "schedule.yaml", root / "schedule.yaml")
+    for folder in ("issues", "templates", "subscribers"):
+        if (REPO / folder).is_dir():
+            shutil.copytree(
+                REPO / folder,
+                root / folder,
+                ignore=shutil.ignore_patterns("*.db", "*.db-*", ".secret_key"),
+            )
+    return root
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No NEWSLETTER_*/SENDGRID_* variables from the developer's shell leak into a test."""
+    for name in list(os.environ):
+        if name.startswith(("NEWSLETTER_", "SENDGRID_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def settings(project: Path, clean_env: None) -> Settings:
+    return load_settings(project, env={})
