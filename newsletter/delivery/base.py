@@ -1,0 +1,58 @@
+"""The transport contract: open, deliver batches of recipients, close.
+
+A send run (``newsletter.send``) owns the loop and the ledger; a transport only delivers one
+``OutgoingMessage`` (already rendered, with placeholders) to its recipients, personalising each
+copy by string substitution. Adding a provider is one new module with one ``Transport`` subclass.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+from typing import ClassVar, Self
+
+from newsletter.models import OutgoingMessage, Recipient
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What the transport says about one recipient of a batch."""
+
+    recipient: Recipient
+    accepted: bool
+    provider_message_id: str | None = None  # e.g. SendGrid's X-Message-Id for the batch
+    error: str | None = None  # why it was refused (accepted is False)
+
+
+class Transport(ABC):
+    """Delivers messages. ``send_batch`` takes at most ``max_batch`` recipients per call.
+
+    Raises ``TemporaryDeliveryError`` when the whole batch may be retried later (after the
+    transport's own bounded retries) and ``PermanentDeliveryError`` when the run must stop.
+    """
+
+    name: ClassVar[str]
+    max_batch: int = 1
+
+    def open(self) -> None:
+        """Connect or prepare (log in, create folders); called once before the first batch."""
+
+    def close(self) -> None:
+        """Release connections; called once, also after a failure."""
+
+    @abstractmethod
+    def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
+        """Deliver ``message`` to each of its recipients; one result per recipient."""
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
