@@ -53,6 +53,7 @@ class Sender:
 class Links:
     base_url: str  # where `newsletter serve` answers, no trailing slash
     archive_url: str  # no trailing slash
+    confirm_max_age: timedelta = timedelta(days=7)  # how long a confirmation link works
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.base_url}/unsubscribe/{token}"
@@ -362,7 +363,7 @@ def _sender(doc: _Located) -> Sender:
 
 
 def _links(doc: _Located) -> Links:
-    sec = doc.section("links").expect("base_url", "archive_url")
+    sec = doc.section("links").expect("base_url", "archive_url", "confirm_max_age")
     base = _checked(sec, "base_url", sec.text("base_url"), _parse_url, "an http(s):// address")
     archive = _checked(
         sec,
@@ -371,7 +372,14 @@ def _links(doc: _Located) -> Links:
         _parse_url,
         "an http(s):// address",
     )
-    return Links(base_url=base, archive_url=archive)
+    confirm_max_age = _checked(
+        sec,
+        "confirm_max_age",
+        sec.scalar("confirm_max_age", "7d"),
+        parse_duration,
+        'a duration such as "7d", "48h" or "2w"',
+    )
+    return Links(base_url=base, archive_url=archive, confirm_max_age=confirm_max_age)
 
 
 def _delivery(doc: _Located, root: Path, env: Mapping[str, str]) -> DeliverySettings:
