@@ -1,0 +1,302 @@
+"""SendGrid's v3 Web API: the only module that imports ``sendgrid`` and translates its errors.
+
+``SendGridAPI`` makes one call with bounded retries (429, 5xx, timeouts, refused connections:
+exponential backoff with full jitter, honouring ``X-RateLimit-Reset``) and turns refusals into
+``PermanentDeliveryError``. ``SendGridTransport`` sends one Mail Send request per batch, one
+personalization per recipient, and checks SendGrid's documented limits before it sends.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import random
+import ssl
+import time
+import urllib.error
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import python_http_client.exceptions
+from sendgrid import SendGridAPIClient
+
+from newsletter.config import SendGridSettings
+from newsletter.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 6  # tries per request before giving up with TemporaryDeliveryError
+BACKOFF_BASE = 1.0  # seconds; the n-th retry waits up to BACKOFF_BASE * 2**(n-1)
+BACKOFF_CAP = 60.0  # seconds; no single wait is longer
+TIMEOUT = 30.0  # seconds per HTTP request
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+# SendGrid's documented limits for one Mail Send request.
+MAX_PERSONALIZATIONS = 1000
+MAX_RECIPIENTS = 1000  # to + cc + bcc over the whole request
+MAX_PAYLOAD_BYTES = 20 * 1000 * 1000
+MAX_SUBSTITUTION_BYTES = 10_000  # per personalization
+MAX_CUSTOM_ARGS_BYTES = 10_000
+RESERVED_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "To",
+        "From",
+        "Subject",
+        "Reply-To",
+        "CC",
+        "BCC",
+    )
+)
+# custom_args keys: SendGrid hands them back in event webhooks, so other modules read these.
+CUSTOM_ARG_ISSUE = "newsletter_issue"
+CUSTOM_ARG_SUBSCRIBER = "newsletter_subscriber_id"
+
+
+class _NoSecretsInDebugLog(logging.Filter):
+    """python_http_client logs request headers (the API key) and bodies (addresses) at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+logging.getLogger("python_http_client.client").addFilter(_NoSecretsInDebugLog())
+
+
+class Headers(dict[str, str]):
+    """Response headers, looked up without regard to case (``X-Message-Id`` = ``x-message-id``)."""
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        for key, value in (items or {}).items():
+            self[key] = value
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key.lower(), value)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+
+class _Retry(Exception):
+    """One attempt failed in a way worth retrying."""
+
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait  # what the server asked for (seconds from now), if anything
+
+
+class SendGridAPI:
+    """A small client for SendGrid's v3 API: JSON in, ``(JSON body, headers)`` out, retries built in."""
+
+    def __init__(
+        self,
+        settings: SendGridSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: float = TIMEOUT,
+        attempts: int = ATTEMPTS,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_cap: float = BACKOFF_CAP,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if not settings.api_key:
+            raise ConfigError(
+                "SENDGRID_API_KEY is not set: export the API key of your SendGrid account "
+                "(Settings → API Keys, with Mail Send permission) to send with SendGrid"
+            )
+        self.host = settings.host
+        self._api_key = settings.api_key
+        self._client = SendGridAPIClient(api_key=settings.api_key, host=settings.host)
+        self._sleep = sleep
+        self._timeout = timeout
+        self._attempts = max(1, attempts)
+        self._base = backoff_base
+        self._cap = backoff_cap
+        self._clock = clock
+        self._jitter = jitter
+
+    def get(self, path: str, query: Mapping[str, str | int] | None = None) -> tuple[Any, Headers]:
+        """GET ``path`` (e.g. ``/v3/suppression/bounces``) with optional query parameters."""
+        return self.request("GET", path, query=query)
+
+    def post(self, path: str, body: Any) -> tuple[Any, Headers]:
+        """POST a JSON ``body`` to ``path``."""
+        return self.request("POST", path, body=body)
+
+    def delete(self, path: str, body: Any = None) -> tuple[Any, Headers]:
+        """DELETE ``path`` (an optional JSON body, as some suppression endpoints take)."""
+        return self.request("DELETE", path, body=body)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        data: str | None = None,
+    ) -> tuple[Any, Headers]:
+        """One API call, retried on 429/5xx/timeouts; ``data`` is ``body`` already as JSON text."""
+        if data is None and body is not None:
+            data = json.dumps(body)
+        where = f"{method} {_display_path(path)}"
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return self._once(method, path, query, data)
+            except _Retry as err:
+                wait = self._delay(attempt, err.wait)
+                if attempt == self._attempts or wait > self._cap:
+                    raise TemporaryDeliveryError(
+                        self._redact(
+                            f"SendGrid {where} failed {attempt} time(s), last: {err.reason}"
+                        ),
+                        retry_after=err.wait,
+                    ) from err
+                log.warning(
+                    "SendGrid %s: %s; retry %d of %d in %.1f s",
+                    where,
+                    self._redact(err.reason),
+                    attempt,
+                    self._attempts - 1,
+                    wait,
+                )
+                self._sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _delay(self, attempt: int, asked: float | None) -> float:
+        """Full jitter (0 … base·2ⁿ, capped), or what the server asked for when it said so."""
+        if asked is not None:
+            return max(0.0, asked)
+        return float(self._jitter() * min(self._cap, self._base * 2 ** (attempt - 1)))
+
+    def _once(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str | int] | None,
+        data: str | None,
+    ) -> tuple[Any, Headers]:
+        endpoint = self._endpoint(path)
+        call = getattr(endpoint, method.lower())
+        headers = {"Content-Type": JSON_CONTENT_TYPE} if data is not None else None
+        try:
+            # A str body with a non-bare JSON content type is sent as-is (serialised once, by us).
+            response = call(
+                request_body=data,
+                query_params=dict(query) if query else None,
+                request_headers=headers,
+                timeout=self._timeout,
+            )
+        except python_http_client.exceptions.HTTPError as err:
+            raise self._translate_status(method, path, err) from err
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+            raise self._translate_network(err) from err
+        return _decode(response.body), Headers(dict(response.headers.items()))
+
+    def _endpoint(self, path: str) -> Any:
+        segments = [s for s in path.split("?", 1)[0].split("/") if s]
+        if segments[:1] == ["v3"]:
+            segments = segments[1:]
+        endpoint = self._client.client
+        for segment in segments:
+            endpoint = endpoint._(quote(segment, safe="@:+"))
+        return endpoint
+
+    def _translate_status(
+        self, method: str, path: str, err: python_http_client.exceptions.HTTPError
+    ) -> Exception:
+        status = int(err.status_code)
+        headers = Headers(dict(err.headers.items()) if err.headers else {})
+        said = _error_messages(err.body)
+        if status == 429 or status >= 500 or status == 408:
+            return _Retry(f"HTTP {status}{': ' + said if said else ''}", self._asked_wait(headers))
+        hint = {
+            401: " (check SENDGRID_API_KEY)",
+            403: " (the API key lacks the permission, or the sender is not verified)",
+            413: " (the request is too large)",
+        }.get(status, "")
+        return PermanentDeliveryError(
+            self._redact(
+                f"SendGrid refused {method} {_display_path(path)} with HTTP {status}{hint}: "
+                f"{said or err.reason or 'no reason given'}"
+            )
+        )
+
+    def _translate_network(self, err: BaseException) -> Exception:
+        reason = getattr(err, "reason", None) or err
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            return PermanentDeliveryError(
+                f"SendGrid at {self.host}: the TLS certificate is not trusted: {reason}"
+            )
+        if isinstance(reason, (TimeoutError,)) or "timed out" in str(reason):
+            return _Retry(f"no answer from {self.host} within {self._timeout:g} s")
+        if isinstance(reason, ConnectionRefusedError):
+            return _Retry(f"connection to {self.host} refused")
+        return _Retry(f"connection to {self.host} failed: {reason}")
+
+    def _asked_wait(self, headers: Headers) -> float | None:
+        """Seconds until ``X-RateLimit-Reset`` (epoch seconds), or ``Retry-After``, if given."""
+        reset = _number(headers.get("X-RateLimit-Reset"))
+        if reset is not None:
+            # An epoch time; a small number can only be "seconds from now".
+            return reset - self._clock() if reset > 1e9 else reset
+        return _number(headers.get("Retry-After"))
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+
+
+def _display_path(path: str) -> str:
+    path = "/" + path.lstrip("/")
+    return path if path.startswith("/v3/") else "/v3" + path
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _decode(body: bytes | None) -> Any:
+    if not body:
+        return None
+    text = body.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _error_messages(body: bytes | None) -> str:
+    """SendGrid's ``{"errors": [{"message", "field"}]}`` as one line."""
+    decoded = _decode(body)
+    if not isinstance(decoded, dict) or not isinstance(decoded.get("errors"), list):
+        return str(decoded)[:300] if decoded else ""
+    parts = []
+    for item in decoded["errors"]:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message") or "").strip()
+        field = item.get("field")
+        if field and field != "null":
+            message += f" (field {field})"
+        parts.append(message)
+    return "; ".join(p for p in parts if p)
