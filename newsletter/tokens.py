@@ -1,0 +1,173 @@
+"""Signed, purpose-scoped link tokens for unsubscribe, confirm and preferences links.
+
+A token is ``<purpose letter><subscriber id>.<issued at>.<signature>`` (ids and times in base 36,
+the signature a truncated HMAC-SHA256, URL-safe base64), e.g. ``u1f.t4x2kq.Zk3…``: short, and
+cheap enough to make once per recipient of a million-address send. The purpose is part of the
+signed text, so a token made for one purpose never works for another. Unsubscribe and
+preferences links never expire (CASL wants unsubscribing to work at least 60 days after a send);
+confirmation links expire after ``links.confirm_max_age``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import enum
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from newsletter.config import Settings
+from newsletter.errors import ConfigError, TokenError
+
+KEY_FILE_NAME = ".secret_key"
+MIN_SECRET_LENGTH = 16
+_SIGNATURE_BYTES = 16  # 128 bits: forging one is out of reach, and the token stays short
+_SIGNATURE_CHARS = 22  # base64 of 16 bytes without padding
+_TOKEN_RE = re.compile(r"([a-z])([0-9a-z]{1,13})\.([0-9a-z]{1,13})\.([A-Za-z0-9_-]{22})")
+_SQLITE_FILE_RE = re.compile(r"^sqlite(?:\+\w+)?:///([^?]+)")
+
+
+class Purpose(enum.StrEnum):
+    """What a link does; a token signed for one purpose is refused for every other."""
+
+    UNSUBSCRIBE = "unsubscribe"
+    CONFIRM = "confirm"
+    PREFERENCES = "preferences"
+
+    @property
+    def letter(self) -> str:
+        return _LETTERS[self]
+
+
+_LETTERS = {Purpose.UNSUBSCRIBE: "u", Purpose.CONFIRM: "c", Purpose.PREFERENCES: "p"}
+_BY_LETTER = {letter: purpose for purpose, letter in _LETTERS.items()}
+_EXPIRING = frozenset({Purpose.CONFIRM})
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, rest = divmod(number, 36)
+        text = digits[rest] + text
+        if not number:
+            return text
+
+
+class LinkSigner:
+    """Signs and verifies link tokens with one key (HMAC-SHA256, standard library only)."""
+
+    def __init__(self, key: bytes, confirm_max_age: timedelta = timedelta(days=7)) -> None:
+        if not key:
+            raise ConfigError("the link signing key is empty")
+        # A key derived for links only, so the same secret used elsewhere signs nothing here.
+        link_key = hmac.new(key, b"newsletter link tokens v1", hashlib.sha256).digest()
+        self._mac = hmac.new(link_key, digestmod=hashlib.sha256)
+        self.confirm_max_age = confirm_max_age
+
+    def _signature(self, body: str) -> str:
+        mac = self._mac.copy()
+        mac.update(body.encode("ascii"))
+        return base64.urlsafe_b64encode(mac.digest()[:_SIGNATURE_BYTES]).decode("ascii")[
+            :_SIGNATURE_CHARS
+        ]
+
+    def sign(self, purpose: Purpose, subscriber_id: int, *, now: datetime | None = None) -> str:
+        """A URL-safe token that lets its bearer do ``purpose`` for ``subscriber_id``."""
+        if subscriber_id < 0:
+            raise ValueError("subscriber ids are not negative")
+        issued = int(now.timestamp()) if now is not None else int(time.time())
+        body = f"{_LETTERS[purpose]}{_base36(subscriber_id)}.{_base36(issued)}"
+        return f"{body}.{self._signature(body)}"
+
+    def verify(self, purpose: Purpose, token: str, *, now: datetime | None = None) -> int:
+        """The subscriber id a valid ``token`` was made for; ``TokenError`` otherwise."""
+        token = token.strip() if isinstance(token, str) else ""
+        match = _TOKEN_RE.fullmatch(token)
+        if match is None:
+            raise TokenError("this link is not valid (malformed token)")
+        letter, id_text, issued_text, signature = match.groups()
+        body = token[: -len(signature) - 1]
+        if not hmac.compare_digest(self._signature(body), signature):
+            raise TokenError("this link is not valid (bad signature)")
+        made_for = _BY_LETTER.get(letter)
+        if made_for is not purpose:
+            raise TokenError(f"this link is not valid for {purpose.value} (made for {made_for})")
+        if purpose in _EXPIRING:
+            issued = datetime.fromtimestamp(int(issued_text, 36), UTC)
+            current = now or datetime.now(UTC)
+            if current - issued > self.confirm_max_age:
+                raise TokenError(f"this {purpose.value} link has expired; please ask for a new one")
+        return int(id_text, 36)
+
+
+def key_file_for(database_url: str) -> Path | None:
+    """Where the generated key lives for a SQLite file database (beside it); None otherwise."""
+    match = _SQLITE_FILE_RE.match(database_url)
+    if match is None or match.group(1) in (":memory:", ""):
+        return None
+    return Path(match.group(1)).parent / KEY_FILE_NAME
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the link signing key: {err}") from err
+    if len(text) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"{path}: the link signing key is empty or too short; delete the file to make a new "
+            "one (links sent with the old key stop working) or set NEWSLETTER_SECRET_KEY"
+        )
+    return text.encode("ascii")
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a new random key with mode 0600, atomically; keep the file if another process won."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        # link() fails if the file exists: never overwrite a key that signed links already.
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def load_key(settings: Settings) -> bytes:
+    """The signing key: NEWSLETTER_SECRET_KEY, else a key file beside a SQLite database."""
+    if settings.secret_key:
+        if len(settings.secret_key) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"NEWSLETTER_SECRET_KEY: too short; use at least {MIN_SECRET_LENGTH} random "
+                'characters, e.g. from `python -c "import secrets; print(secrets.token_hex(32))"`'
+            )
+        return settings.secret_key.encode("utf-8")
+    path = key_file_for(settings.database_url)
+    if path is None:
+        raise ConfigError(
+            "NEWSLETTER_SECRET_KEY: not set; it is required unless the database is a SQLite file "
+            "(then a key is generated beside it)"
+        )
+    if not path.exists():
+        try:
+            _create_key_file(path)
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot create the link signing key: {err}") from err
+    return _read_key_file(path)
+
+
+def load_signer(settings: Settings) -> LinkSigner:
+    """The project's ``LinkSigner``: its key (see ``load_key``) and ``links.confirm_max_age``."""
+    return LinkSigner(load_key(settings), confirm_max_age=settings.links.confirm_max_age)
