@@ -1,7 +1,239 @@
-"""Commands of this area (filled in by its issue)."""
+"""``newsletter subscribers …``: add, remove, import, export, list, show and count subscribers."""
 
 from __future__ import annotations
 
-import click
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
-COMMANDS: list[click.Command] = []
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from newsletter.cli import Project, pass_project
+from newsletter.errors import SubscriberError
+from newsletter.models import SubscriberStatus
+from newsletter.store.csv_io import ImportReport, Outcome, ProgressCallback, export_csv, import_csv
+from newsletter.store.engine import open_database
+from newsletter.store.subscribers import SubscriberStore
+
+NEW_STATUSES = click.Choice(
+    [SubscriberStatus.ACTIVE.value, SubscriberStatus.PENDING.value], case_sensitive=False
+)
+ANY_STATUS = click.Choice([status.value for status in SubscriberStatus], case_sensitive=False)
+
+
+def _store(project: Project) -> SubscriberStore:
+    return SubscriberStore(open_database(project.settings.database_url))
+
+
+@click.group("subscribers")
+def subscribers() -> None:
+    """Manage the subscriber list: add, remove, import, export, list, show, stats."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", help="The person's name, as it should appear in the To: line.")
+@click.option(
+    "--status",
+    type=NEW_STATUSES,
+    default="active",
+    show_default=True,
+    help="pending: they still have to confirm by the emailed link.",
+)
+@pass_project
+def add(project: Project, email: str, name: str | None, status: str) -> None:
+    """Add one person (consent recorded as given on the command line)."""
+    subscriber = _store(project).add(
+        email, name=name, status=SubscriberStatus(status), source="cli"
+    )
+    click.echo(f"added {subscriber.email} ({subscriber.status})")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Also erase their personal data; a one-way hash keeps the address suppressed.",
+)
+@click.option(
+    "--reason",
+    default="removed on the command line",
+    show_default=True,
+    help="Why, for the history.",
+)
+@pass_project
+def remove(project: Project, email: str, forget: bool, reason: str) -> None:
+    """Unsubscribe a person; the record stays, so no later import brings them back."""
+    store = _store(project)
+    if forget:
+        if store.get(email) is None and store.forgotten_at(email) is not None:
+            click.echo(f"{email.strip()} was forgotten already")
+        elif store.forget(email, source="cli"):
+            click.echo(f"erased {email.strip()}; the address stays suppressed")
+        return
+    if store.unsubscribe(email, reason=reason, source="cli"):
+        click.echo(f"unsubscribed {email.strip()}")
+    else:
+        found = store.get(email)
+        click.echo(f"{email.strip()} is {found.status if found else 'suppressed'} already")
+
+
+@contextlib.contextmanager
+def _progress(console: Console, label: str) -> Iterator[ProgressCallback | None]:
+    """A rich progress bar on a terminal; plain log lines otherwise."""
+    if not console.is_terminal:
+        click.echo(f"{label} …", err=True)
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _print_report(report: ImportReport, shown_path: str) -> None:
+    for row in report.invalid:
+        click.echo(f"{shown_path}:{row.line}: {row.reason}", err=True)
+    prefix = "dry run, nothing written: " if report.dry_run else ""
+    click.echo(f"{shown_path}: {prefix}{report.summary()}")
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--status",
+    type=NEW_STATUSES,
+    default="active",
+    show_default=True,
+    help="Status of the people added (pending: they must confirm first).",
+)
+@click.option("--dry-run", is_flag=True, help="Report what would happen; write nothing.")
+@click.option("--strict", is_flag=True, help="Write nothing (and exit 1) if any row is invalid.")
+@pass_project
+def import_(project: Project, file: Path, status: str, dry_run: bool, strict: bool) -> None:
+    """Import people from FILE.csv (header with `email`, optionally `name`)."""
+    store = _store(project)
+    console = Console(stderr=True)
+    with _progress(console, f"importing {file}") as progress:
+        report = import_csv(
+            store,
+            file,
+            status=SubscriberStatus(status),
+            dry_run=dry_run,
+            strict=strict,
+            progress=progress,
+        )
+    _print_report(report, str(file))
+    invalid = report.counts[Outcome.INVALID]
+    if strict and invalid:
+        raise SubscriberError(f"{file}: {invalid} invalid row(s); nothing was imported (--strict)")
+
+
+@subscribers.command("export")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--status", type=ANY_STATUS, help="Only people in this status.")
+@pass_project
+def export(project: Project, file: Path | None, status: str | None) -> None:
+    """Write the list as CSV to FILE.csv (replaced atomically), or to standard output."""
+    store = _store(project)
+    only = SubscriberStatus(status) if status else None
+    if file is None:
+        export_csv(store, sys.stdout, status=only)
+        return
+    count = _export_to_file(store, file, only)
+    click.echo(f"exported {count} subscriber(s) to {file}", err=True)
+
+
+def _export_to_file(store: SubscriberStore, file: Path, status: SubscriberStatus | None) -> int:
+    """Write to a temporary file beside ``file`` and rename it into place: never half-written."""
+    folder = file.resolve().parent
+    if not folder.is_dir():
+        raise SubscriberError(f"{file}: the folder {folder} does not exist")
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            count = export_csv(store, handle, status=status)
+        os.replace(temporary, file)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return count
+
+
+@subscribers.command("list")
+@click.option("--status", type=ANY_STATUS, help="Only people in this status.")
+@pass_project
+def list_(project: Project, status: str | None) -> None:
+    """List subscribers: address, status, name (one per line, oldest first)."""
+    only = SubscriberStatus(status) if status else None
+    for subscriber in _store(project).iter_all(only):
+        click.echo(f"{subscriber.email}\t{subscriber.status}\t{subscriber.name or ''}")
+
+
+@subscribers.command("show")
+@click.argument("email")
+@pass_project
+def show(project: Project, email: str) -> None:
+    """Show one subscriber: consent record and the history of every change."""
+    store = _store(project)
+    record = store.record(email)
+    if record is None:
+        forgotten = store.forgotten_at(email)
+        if forgotten is not None:
+            click.echo(f"{email.strip()}: forgotten on {forgotten:%Y-%m-%d}; stays suppressed")
+            return
+        raise SubscriberError(f"{email.strip()} is not on the list")
+    person = record.subscriber
+    joined = person.subscribed_at
+    lines = [
+        f"email:      {person.email}",
+        f"name:       {person.name or ''}",
+        f"status:     {person.status}",
+        f"topics:     {'; '.join(person.topics) or 'all'}",
+        f"joined:     {joined:%Y-%m-%d %H:%M} UTC via {record.source}"
+        + (f" ({record.source_detail})" if record.source_detail else "")
+        + (f" from {record.source_ip}" if record.source_ip else "")
+        if joined
+        else "joined:     unknown",
+    ]
+    if person.confirmed_at:
+        lines.append(
+            f"confirmed:  {person.confirmed_at:%Y-%m-%d %H:%M} UTC"
+            + (f" from {record.confirmed_ip}" if record.confirmed_ip else "")
+        )
+    lines.append("history:")
+    for event in store.events(person.id):
+        change = f"{event.from_status or '-'} → {event.to_status}" if event.to_status else ""
+        lines.append(
+            f"  {event.at:%Y-%m-%d %H:%M}  {event.kind:<12} {change:<24} "
+            f"{event.reason} [{event.source}]".rstrip()
+        )
+    click.echo("\n".join(lines))
+
+
+@subscribers.command("stats")
+@pass_project
+def stats(project: Project) -> None:
+    """Count subscribers by status."""
+    store = _store(project)
+    counts = store.counts_by_status()
+    width = max(len(status.value) for status in counts)
+    for status, count in counts.items():
+        click.echo(f"{status.value:<{width}}  {count}")
+    click.echo(f"{'total':<{width}}  {sum(counts.values())}")
+    forgotten = store.count_forgotten()
+    if forgotten:
+        click.echo(f"(of which {forgotten} forgotten: only a hash of the address is kept)")
+
+
+COMMANDS: list[click.Command] = [subscribers]

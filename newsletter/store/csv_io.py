@@ -64,6 +64,7 @@ class ImportReport:
     path: Path
     dry_run: bool
     rows: list[RowOutcome] = field(default_factory=list)
+    written: bool = False  # False for a dry run, a refused --strict import, or nothing to change
 
     @property
     def counts(self) -> dict[Outcome, int]:
@@ -256,9 +257,13 @@ def import_csv(
     *,
     status: SubscriberStatus = SubscriberStatus.ACTIVE,
     dry_run: bool = False,
+    strict: bool = False,
     progress: ProgressCallback | None = None,
 ) -> ImportReport:
-    """Import a CSV of people (``email`` column required, ``name`` optional) in one transaction."""
+    """Import a CSV of people (``email`` column required, ``name`` optional) in one transaction.
+
+    With ``strict``, any invalid row means nothing is written.
+    """
     if status not in _MAILABILITY_RANK:
         raise SubscriberError(f"imported people are active or pending, not {status}")
     path = Path(path)
@@ -275,8 +280,10 @@ def import_csv(
         report.rows.append(_decide(plan, line, fields, columns))
         if progress is not None and count % _PROGRESS_EVERY == 0:
             progress(line, total_lines)
-    if not dry_run and (plan.new or plan.renames):
+    refused = strict and any(row.outcome is Outcome.INVALID for row in report.rows)
+    if not dry_run and not refused and (plan.new or plan.renames):
         store.bulk_apply(plan.new, plan.renames, source="import", source_detail=path.name)
+        report.written = True
     if progress is not None:
         progress(total_lines, total_lines)
     return report
