@@ -6,6 +6,7 @@ one-line message instead of a traceback::
     NewsletterError
     ├── ConfigError               schedule.yaml or environment is wrong       (exit 2)
     ├── IssueError                an issue file has errors (carries findings) (exit 1)
+    ├── IssueNotFoundError        no issue file for that month or path        (exit 2)
     ├── RenderError               templates, MJML or inlining failed          (exit 1)
     ├── SubscriberError           a subscriber operation was refused          (exit 1)
     │   └── ImportFileError       a CSV file cannot be read at all            (exit 1)
@@ -47,6 +48,12 @@ class IssueError(NewsletterError):
     def __init__(self, message: str, findings: Sequence[Finding] = ()) -> None:
         super().__init__(message)
         self.findings = tuple(findings)
+
+
+class IssueNotFoundError(NewsletterError):
+    """The issue asked for (a month ``YYYY-MM`` or a path) has no file: a usage mistake."""
+
+    exit_code = 2
 
 
 class RenderError(NewsletterError):

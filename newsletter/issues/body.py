@@ -1,0 +1,136 @@
+"""The Markdown body of an issue file: its headings, and checks every section shares."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from newsletter import markdown
+from newsletter.issues.common import Report, fold, short
+
+FIELDS = ("Citation", "DOI", "Link", "Topics")
+IMPLICATIONS = "Practice Implications"
+FIELD_RE = re.compile(r" {0,3}([A-Za-z][\w-]*)[ \t]*:(?!//)(.*)")
+_NO_SPACE_HEADING_RE = re.compile(r" {0,3}#{2,6}[^\s#]")
+
+
+# --- body: intro and articles --------------------------------------------------------------------
+
+
+@dataclass
+class Body:
+    """The body's lines, the file line of the first one, and which lines are inside code blocks."""
+
+    lines: list[str]
+    first: int
+    report: Report
+    code: set[int] = field(default_factory=set)
+
+    def line_no(self, index: int) -> int:
+        return self.first + index
+
+    def text(self, start: int, end: int) -> str:
+        return "\n".join(self.lines[start:end]).strip("\n")
+
+
+@dataclass
+class Heading:
+    index: int  # body line
+    kind: str  # "article", "implications" or "other"
+    title: str
+
+
+def find_headings(body: Body) -> list[Heading]:
+    """Every heading of the body, classified; an unexpected one is reported here."""
+    tokens = markdown.parse("\n".join(body.lines))
+    headings: list[Heading] = []
+    for position, token in enumerate(tokens):
+        if token.type in ("fence", "code_block") and token.map:
+            body.code.update(range(*token.map))
+        if token.type != "heading_open" or not token.map:
+            continue
+        title = tokens[position + 1].content.strip()
+        kind = _heading_kind(token.tag, token.markup, token.level, title)
+        if kind == "other":
+            body.report.error(body.line_no(token.map[0]), _heading_problem(token.tag, token.markup))
+        headings.append(Heading(token.map[0], kind, title))
+    return headings
+
+
+def _heading_kind(tag: str, markup: str, level: int, title: str) -> str:
+    if level == 0 and tag == "h2" and markup == "##":
+        return "article"
+    if (
+        level == 0
+        and tag == "h3"
+        and markup == "###"
+        and fold(title.rstrip(":")) == fold(IMPLICATIONS)
+    ):
+        return "implications"
+    return "other"
+
+
+def _heading_problem(tag: str, markup: str) -> str:
+    if not markup.startswith("#"):
+        return "a line of '---' or '===' under text makes it a heading: leave a blank line above it"
+    if tag == "h1":
+        return "'# ' headings are not used: an article starts with '## Title'"
+    if tag == "h3":
+        return f"unexpected heading: the only '### ' heading is '### {IMPLICATIONS}'"
+    if tag == "h2":
+        return "a heading inside a list or quote cannot start an article"
+    return f"'{markup} ' headings are not used: articles are '## Title', then '### {IMPLICATIONS}'"
+
+
+# --- Markdown checks -----------------------------------------------------------------------------
+
+
+def check_section(body: Body, start: int, end: int) -> None:
+    """Links, '##Title' lookalikes and stray field lines in one Markdown section."""
+    check_links(body, start, end)
+    for index in range(start, end):
+        line = body.lines[index]
+        if index in body.code:
+            continue
+        if _NO_SPACE_HEADING_RE.match(line):
+            body.report.warning(
+                body.line_no(index), "this is not a heading: put a space after the '#'s"
+            )
+        match = FIELD_RE.fullmatch(line)
+        if match and match.group(1).lower() in {name.lower() for name in FIELDS}:
+            body.report.error(
+                body.line_no(index),
+                f'"{match.group(1)}:" is not directly under the article title, so it is not a '
+                "field: fields come right after '## Title', before the summary",
+            )
+
+
+def check_links(body: Body, start: int, end: int) -> None:
+    lines = body.lines[start:end]
+    for link in markdown.links("\n".join(lines)):
+        if not markdown.is_safe_url(link.url):
+            line = body.line_no(start + _locate(lines, link.line, link.url))
+            body.report.error(line, _link_problem(link.url))
+
+
+def check_inline_links(report: Report, text: str, line: int) -> None:
+    for link in markdown.links(text):
+        if not markdown.is_safe_url(link.url):
+            report.error(line, _link_problem(link.url))
+
+
+def _link_problem(url: str) -> str:
+    if not url:
+        return "a link without an address"
+    return f'link "{short(url)}" is not allowed: use an https:, http: or mailto: address'
+
+
+def _locate(lines: list[str], start: int, url: str) -> int:
+    """The line of a paragraph (starting at ``start``) that holds ``url``; else ``start``."""
+    for index in range(start, len(lines)):
+        if not lines[index].strip():
+            break
+        if url in lines[index] or unquote(url) in lines[index]:
+            return index
+    return start

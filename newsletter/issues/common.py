@@ -1,0 +1,134 @@
+"""Shared pieces of the issue reader: DOIs, topic names, the findings collector, YAML marks."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from difflib import SequenceMatcher
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from newsletter.models import Finding, Severity
+
+_DOI_PREFIX_RE = re.compile(r"doi:\s*|(?:https?://)?(?:dx\.|www\.)?doi\.org/", re.IGNORECASE)
+_DOI_RE = re.compile(r"10\.\d+(?:\.\d+)*/.+", re.DOTALL)
+# Characters a URL path may hold as they are (RFC 3986 sub-delims, ":" and "@"); quote() keeps
+# letters, digits and "_.-~" too and percent-encodes everything else (<, >, #, %, ", ?, space …).
+_DOI_PATH_SAFE = "/!$&'()*+,;=:@"
+LINE_BREAKS = ("Cc", "Zl", "Zp")  # Unicode categories of control characters and line separators
+
+
+# --- public helpers ------------------------------------------------------------------------------
+
+
+def parse_doi(raw: str) -> str:
+    """The bare DOI of ``10.x/…``, ``doi:10.x/…`` or ``https://doi.org/10.x/…``; ValueError if none."""
+    text = raw.strip()
+    prefix = _DOI_PREFIX_RE.match(text)
+    doi = text[prefix.end() :] if prefix else text
+    if prefix and "doi.org" in prefix.group(0).lower():
+        doi = unquote(doi)  # a copied link may hold %3C for "<" and so on
+    if any(unicodedata.category(char) in LINE_BREAKS for char in doi):
+        raise ValueError("a DOI cannot hold line breaks or control characters")
+    if not _DOI_RE.fullmatch(doi):
+        raise ValueError(
+            f'"{short(text)}" is not a DOI: expected 10.<digits>/<suffix>, e.g. 10.1002/cpp.2509, '
+            "doi:10.1002/cpp.2509 or https://doi.org/10.1002/cpp.2509"
+        )
+    return doi
+
+
+def doi_url(doi: str) -> str:
+    """The https://doi.org/ link of a bare DOI, with the characters URLs reserve percent-encoded."""
+    return "https://doi.org/" + quote(doi, safe=_DOI_PATH_SAFE)
+
+
+def canonical_topic(name: str, topics: Sequence[str]) -> str | None:
+    """The topic of ``topics`` that ``name`` means (case and spacing ignored), or None."""
+    wanted = fold(name)
+    return next((topic for topic in topics if fold(topic) == wanted), None)
+
+
+def closest(name: str, choices: Sequence[str]) -> str | None:
+    """The choice a misspelt ``name`` most likely meant ("Depresion" → "Depression and …")."""
+    wanted = fold(name)
+    if not wanted or len(wanted) > 100:
+        return None
+    scored = [(_similarity(wanted, fold(choice)), choice) for choice in choices]
+    score, best = max(scored, default=(0.0, None), key=lambda pair: pair[0])
+    return best if score >= 0.6 else None
+
+
+# --- collecting findings -------------------------------------------------------------------------
+
+
+class Report:
+    """The findings of one file, in the order they are found; sorted by line at the end."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.findings: list[Finding] = []
+
+    def error(self, line: int, message: str) -> None:
+        self.findings.append(Finding(self.path, max(line, 1), Severity.ERROR, message))
+
+    def warning(self, line: int, message: str) -> None:
+        self.findings.append(Finding(self.path, max(line, 1), Severity.WARNING, message))
+
+    @property
+    def has_errors(self) -> bool:
+        return any(finding.is_error for finding in self.findings)
+
+    def result(self) -> tuple[Finding, ...]:
+        return tuple(sorted(self.findings, key=lambda finding: finding.line))
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+
+def fold(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _similarity(wanted: str, candidate: str) -> float:
+    """How alike two names are, whole or against one word of the candidate ("Depresion")."""
+    whole = SequenceMatcher(None, wanted, candidate).ratio()
+    words = re.findall(r"\w[\w-]*", candidate)
+    part = max((SequenceMatcher(None, wanted, word).ratio() for word in words), default=0.0)
+    return max(whole, 0.9 * part)
+
+
+def hint(name: str, choices: Sequence[str]) -> str:
+    match = closest(name, choices)
+    return f' (did you mean "{match}"?)' if match else ""
+
+
+def short(text: str, limit: int = 60) -> str:
+    text = "".join(char if unicodedata.category(char) != "Cc" else " " for char in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def has_line_break(text: str) -> bool:
+    return any(unicodedata.category(char) in LINE_BREAKS for char in text)
+
+
+def yaml_line(err: Exception, first: int, last: int) -> int:
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    line = first + mark.line if mark is not None else first
+    return min(max(line, first), last)
+
+
+def yaml_problem(err: Exception) -> str:
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    problem = getattr(err, "problem", None) or str(err)
+    return " ".join(str(problem).split())
+
+
+def display(path: Path) -> str:
+    """``path`` relative to the working directory when it lies inside it."""
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return str(path)
