@@ -1,0 +1,139 @@
+"""Signed link tokens: purpose scoping, tampering, forgery, expiry and where the key comes from."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import Settings, load_settings
+from newsletter.errors import ConfigError, TokenError
+from newsletter.tokens import LinkSigner, Purpose, load_signer
+
+KEY = b"k" * 32
+SENT = datetime(2026, 1, 6, 14, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def signer() -> LinkSigner:
+    return LinkSigner(KEY, confirm_max_age=timedelta(days=7))
+
+
+@pytest.mark.parametrize("purpose", list(Purpose))
+def test_round_trip_is_short_and_url_safe(signer: LinkSigner, purpose: Purpose) -> None:
+    token = signer.sign(purpose, 1_234_567)
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", token) and len(token) < 48
+    assert signer.verify(purpose, token) == 1_234_567
+
+
+@pytest.mark.parametrize("made_for", list(Purpose))
+def test_a_token_never_works_for_another_purpose(signer: LinkSigner, made_for: Purpose) -> None:
+    token = signer.sign(made_for, 7)
+    for other in Purpose:
+        if other is not made_for:
+            with pytest.raises(TokenError):
+                signer.verify(other, token)
+
+
+def test_relabelling_the_purpose_letter_breaks_the_signature(signer: LinkSigner) -> None:
+    token = signer.sign(Purpose.PREFERENCES, 7)
+    with pytest.raises(TokenError, match="signature"):
+        signer.verify(Purpose.UNSUBSCRIBE, "u" + token[1:])
+
+
+def test_tampered_tokens_are_rejected(signer: LinkSigner) -> None:
+    token = signer.sign(Purpose.UNSUBSCRIBE, 41)
+    body, issued, signature = token.split(".")
+    assert body == "u15"
+    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    for bad in (
+        f"u16.{issued}.{signature}",  # id 42 (base 36 "16") instead of 41 ("15")
+        f"{body}.{issued}.{flipped}",
+        f"{body}.{issued}1.{signature}",
+        token + "x",
+        token[:-1],
+        "",
+        "garbage",
+        token.replace(".", "-"),
+    ):
+        with pytest.raises(TokenError):
+            signer.verify(Purpose.UNSUBSCRIBE, bad)
+
+
+def test_a_token_from_another_key_is_forged(signer: LinkSigner) -> None:
+    forged = LinkSigner(b"x" * 32).sign(Purpose.UNSUBSCRIBE, 5)
+    with pytest.raises(TokenError, match="signature"):
+        signer.verify(Purpose.UNSUBSCRIBE, forged)
+
+
+def test_confirm_tokens_expire_after_max_age(signer: LinkSigner) -> None:
+    token = signer.sign(Purpose.CONFIRM, 9, now=SENT)
+    assert signer.verify(Purpose.CONFIRM, token, now=SENT + timedelta(days=6, hours=23)) == 9
+    with pytest.raises(TokenError, match="expired"):
+        signer.verify(Purpose.CONFIRM, token, now=SENT + timedelta(days=7, seconds=1))
+    shorter = LinkSigner(KEY, confirm_max_age=timedelta(hours=1))
+    with pytest.raises(TokenError, match="expired"):
+        shorter.verify(Purpose.CONFIRM, token, now=SENT + timedelta(hours=2))
+
+
+@pytest.mark.parametrize("purpose", [Purpose.UNSUBSCRIBE, Purpose.PREFERENCES])
+def test_unsubscribe_and_preferences_never_expire(signer: LinkSigner, purpose: Purpose) -> None:
+    token = signer.sign(purpose, 9, now=SENT)
+    assert signer.verify(purpose, token, now=SENT + timedelta(days=61)) == 9
+    assert signer.verify(purpose, token, now=SENT + timedelta(days=3650)) == 9
+
+
+def test_key_file_is_created_0600_beside_the_database_and_reused(settings: Settings) -> None:
+    key_file = settings.root / "subscribers" / ".secret_key"
+    assert not key_file.exists()
+    first = load_signer(settings)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    token = first.sign(Purpose.UNSUBSCRIBE, 3)
+    again = load_signer(load_settings(settings.root, env={}))
+    assert again.verify(Purpose.UNSUBSCRIBE, token) == 3
+    assert not list(key_file.parent.glob("*.tmp"))
+
+
+def test_environment_key_wins_over_the_key_file(settings: Settings) -> None:
+    from_file = load_signer(settings)
+    env = {"NEWSLETTER_SECRET_KEY": "an-environment-secret-of-some-length"}
+    from_env = load_signer(load_settings(settings.root, env=env))
+    token = from_env.sign(Purpose.UNSUBSCRIBE, 3)
+    with pytest.raises(TokenError):
+        from_file.verify(Purpose.UNSUBSCRIBE, token)
+    assert LinkSigner(env["NEWSLETTER_SECRET_KEY"].encode()).verify(Purpose.UNSUBSCRIBE, token) == 3
+
+
+def test_a_short_environment_key_is_a_config_error(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="NEWSLETTER_SECRET_KEY: too short"):
+        load_signer(dataclasses.replace(settings, secret_key="short"))
+
+
+def test_non_sqlite_database_needs_the_environment_key(settings: Settings) -> None:
+    remote = dataclasses.replace(settings, database_url="postgresql://db.example.org/newsletter")
+    with pytest.raises(ConfigError, match="NEWSLETTER_SECRET_KEY: not set"):
+        load_signer(remote)
+    assert load_signer(dataclasses.replace(remote, secret_key="s" * 32)).sign(Purpose.CONFIRM, 1)
+
+
+def test_confirm_max_age_comes_from_schedule_yaml(project: Path, clean_env: None) -> None:
+    path = project / "schedule.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(re.sub(r"confirm_max_age: 7d", "confirm_max_age: 48h", text), "utf-8")
+    signer = load_signer(load_settings(project, env={}))
+    assert signer.confirm_max_age == timedelta(hours=48)
+    path.write_text(re.sub(r"confirm_max_age: 7d", "confirm_max_age: soon", text), "utf-8")
+    with pytest.raises(ConfigError, match=r"schedule.yaml:\d+: `links.confirm_max_age`"):
+        load_settings(project, env={})
+
+
+def test_an_empty_key_file_is_a_config_error(settings: Settings) -> None:
+    key_file = settings.root / "subscribers" / ".secret_key"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text("\n")
+    with pytest.raises(ConfigError, match=r"\.secret_key"):
+        load_signer(settings)
