@@ -8,7 +8,8 @@ copy by string substitution. Adding a provider is one new module with one ``Tran
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import ClassVar, Self
 
@@ -56,3 +57,11 @@ class Transport(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def split_batches(message: OutgoingMessage, size: int) -> Iterator[OutgoingMessage]:
+    """The same message in parts of at most ``size`` recipients (e.g. ``transport.max_batch``)."""
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, got {size}")
+    for start in range(0, len(message.recipients), size):
+        yield replace(message, recipients=message.recipients[start : start + size])

@@ -16,14 +16,17 @@ import ssl
 import time
 import urllib.error
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import python_http_client.exceptions
 from sendgrid import SendGridAPIClient
 
 from newsletter.config import SendGridSettings
+from newsletter.delivery.base import DeliveryResult, Transport
 from newsletter.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
+from newsletter.mime import check_header
+from newsletter.models import OutgoingMessage, Recipient
 
 log = logging.getLogger(__name__)
 
@@ -300,3 +303,145 @@ def _error_messages(body: bytes | None) -> str:
             message += f" (field {field})"
         parts.append(message)
     return "; ".join(p for p in parts if p)
+
+
+class SendGridTransport(Transport):
+    """One Mail Send request per batch: one personalization per recipient, content sent once."""
+
+    name: ClassVar[str] = "sendgrid"
+
+    def __init__(
+        self,
+        settings: SendGridSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: float = TIMEOUT,
+        api: SendGridAPI | None = None,
+    ) -> None:
+        self.max_batch = min(settings.batch_size, MAX_PERSONALIZATIONS)
+        self.sandbox = settings.sandbox
+        self.api = api or SendGridAPI(settings, sleep=sleep, timeout=timeout)
+
+    def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
+        """Send ``message`` to its recipients in one request; all accepted or an exception."""
+        if not message.recipients:
+            return []
+        if len(message.recipients) > self.max_batch:
+            raise PermanentDeliveryError(
+                f"a SendGrid batch holds at most {self.max_batch} recipients, "
+                f"got {len(message.recipients)}"
+            )
+        data = json.dumps(self.payload(message))
+        check_payload_size(data)
+        _, headers = self.api.request("POST", "/v3/mail/send", data=data)
+        message_id = headers.get("X-Message-Id")
+        return [
+            DeliveryResult(recipient=r, accepted=True, provider_message_id=message_id)
+            for r in message.recipients
+        ]
+
+    def payload(self, message: OutgoingMessage) -> dict[str, Any]:
+        """The Mail Send body, checked against SendGrid's limits (``PermanentDeliveryError``)."""
+        check_header("Subject", message.subject)
+        if not message.subject.strip():
+            raise PermanentDeliveryError("the message has an empty subject; SendGrid refuses it")
+        body: dict[str, Any] = {
+            "personalizations": [_personalization(message, r) for r in message.recipients],
+            "from": _address(message.sender_email, message.sender_name),
+            "subject": message.subject,
+            "content": _content(message),
+            # Our own List-Unsubscribe headers only: SendGrid's would add a second link.
+            "tracking_settings": {"subscription_tracking": {"enable": False}},
+            "mail_settings": {"sandbox_mode": {"enable": self.sandbox}},
+        }
+        if message.reply_to:
+            body["reply_to"] = _address(message.reply_to, None)
+        _check_recipients(message.recipients)
+        return body
+
+
+def _address(email: str, name: str | None) -> dict[str, str]:
+    check_header("address", email)
+    if name:
+        return {"email": email, "name": check_header("name", name)}
+    return {"email": email}
+
+
+def _content(message: OutgoingMessage) -> list[dict[str, str]]:
+    # text/plain first: SendGrid refuses text/html before it.
+    if not message.text.strip():
+        raise PermanentDeliveryError("the message has no plain-text body; SendGrid needs one")
+    content = [{"type": "text/plain", "value": message.text}]
+    if message.html is not None:
+        if not message.html.strip():
+            raise PermanentDeliveryError("the message's HTML body is empty; SendGrid refuses it")
+        content.append({"type": "text/html", "value": message.html})
+    return content
+
+
+def _personalization(message: OutgoingMessage, recipient: Recipient) -> dict[str, Any]:
+    entry: dict[str, Any] = {"to": [_address(recipient.email, recipient.name)]}
+    if recipient.substitutions:
+        subs = {p.value: value for p, value in recipient.substitutions.items()}
+        _check_bytes(subs, MAX_SUBSTITUTION_BYTES, "substitutions", recipient)
+        entry["substitutions"] = subs
+    if recipient.list_unsubscribe_url:
+        url = check_header("List-Unsubscribe", recipient.list_unsubscribe_url)
+        # RFC 8058 one-click unsubscribe, required of bulk senders by Gmail and Yahoo.
+        entry["headers"] = _check_header_names(
+            {
+                "List-Unsubscribe": f"<{url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
+        )
+    args = {}
+    if message.issue_month:
+        args[CUSTOM_ARG_ISSUE] = message.issue_month
+    if recipient.subscriber_id is not None:
+        args[CUSTOM_ARG_SUBSCRIBER] = str(recipient.subscriber_id)
+    if args:
+        _check_bytes(args, MAX_CUSTOM_ARGS_BYTES, "custom_args", recipient)
+        entry["custom_args"] = args
+    return entry
+
+
+def _check_header_names(headers: dict[str, str]) -> dict[str, str]:
+    for name in headers:
+        if name.lower() in RESERVED_HEADERS:
+            raise PermanentDeliveryError(f"SendGrid does not let a request set the {name} header")
+    return headers
+
+
+def _check_bytes(value: dict[str, str], limit: int, what: str, recipient: Recipient) -> None:
+    size = len(json.dumps(value).encode("utf-8"))
+    if size > limit:
+        raise PermanentDeliveryError(
+            f"the SendGrid {what} for {recipient.email} take {size} bytes; "
+            f"SendGrid allows at most {limit:,} per personalization"
+        )
+
+
+def _check_recipients(recipients: tuple[Recipient, ...]) -> None:
+    if len(recipients) > MAX_RECIPIENTS:
+        raise PermanentDeliveryError(
+            f"{len(recipients)} recipients in one SendGrid request; at most {MAX_RECIPIENTS}"
+        )
+    seen: set[str] = set()
+    for recipient in recipients:
+        key = recipient.email.lower()
+        if key in seen:
+            raise PermanentDeliveryError(
+                f"{recipient.email} appears twice in one SendGrid batch; SendGrid refuses that"
+            )
+        seen.add(key)
+
+
+def check_payload_size(data: str) -> None:
+    """SendGrid refuses a request over 20 MB; say so before sending it."""
+    size = len(data.encode("utf-8"))
+    if size > MAX_PAYLOAD_BYTES:
+        raise PermanentDeliveryError(
+            f"the SendGrid request would be {size / 1e6:.1f} MB; SendGrid allows at most "
+            f"{MAX_PAYLOAD_BYTES / 1e6:.0f} MB (use a smaller delivery.sendgrid.batch_size "
+            f"or a shorter issue)"
+        )

@@ -1,0 +1,439 @@
+"""The send ledger: one ``sends`` row per issue, one ``deliveries`` row per (issue, subscriber).
+
+A batch is claimed (its rows inserted as ``pending``) in one transaction *before* the transport
+is called, and its results recorded in one transaction after. So a crash leaves exactly the
+in-flight batch ``pending``; ``--resume`` turns those rows ``unconfirmed`` and never silently
+resends them. The unique (send, subscriber) constraint makes a second copy impossible.
+Claiming is one ``INSERT … SELECT`` per batch (the database picks the next active subscribers
+with no row yet, by id), so nothing per subscriber crosses into Python but the batch itself.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from newsletter.delivery.base import DeliveryResult
+from newsletter.errors import AlreadySentError, SendError
+from newsletter.models import LedgerStatus, SubscriberStatus
+from newsletter.store.schema import deliveries, sends, subscribers
+
+ERROR_MAX = 1000  # deliveries.error length
+RESENDING = "unconfirmed earlier; sent again with --resend-unconfirmed"
+
+
+class SendStatus(enum.StrEnum):
+    """Where a send run of an issue stands (``sends.status``)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """One ``sends`` row: the send of one issue."""
+
+    id: int
+    issue: str
+    subject: str
+    transport: str
+    status: SendStatus
+    started_at: datetime
+    finished_at: datetime | None
+    triggered_by: str
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """A recipient claimed into the batch in flight (plain values only)."""
+
+    subscriber_id: int
+    email: str
+    name: str | None
+    message_id: str
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored here is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _record(row: sa.Row[tuple[object, ...]]) -> SendRecord:
+    m = row._mapping
+    return SendRecord(
+        id=int(m["id"]),
+        issue=str(m["issue"]),
+        subject=str(m["subject"]),
+        transport=str(m["transport"]),
+        status=SendStatus(m["status"]),
+        started_at=_aware(m["started_at"]) or _now(),
+        finished_at=_aware(m["finished_at"]),
+        triggered_by=str(m["triggered_by"]),
+    )
+
+
+class Ledger:
+    """The ``sends`` and ``deliveries`` tables of one database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # --- the send row -----------------------------------------------------------------------
+
+    def find(self, issue: str) -> SendRecord | None:
+        """The send of ``issue``, if it has one."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(sends).where(sends.c.issue == issue)).first()
+        return _record(row) if row else None
+
+    def start(self, issue: str, subject: str, transport: str, triggered_by: str) -> SendRecord:
+        """Create the send of ``issue``; refuse when it exists (the unique column decides races)."""
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sends.insert().values(
+                        issue=issue,
+                        subject=subject,
+                        transport=transport,
+                        status=SendStatus.RUNNING.value,
+                        started_at=now,
+                        triggered_by=triggered_by,
+                    )
+                )
+        except sa.exc.IntegrityError as err:
+            existing = self.find(issue)
+            raise refusal(existing) if existing else SendError(str(err.orig)) from err
+        record = self.find(issue)
+        assert record is not None
+        return record
+
+    def reopen(self, record: SendRecord, transport: str) -> SendRecord:
+        """Mark an existing send running again (``--resume``), with the transport used now."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sends.update()
+                .where(sends.c.id == record.id)
+                .values(status=SendStatus.RUNNING.value, transport=transport, finished_at=None)
+            )
+        updated = self.find(record.issue)
+        assert updated is not None
+        return updated
+
+    def finish(self, send_id: int, status: SendStatus) -> None:
+        """Close the run: ``completed`` (with its finishing time) or ``interrupted``."""
+        values: dict[str, object] = {"status": status.value}
+        if status is SendStatus.COMPLETED:
+            values["finished_at"] = _now()
+        with self.engine.begin() as conn:
+            conn.execute(sends.update().where(sends.c.id == send_id).values(**values))
+
+    # --- batches ----------------------------------------------------------------------------
+
+    def next_batch_number(self, send_id: int) -> int:
+        """One more than the highest batch number used by the send so far."""
+        with self.engine.connect() as conn:
+            highest = conn.scalar(
+                sa.select(sa.func.max(deliveries.c.batch)).where(deliveries.c.send_id == send_id)
+            )
+        return int(highest or 0) + 1
+
+    def mark_in_flight_unconfirmed(self, send_id: int) -> int:
+        """Rows still ``pending`` were in flight when a run died: they may have gone out."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.send_id == send_id,
+                    deliveries.c.status == LedgerStatus.PENDING.value,
+                )
+                .values(
+                    status=LedgerStatus.UNCONFIRMED.value,
+                    error="in flight when the sending process stopped",
+                    updated_at=_now(),
+                )
+            )
+        return int(result.rowcount or 0)
+
+    def claim(
+        self, send_id: int, batch: int, *, after_id: int, limit: int, message_ids: MessageIds
+    ) -> list[ClaimedRow]:
+        """Claim the next ``limit`` active subscribers (ids above ``after_id``) with no row yet."""
+        candidates = (
+            sa.select(
+                sa.literal(send_id),
+                subscribers.c.id,
+                subscribers.c.email,
+                sa.literal(LedgerStatus.PENDING.value),
+                sa.literal(batch),
+                message_ids.expression(subscribers.c.id),
+                sa.literal(_now(), sa.DateTime(timezone=True)),
+            )
+            .where(
+                subscribers.c.status == SubscriberStatus.ACTIVE.value,
+                subscribers.c.id > after_id,
+                subscribers.c.email.is_not(None),
+                ~sa.exists().where(
+                    deliveries.c.send_id == send_id,
+                    deliveries.c.subscriber_id == subscribers.c.id,
+                ),
+            )
+            .order_by(subscribers.c.id)
+            .limit(limit)
+        )
+        insert = deliveries.insert().from_select(
+            ["send_id", "subscriber_id", "email", "status", "batch", "message_id", "updated_at"],
+            candidates,
+        )
+        return self._claim_with(insert, send_id, batch)
+
+    def claim_unconfirmed(self, send_id: int, batch: int, *, limit: int) -> list[ClaimedRow]:
+        """Claim ``unconfirmed`` rows of still-active subscribers again (``--resend-unconfirmed``)."""
+        chosen = (
+            sa.select(deliveries.c.id)
+            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            .where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.status == LedgerStatus.UNCONFIRMED.value,
+                subscribers.c.status == SubscriberStatus.ACTIVE.value,
+            )
+            .order_by(deliveries.c.subscriber_id)
+            .limit(limit)
+        )
+        update = (
+            deliveries.update()
+            .where(deliveries.c.id.in_(chosen.scalar_subquery()))
+            .values(
+                status=LedgerStatus.PENDING.value, batch=batch, error=RESENDING, updated_at=_now()
+            )
+        )
+        return self._claim_with(update, send_id, batch)
+
+    def _claim_with(self, statement: sa.Executable, send_id: int, batch: int) -> list[ClaimedRow]:
+        """Run the claiming statement and read the batch back, in one transaction."""
+        query = (
+            sa.select(
+                deliveries.c.subscriber_id,
+                deliveries.c.email,
+                subscribers.c.name,
+                deliveries.c.message_id,
+            )
+            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            .where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.status == LedgerStatus.PENDING.value,
+                deliveries.c.batch == batch,
+            )
+            # By row id: the (send_id, status) index yields that order, so no scan of the send.
+            .order_by(deliveries.c.id)
+        )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(statement)
+                rows = conn.execute(query).all()
+        except sa.exc.IntegrityError as err:
+            raise SendError(
+                "another process is sending this issue at the same time; stopped"
+            ) from err
+        return [ClaimedRow(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def record(
+        self, send_id: int, batch: int, claimed: int, results: Sequence[DeliveryResult]
+    ) -> None:
+        """Store what the transport said about each recipient of the batch, in one transaction."""
+        now = _now()
+        in_batch = (
+            deliveries.c.send_id == send_id,
+            deliveries.c.status == LedgerStatus.PENDING.value,
+            deliveries.c.batch == batch,
+        )
+        with self.engine.begin() as conn:
+            if _uniform(results, claimed):
+                # One statement for the whole batch: the common case, and the fast one.
+                conn.execute(
+                    deliveries.update()
+                    .where(*in_batch)
+                    .values(
+                        status=LedgerStatus.SENT.value,
+                        provider_message_id=results[0].provider_message_id,
+                        error=None,
+                        updated_at=now,
+                    )
+                )
+                return
+            if results:
+                conn.execute(_RECORD_ONE, [_result_params(send_id, r, now) for r in results])
+            # Anything the transport said nothing about may or may not have gone out.
+            conn.execute(
+                deliveries.update()
+                .where(*in_batch)
+                .values(
+                    status=LedgerStatus.UNCONFIRMED.value,
+                    error="the transport gave no result for this recipient",
+                    updated_at=now,
+                )
+            )
+
+    def release(self, send_id: int, batch: int) -> int:
+        """Give a batch back (the transport refused it whole): ``--resume`` will send it again."""
+        with self.engine.begin() as conn:
+            fresh = conn.execute(
+                deliveries.delete().where(
+                    deliveries.c.send_id == send_id,
+                    deliveries.c.status == LedgerStatus.PENDING.value,
+                    deliveries.c.batch == batch,
+                    deliveries.c.error.is_(None),  # not a resent unconfirmed row
+                )
+            )
+            resent = conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.send_id == send_id,
+                    deliveries.c.status == LedgerStatus.PENDING.value,
+                    deliveries.c.batch == batch,
+                )
+                .values(status=LedgerStatus.UNCONFIRMED.value, updated_at=_now())
+            )
+        return int(fresh.rowcount or 0) + int(resent.rowcount or 0)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def counts(self, send_id: int) -> dict[LedgerStatus, int]:
+        """Rows per status (every status present, zero when none)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(deliveries.c.status, sa.func.count())
+                .where(deliveries.c.send_id == send_id)
+                .group_by(deliveries.c.status)
+            ).all()
+        found = {LedgerStatus(status): int(count) for status, count in rows}
+        return {status: found.get(status, 0) for status in LedgerStatus}
+
+    def remaining(self, send_id: int | None) -> int:
+        """Active subscribers with no row in the send yet (all active ones without a send)."""
+        query = sa.select(sa.func.count()).where(
+            subscribers.c.status == SubscriberStatus.ACTIVE.value,
+            subscribers.c.email.is_not(None),
+        )
+        if send_id is not None:
+            query = query.where(
+                ~sa.exists().where(
+                    deliveries.c.send_id == send_id,
+                    deliveries.c.subscriber_id == subscribers.c.id,
+                )
+            )
+        with self.engine.connect() as conn:
+            return int(conn.scalar(query) or 0)
+
+    def resendable(self, send_id: int) -> int:
+        """``unconfirmed`` rows whose subscriber is still active."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(
+                deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            )
+            .where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.status == LedgerStatus.UNCONFIRMED.value,
+                subscribers.c.status == SubscriberStatus.ACTIVE.value,
+            )
+        )
+        with self.engine.connect() as conn:
+            return int(conn.scalar(query) or 0)
+
+    def addresses(
+        self, send_id: int, statuses: Sequence[LedgerStatus]
+    ) -> Iterator[tuple[str, LedgerStatus, str | None]]:
+        """``(email, status, error)`` of the rows in ``statuses``, streamed in id order."""
+        query = (
+            sa.select(deliveries.c.email, deliveries.c.status, deliveries.c.error)
+            .where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.status.in_([s.value for s in statuses]),
+            )
+            .order_by(deliveries.c.id)
+            .execution_options(yield_per=1000)
+        )
+        with self.engine.connect() as conn:
+            for email, status, error in conn.execute(query):
+                yield str(email), LedgerStatus(status), error
+
+
+class MessageIds:
+    """Message-IDs made by the database while claiming: ``<ISSUE.SUBSCRIBER.NONCE@DOMAIN>``.
+
+    Unique (a fresh random nonce per run), stored on the row, and reused when an unconfirmed
+    recipient is sent again, so a receiving server can recognise the copy as the same message.
+    """
+
+    def __init__(self, issue: str, sender_email: str) -> None:
+        domain = sender_email.rpartition("@")[2] or "newsletter.invalid"
+        self.prefix = f"<{issue}."
+        self.suffix = f".{secrets.token_hex(6)}@{domain}>"
+
+    def expression(self, subscriber_id: sa.ColumnElement[int]) -> sa.ColumnElement[str]:
+        return sa.literal(self.prefix) + sa.cast(subscriber_id, sa.String) + sa.literal(self.suffix)
+
+    def for_id(self, subscriber_id: int) -> str:
+        return f"{self.prefix}{subscriber_id}{self.suffix}"
+
+
+def refusal(record: SendRecord) -> SendError:
+    """The error for starting a send of an issue that has one already."""
+    if record.status is SendStatus.COMPLETED:
+        when = (record.finished_at or record.started_at).strftime("%Y-%m-%d %H:%M UTC")
+        return AlreadySentError(f"issue {record.issue} was already sent on {when}; nothing to do")
+    started = record.started_at.strftime("%Y-%m-%d %H:%M UTC")
+    return SendError(
+        f"the send of {record.issue} started on {started} did not finish ({record.status}); "
+        f"run `newsletter send {record.issue} --resume` to continue it"
+    )
+
+
+def _uniform(results: Sequence[DeliveryResult], claimed: int) -> bool:
+    """Every claimed recipient accepted under one provider id (SendGrid: one per request)."""
+    if len(results) != claimed or not all(r.accepted for r in results):
+        return False
+    first = results[0].provider_message_id
+    if any(r.provider_message_id != first for r in results):
+        return False
+    return len({r.recipient.subscriber_id for r in results}) == claimed
+
+
+_RECORD_ONE = (
+    deliveries.update()
+    .where(
+        deliveries.c.send_id == sa.bindparam("p_send_id"),
+        deliveries.c.subscriber_id == sa.bindparam("p_subscriber_id"),
+        deliveries.c.status == LedgerStatus.PENDING.value,
+    )
+    .values(
+        status=sa.bindparam("p_status"),
+        provider_message_id=sa.bindparam("p_provider_id"),
+        error=sa.bindparam("p_error"),
+        updated_at=sa.bindparam("p_now", type_=sa.DateTime(timezone=True)),
+    )
+)
+
+
+def _result_params(send_id: int, result: DeliveryResult, now: datetime) -> Mapping[str, object]:
+    return {
+        "p_send_id": send_id,
+        "p_subscriber_id": result.recipient.subscriber_id,
+        "p_status": (LedgerStatus.SENT if result.accepted else LedgerStatus.FAILED).value,
+        "p_provider_id": result.provider_message_id,
+        "p_error": None if result.accepted else (result.error or "refused")[:ERROR_MAX],
+        "p_now": now,
+    }

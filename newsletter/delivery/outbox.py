@@ -1,0 +1,74 @@
+"""The outbox transport: every message written to a local Maildir that mail clients can open.
+
+The default in the shipped ``schedule.yaml``, so a fresh checkout "sends" with no account
+anywhere. ``mailbox.Maildir`` writes each message to ``tmp/`` and renames it into ``new/``, so a
+reader never sees half a message.
+"""
+
+from __future__ import annotations
+
+import mailbox
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+from newsletter.config import OutboxSettings
+from newsletter.delivery.base import DeliveryResult, Transport
+from newsletter.errors import PermanentDeliveryError
+from newsletter.mime import build_message
+from newsletter.models import OutgoingMessage
+
+
+class OutboxTransport(Transport):
+    """Writes one file per recipient into ``settings.path`` (a Maildir: cur/, new/, tmp/)."""
+
+    name: ClassVar[str] = "outbox"
+    max_batch = 500
+
+    def __init__(self, settings: OutboxSettings) -> None:
+        self.path = Path(settings.path)
+        self._maildir: mailbox.Maildir | None = None
+
+    def open(self) -> None:
+        """Create the Maildir (and its parents) if missing."""
+        if self.path.exists() and not self.path.is_dir():
+            raise PermanentDeliveryError(
+                f"delivery.outbox.path: {self.path} exists and is not a folder"
+            )
+        try:
+            self._maildir = mailbox.Maildir(self.path, create=True)
+        except OSError as err:
+            raise PermanentDeliveryError(
+                f"delivery.outbox.path: cannot create the Maildir {self.path}: {err.strerror}"
+            ) from err
+
+    def close(self) -> None:
+        if self._maildir is not None:
+            self._maildir.close()
+            self._maildir = None
+
+    def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
+        if self._maildir is None:
+            self.open()
+        assert self._maildir is not None
+        now = datetime.now(UTC)
+        results: list[DeliveryResult] = []
+        try:
+            for recipient in message.recipients:
+                mail = build_message(message, recipient, date=now)
+                # LF line ends on disk, as Maildir readers expect (the SMTP policy writes CRLF).
+                key = self._maildir.add(mail.as_bytes(policy=mail.policy.clone(linesep="\n")))
+                results.append(DeliveryResult(recipient, accepted=True, provider_message_id=key))
+        except OSError as err:
+            self._discard(results)
+            raise PermanentDeliveryError(
+                f"cannot write to the outbox {self.path}: {err.strerror or err}"
+            ) from err
+        return results
+
+    def _discard(self, results: list[DeliveryResult]) -> None:
+        """Take back a failed batch's messages: a batch is written whole or not at all."""
+        assert self._maildir is not None
+        for result in results:
+            if result.provider_message_id is not None:
+                self._maildir.discard(result.provider_message_id)

@@ -1,0 +1,196 @@
+"""The SMTP transport: ``smtplib`` over one reused connection, paced to ``rate`` messages a second.
+
+Each recipient gets their own RFC 5322 message (``mime.build_message``: multipart/alternative,
+text first, Message-ID, Date, List-Unsubscribe). A dropped connection is re-opened once and the
+message sent again; refusals of one recipient are results, refusals of the server are errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import time
+from collections.abc import Callable
+from typing import ClassVar
+
+from newsletter.config import SmtpSettings
+from newsletter.delivery.base import DeliveryResult, Transport
+from newsletter.errors import (
+    ConfigError,
+    DeliveryError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
+from newsletter.mime import build_message
+from newsletter.models import OutgoingMessage, Recipient
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = 30.0  # seconds for connecting and for each SMTP command
+
+
+class SmtpTransport(Transport):
+    """Sends through an SMTP server (STARTTLS, implicit TLS or plain), one message per recipient.
+
+    ``max_batch`` is 1: an error then concerns exactly one message, so a recipient who already
+    got the issue is never reported as failed (and resent) because a later one failed.
+    """
+
+    name: ClassVar[str] = "smtp"
+    max_batch = 1
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        timeout: float = TIMEOUT,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if settings.username and not settings.password:
+            raise ConfigError(
+                f"delivery.smtp.username is {settings.username!r} but NEWSLETTER_SMTP_PASSWORD "
+                "is not set: export the SMTP password"
+            )
+        self.settings = settings
+        self._tls = tls_context or ssl.create_default_context()
+        self._timeout = timeout
+        self._sleep = sleep
+        self._clock = clock
+        self._interval = 1.0 / settings.rate
+        self._next_send = 0.0
+        self._conn: smtplib.SMTP | None = None
+        self.connects = 0  # how many connections were opened (one, unless the server dropped us)
+
+    @property
+    def where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    def open(self) -> None:
+        """Connect, secure and log in; errors say which setting to check."""
+        if self._conn is None:
+            self._conn = self._connect()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+
+    def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
+        return [self._send_one(message, recipient) for recipient in message.recipients]
+
+    # --- one message ---------------------------------------------------------------------------
+
+    def _send_one(self, message: OutgoingMessage, recipient: Recipient) -> DeliveryResult:
+        mail = build_message(message, recipient)
+        for attempt in (1, 2):
+            self.open()
+            assert self._conn is not None
+            self._pace()
+            try:
+                self._conn.send_message(mail, message.sender_email, [recipient.email])
+            except smtplib.SMTPRecipientsRefused as err:
+                code, reply = next(iter(err.recipients.values()))
+                return DeliveryResult(recipient, accepted=False, error=_reply(code, reply))
+            except smtplib.SMTPNotSupportedError as err:
+                return DeliveryResult(recipient, accepted=False, error=f"{self.where}: {err}")
+            except smtplib.SMTPResponseException as err:
+                if err.smtp_code != 421 or attempt == 2:  # 421: the server is closing on us
+                    raise self._refused(err, "refused the message") from err
+                self._lost(err)
+            except (smtplib.SMTPServerDisconnected, OSError) as err:
+                if attempt == 2:
+                    raise TemporaryDeliveryError(
+                        f"SMTP server {self.where} dropped the connection again: {err}"
+                    ) from err
+                self._lost(err)
+            else:
+                return DeliveryResult(
+                    recipient, accepted=True, provider_message_id=recipient.message_id
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lost(self, err: BaseException) -> None:
+        """Forget a dead connection; the next attempt opens a new one."""
+        log.warning("SMTP server %s dropped the connection (%s); reconnecting", self.where, err)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _pace(self) -> None:
+        """At most ``rate`` messages a second: each waits for its slot."""
+        now = self._clock()
+        if now < self._next_send:
+            self._sleep(self._next_send - now)
+            now = self._next_send
+        self._next_send = now + self._interval
+
+    # --- connecting ----------------------------------------------------------------------------
+
+    def _connect(self) -> smtplib.SMTP:
+        try:
+            conn = self._open_socket()
+            try:
+                self._secure_and_login(conn)
+            except BaseException:
+                conn.close()
+                raise
+        except DeliveryError:
+            raise
+        except smtplib.SMTPAuthenticationError as err:
+            raise PermanentDeliveryError(
+                f"SMTP server {self.where} refused the login of {self.settings.username!r}: "
+                f"{_reply(err.smtp_code, err.smtp_error)} (check delivery.smtp.username and "
+                "NEWSLETTER_SMTP_PASSWORD)"
+            ) from err
+        except smtplib.SMTPNotSupportedError as err:
+            raise PermanentDeliveryError(
+                f"SMTP server {self.where}: {err} (check delivery.smtp.security)"
+            ) from err
+        except smtplib.SMTPResponseException as err:
+            raise self._refused(err, "refused the connection") from err
+        except ssl.SSLError as err:
+            raise PermanentDeliveryError(
+                f"SMTP server {self.where}: TLS failed: {err.reason or err} (check "
+                "delivery.smtp.security: starttls for port 587, tls for port 465)"
+            ) from err
+        except (smtplib.SMTPException, OSError) as err:
+            raise TemporaryDeliveryError(
+                f"cannot connect to SMTP server {self.where}: {err}"
+            ) from err
+        self.connects += 1
+        return conn
+
+    def _open_socket(self) -> smtplib.SMTP:
+        host, port = self.settings.host, self.settings.port
+        if self.settings.security == "tls":
+            return smtplib.SMTP_SSL(host, port, timeout=self._timeout, context=self._tls)
+        return smtplib.SMTP(host, port, timeout=self._timeout)
+
+    def _secure_and_login(self, conn: smtplib.SMTP) -> None:
+        conn.ehlo()
+        if self.settings.security == "starttls":
+            if not conn.has_extn("starttls"):
+                raise PermanentDeliveryError(
+                    f"SMTP server {self.where} does not offer STARTTLS (check delivery.smtp.security)"
+                )
+            conn.starttls(context=self._tls)
+            conn.ehlo()
+        if self.settings.username and self.settings.password:
+            conn.login(self.settings.username, self.settings.password)
+
+    def _refused(self, err: smtplib.SMTPResponseException, what: str) -> DeliveryError:
+        text = f"SMTP server {self.where} {what}: {_reply(err.smtp_code, err.smtp_error)}"
+        if 400 <= err.smtp_code < 500:
+            return TemporaryDeliveryError(text)
+        return PermanentDeliveryError(text)
+
+
+def _reply(code: int, reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return f"{code} {' '.join(text.split())}"
