@@ -1,0 +1,474 @@
+"""Send one issue to the list: render once, claim batches in the ledger, deliver, record, archive.
+
+The loop is crash-safe because the ledger claims each batch (``pending``) before the transport
+sees it and records the results after (see ``delivery.ledger``). Per recipient only strings are
+made: two signed links and a Message-ID. Nothing per recipient outlives its batch, so memory
+stays flat however long the list is.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from newsletter.archive import generic_links, write_archive
+from newsletter.config import Links, Settings
+from newsletter.delivery import get_transport
+from newsletter.delivery.base import DeliveryResult, Transport
+from newsletter.delivery.ledger import (
+    ClaimedRow,
+    Ledger,
+    MessageIds,
+    SendRecord,
+    SendStatus,
+    refusal,
+)
+from newsletter.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    SendError,
+    TemporaryDeliveryError,
+)
+from newsletter.mime import check_header, new_message_id
+from newsletter.models import (
+    Issue,
+    LedgerStatus,
+    OutgoingMessage,
+    Placeholder,
+    Recipient,
+    RenderedIssue,
+)
+from newsletter.render import render_issue
+from newsletter.store.engine import open_database
+from newsletter.tokens import LinkSigner, Purpose, load_signer
+
+log = logging.getLogger(__name__)
+
+TEST_PREFIX = "[TEST] "
+
+
+class Progress:
+    """Told how a send run advances; the CLI draws a bar or writes log lines. Does nothing here."""
+
+    def start(self, total: int, *, issue: str, transport: str) -> None:
+        """The run begins: ``total`` recipients are expected in this run."""
+
+    def advance(self, sent: int, failed: int) -> None:
+        """One batch is done: ``sent`` accepted and ``failed`` refused in it."""
+
+    def finish(self, summary: SendSummary) -> None:
+        """The run ended (completed, interrupted or failed)."""
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    """What a send run did (this run's numbers) and where the send stands (the ledger's)."""
+
+    issue: str
+    subject: str
+    transport: str
+    status: str  # completed | interrupted | dry-run
+    recipients: int  # expected in this run (dry run: would be sent)
+    sent: int  # accepted in this run
+    failed: int  # refused in this run
+    found_unconfirmed: int  # rows left in flight by an earlier run, now unconfirmed
+    totals: dict[LedgerStatus, int] = field(default_factory=dict)  # the whole send, all runs
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    seconds: float = 0.0
+    error: str | None = None  # why the run stopped early
+
+    @property
+    def rate(self) -> float:
+        """Recipients per second in this run."""
+        return (self.sent + self.failed) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def unconfirmed(self) -> int:
+        return self.totals.get(LedgerStatus.UNCONFIRMED, 0)
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What ``newsletter send`` is about to do, for its confirmation question."""
+
+    issue: str
+    subject: str
+    transport: str
+    recipients: int  # would receive it in this run
+    existing: SendRecord | None  # an earlier run of this issue's send
+    unconfirmed: int  # unconfirmed rows of still-active subscribers
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """The ledger's view of one issue's send (``newsletter report``)."""
+
+    record: SendRecord
+    counts: dict[LedgerStatus, int]
+    remaining: int  # active subscribers not reached yet
+    problems: tuple[tuple[str, LedgerStatus, str | None], ...]  # unconfirmed and failed rows
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+# --- planning and reporting -------------------------------------------------------------------
+
+
+def transport_for(settings: Settings, transport_name: str | None) -> str:
+    """The transport a run uses: ``--transport``, else ``delivery.transport``."""
+    return transport_name or settings.delivery.transport
+
+
+def plan_send(
+    settings: Settings,
+    issue: Issue,
+    *,
+    transport_name: str | None = None,
+    resend_unconfirmed: bool = False,
+) -> SendPlan:
+    """Count who would get ``issue`` now, without changing anything."""
+    ledger = Ledger(open_database(settings.database_url))
+    existing = ledger.find(issue.month)
+    send_id = existing.id if existing else None
+    unconfirmed = ledger.resendable(existing.id) if existing else 0
+    recipients = ledger.remaining(send_id) + (unconfirmed if resend_unconfirmed else 0)
+    return SendPlan(
+        issue=issue.month,
+        subject=issue.subject,
+        transport=transport_for(settings, transport_name),
+        recipients=recipients,
+        existing=existing,
+        unconfirmed=unconfirmed,
+    )
+
+
+def send_report(settings: Settings, month: str) -> SendReport:
+    """Counts by status, times, transport and problem addresses of ``month``'s send."""
+    ledger = Ledger(open_database(settings.database_url))
+    record = ledger.find(month)
+    if record is None:
+        raise SendError(f"issue {month} has not been sent (no send in the ledger)")
+    problems = ledger.addresses(record.id, (LedgerStatus.UNCONFIRMED, LedgerStatus.FAILED))
+    return SendReport(
+        record=record,
+        counts=ledger.counts(record.id),
+        remaining=ledger.remaining(record.id) if record.status is not SendStatus.COMPLETED else 0,
+        problems=tuple(problems),
+    )
+
+
+# --- the send run ------------------------------------------------------------------------------
+
+
+def send_issue(
+    settings: Settings,
+    issue: Issue,
+    *,
+    transport_name: str | None = None,
+    resume: bool = False,
+    resend_unconfirmed: bool = False,
+    dry_run: bool = False,
+    triggered_by: str = "cli",
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    transport: Transport | None = None,
+) -> SendSummary:
+    """Send ``issue`` to every active subscriber who has not had it; see the module docstring.
+
+    ``transport`` (an instance) overrides ``transport_name``; tests pass a memory transport.
+    """
+    resume = resume or resend_unconfirmed
+    engine = open_database(settings.database_url)
+    ledger = Ledger(engine)
+    name = transport.name if transport is not None else transport_for(settings, transport_name)
+    existing = ledger.find(issue.month)
+    if existing is not None and not resume:
+        raise refusal(existing)
+    rendered = _render(settings, issue)
+    if dry_run:
+        plan = plan_send(
+            settings, issue, transport_name=name, resend_unconfirmed=resend_unconfirmed
+        )
+        return SendSummary(issue.month, issue.subject, name, "dry-run", plan.recipients, 0, 0, 0)
+    signer = load_signer(settings)
+    chosen = transport if transport is not None else get_transport(name, settings.delivery)
+    if existing is None:
+        record = ledger.start(issue.month, issue.subject, name, triggered_by)
+    else:
+        record = ledger.reopen(existing, name)
+    run = _Run(settings, issue, rendered, ledger, record, chosen, signer, progress or Progress())
+    return run.execute(resend_unconfirmed=resend_unconfirmed, stop=stop or threading.Event())
+
+
+def _render(settings: Settings, issue: Issue) -> RenderedIssue:
+    """Render the issue once for the whole run."""
+    return render_issue(
+        issue, templates_dir=settings.templates_dir, sender=settings.sender, links=settings.links
+    )
+
+
+class _Run:
+    """One run of the loop over batches for one send record."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        issue: Issue,
+        rendered: RenderedIssue,
+        ledger: Ledger,
+        record: SendRecord,
+        transport: Transport,
+        signer: LinkSigner,
+        progress: Progress,
+    ) -> None:
+        self.settings = settings
+        self.issue = issue
+        self.rendered = rendered
+        self.ledger = ledger
+        self.record = record
+        self.transport = transport
+        self.progress = progress
+        self.personalise = _Personaliser(signer, settings.links)
+        self.message_ids = MessageIds(issue.month, settings.sender.email)
+        self.batch_size = max(1, int(transport.max_batch))
+        self.sent = 0
+        self.failed = 0
+        self.found_unconfirmed = 0
+        self.started = time.monotonic()
+        self.started_at = datetime.now(UTC)
+
+    def execute(self, *, resend_unconfirmed: bool, stop: threading.Event) -> SendSummary:
+        """Deliver every batch, then close the send (completed or interrupted)."""
+        self.found_unconfirmed = self.ledger.mark_in_flight_unconfirmed(self.record.id)
+        if self.found_unconfirmed:
+            log.warning(
+                "%d recipient(s) of %s were in flight when an earlier run stopped: unconfirmed",
+                self.found_unconfirmed,
+                self.issue.month,
+            )
+        resendable = self.ledger.resendable(self.record.id) if resend_unconfirmed else 0
+        total = self.ledger.remaining(self.record.id) + resendable
+        self.progress.start(total, issue=self.issue.month, transport=self.record.transport)
+        try:
+            with self.transport:
+                finished = self._loop(resend_unconfirmed, stop)
+        except DeliveryError as err:
+            self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
+            summary = self._summary("interrupted", total, _stopped_because(err, self.issue.month))
+            self.progress.finish(summary)
+            raise type(err)(summary.error or str(err)) from err
+        except BaseException:
+            # Unknown failure: rows still pending stay so; --resume reports them unconfirmed.
+            self._finish_quietly()
+            raise
+        if not finished:
+            self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
+            summary = self._summary("interrupted", total, _resume_hint(self.issue.month))
+            self.progress.finish(summary)
+            return summary
+        self.ledger.finish(self.record.id, SendStatus.COMPLETED)
+        summary = self._summary("completed", total, None)
+        self._archive(summary)
+        self.progress.finish(summary)
+        return summary
+
+    def _loop(self, resend_unconfirmed: bool, stop: threading.Event) -> bool:
+        """Run batches until none is left (True) or ``stop`` is set (False)."""
+        batch = self.ledger.next_batch_number(self.record.id)
+        if resend_unconfirmed:
+            while rows := self.ledger.claim_unconfirmed(
+                self.record.id, batch, limit=self.batch_size
+            ):
+                self._deliver(batch, rows)
+                batch += 1
+                if stop.is_set():
+                    return False
+        after = 0
+        swept = False
+        while True:
+            rows = self.ledger.claim(
+                self.record.id,
+                batch,
+                after_id=after,
+                limit=self.batch_size,
+                message_ids=self.message_ids,
+            )
+            if not rows:
+                if swept or after == 0:
+                    return True
+                # One pass from the start catches anyone activated below the cursor meanwhile.
+                after, swept = 0, True
+                continue
+            self._deliver(batch, rows)
+            after = max(after, rows[-1].subscriber_id)
+            batch += 1
+            if stop.is_set():
+                return False
+
+    def _deliver(self, batch: int, rows: Sequence[ClaimedRow]) -> None:
+        """Hand one claimed batch to the transport and record what it says."""
+        message = self._message(self.personalise.recipients(rows))
+        try:
+            results = self.transport.send_batch(message)
+        except (TemporaryDeliveryError, PermanentDeliveryError):
+            # The transport says the batch did not go out: give it back so --resume sends it.
+            self.ledger.release(self.record.id, batch)
+            raise
+        self.ledger.record(self.record.id, batch, len(rows), results)
+        sent = sum(1 for result in results if result.accepted)
+        self.sent += sent
+        self.failed += len(results) - sent
+        self.progress.advance(sent, len(results) - sent)
+
+    def _message(self, recipients: tuple[Recipient, ...]) -> OutgoingMessage:
+        return _outgoing(self.settings, self.rendered, recipients, self.rendered.subject)
+
+    def _summary(self, status: str, total: int, error: str | None) -> SendSummary:
+        return SendSummary(
+            issue=self.issue.month,
+            subject=self.issue.subject,
+            transport=self.record.transport,
+            status=status,
+            recipients=total,
+            sent=self.sent,
+            failed=self.failed,
+            found_unconfirmed=self.found_unconfirmed,
+            totals=self.ledger.counts(self.record.id),
+            started_at=self.started_at,
+            seconds=time.monotonic() - self.started,
+            error=error,
+        )
+
+    def _archive(self, summary: SendSummary) -> None:
+        record = self.ledger.find(self.issue.month) or self.record
+        try:
+            write_archive(
+                self.settings.archive_dir,
+                self.issue,
+                self.rendered,
+                links=self.settings.links,
+                record=record,
+                counts=summary.totals,
+            )
+        except OSError as err:
+            raise SendError(
+                f"the issue was sent, but its archive copy in {self.settings.archive_dir} "
+                f"could not be written: {err}"
+            ) from err
+
+    def _finish_quietly(self) -> None:
+        try:
+            self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
+        except sa.exc.SQLAlchemyError:
+            log.exception("could not mark the send of %s interrupted", self.issue.month)
+
+
+def _stopped_because(err: DeliveryError, month: str) -> str:
+    if isinstance(err, TemporaryDeliveryError):
+        return f"{err}; the batch in flight was not sent. {_resume_hint(month)}"
+    return f"{err}; fix the cause, then {_resume_hint(month)[0].lower()}{_resume_hint(month)[1:]}"
+
+
+def _resume_hint(month: str) -> str:
+    return f"Run `newsletter send {month} --resume` to continue where it stopped."
+
+
+class _Personaliser:
+    """Makes the per-recipient strings: two signed links and nothing else."""
+
+    def __init__(self, signer: LinkSigner, links: Links) -> None:
+        self.signer = signer
+        self.unsubscribe_base = links.unsubscribe_url("")
+        self.preferences_base = links.preferences_url("")
+
+    def recipients(self, rows: Iterable[ClaimedRow]) -> tuple[Recipient, ...]:
+        sign = self.signer.sign
+        unsubscribe, preferences = Purpose.UNSUBSCRIBE, Purpose.PREFERENCES
+        made = []
+        for row in rows:
+            unsubscribe_url = self.unsubscribe_base + sign(unsubscribe, row.subscriber_id)
+            made.append(
+                Recipient(
+                    subscriber_id=row.subscriber_id,
+                    email=row.email,
+                    name=row.name,
+                    substitutions={
+                        Placeholder.UNSUBSCRIBE_URL: unsubscribe_url,
+                        Placeholder.PREFERENCES_URL: self.preferences_base
+                        + sign(preferences, row.subscriber_id),
+                    },
+                    message_id=row.message_id,
+                    list_unsubscribe_url=unsubscribe_url,
+                )
+            )
+        return tuple(made)
+
+
+def _outgoing(
+    settings: Settings, rendered: RenderedIssue, recipients: tuple[Recipient, ...], subject: str
+) -> OutgoingMessage:
+    return OutgoingMessage(
+        subject=subject,
+        html=rendered.html,
+        text=rendered.text,
+        sender_name=settings.sender.name,
+        sender_email=settings.sender.email,
+        reply_to=settings.sender.reply_to,
+        recipients=recipients,
+        issue_month=rendered.month,
+    )
+
+
+# --- test copies -------------------------------------------------------------------------------
+
+
+def send_test(
+    settings: Settings,
+    issue: Issue,
+    addresses: Sequence[str],
+    *,
+    transport_name: str | None = None,
+    transport: Transport | None = None,
+) -> list[DeliveryResult]:
+    """One ``[TEST]`` copy of ``issue`` to each address; not recorded in the ledger."""
+    wanted = [_test_address(address) for address in addresses]
+    if not wanted:
+        raise SendError("--test-to: give at least one address")
+    rendered = _render(settings, issue)
+    links = generic_links(settings.links)
+    recipients = [
+        Recipient(
+            subscriber_id=None,
+            email=address,
+            name=None,
+            substitutions=links,
+            message_id=new_message_id(settings.sender.email),
+            list_unsubscribe_url=None,
+        )
+        for address in wanted
+    ]
+    chosen = transport or get_transport(transport_for(settings, transport_name), settings.delivery)
+    size = max(1, int(chosen.max_batch))
+    results: list[DeliveryResult] = []
+    with chosen:
+        for start in range(0, len(recipients), size):
+            batch = tuple(recipients[start : start + size])
+            message = _outgoing(settings, rendered, batch, TEST_PREFIX + rendered.subject)
+            results.extend(chosen.send_batch(message))
+    return results
+
+
+def _test_address(address: str) -> str:
+    cleaned = address.strip()
+    local, _, domain = cleaned.rpartition("@")
+    if not local or "." not in domain or any(c.isspace() or c in '<>,;"' for c in cleaned):
+        raise SendError(f"--test-to {address!r}: not an email address")
+    return check_header("--test-to", cleaned)
