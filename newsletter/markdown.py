@@ -36,6 +36,11 @@ def parse(text: str) -> list[Token]:
     return _md.parse(text)
 
 
+def parse_inline(text: str) -> list[Token]:
+    """The token stream of one line of inline Markdown (no lists or headings), e.g. a citation."""
+    return _md.parseInline(text)
+
+
 @dataclass(frozen=True)
 class Link:
     url: str

@@ -1,0 +1,60 @@
+"""Render an issue once: Jinja2 → MJML → HTML (``mjml``) → inlined CSS (``premailer``), plus text.
+
+What differs per recipient (the unsubscribe and preferences links) is left as ``Placeholder``
+strings in both bodies; ``models.personalise`` fills them later with a plain substitution.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from newsletter.config import Links, Sender
+from newsletter.models import Issue, Placeholder, RenderedIssue
+from newsletter.render import inline, mjml
+from newsletter.render.jinja import month_name, render_template
+from newsletter.render.text import TextWriter, render_text
+
+__all__ = ["MJML_TEMPLATE", "TextWriter", "email_context", "render_issue"]
+
+MJML_TEMPLATE = "email/base.mjml.j2"
+PREHEADER_MAX = 140
+
+
+def render_issue(
+    issue: Issue, *, templates_dir: Path, sender: Sender, links: Links
+) -> RenderedIssue:
+    """The issue's final HTML, plain text and intermediate MJML, with per-recipient placeholders."""
+    context = email_context(issue, sender=sender, links=links)
+    source = render_template(templates_dir, MJML_TEMPLATE, context)
+    html = inline.inline_css(mjml.to_html(source))
+    return RenderedIssue(
+        month=issue.month,
+        subject=issue.subject,
+        preheader=context["preheader"],
+        html=html,
+        text=render_text(templates_dir, context),
+        mjml=source,
+    )
+
+
+def email_context(issue: Issue, *, sender: Sender, links: Links) -> dict[str, Any]:
+    """Everything the email templates may use; the same names for the HTML and the text."""
+    return {
+        "issue": issue,
+        "articles": issue.articles,
+        "month_label": month_name(issue.month),
+        "preheader": issue.preheader or _fallback_preheader(issue),
+        "sender": sender,
+        "issue_url": links.issue_url(issue.month),
+        "archive_url": links.archive_url,
+        "unsubscribe_url": Placeholder.UNSUBSCRIBE_URL.value,
+        "preferences_url": Placeholder.PREFERENCES_URL.value,
+    }
+
+
+def _fallback_preheader(issue: Issue) -> str:
+    """Without a preheader, inboxes show the first words of the body: offer the article titles."""
+    titles = "; ".join(article.title for article in issue.articles)
+    text = f"This month: {titles}" if titles else issue.subject
+    return text if len(text) <= PREHEADER_MAX else text[: PREHEADER_MAX - 1].rstrip() + "…"

@@ -1,0 +1,322 @@
+"""``newsletter preview``: a local page that shows an issue's email as it is being written.
+
+A small stdlib HTTP server on 127.0.0.1. The page shows the email in a desktop-wide and a
+phone-wide frame, the plain text and the check findings, and polls ``/version`` (a hash of the
+issue file, the topics file and every template) to reload itself within half a second of a save.
+A broken file shows its findings on the page; the server keeps answering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from newsletter.checks import check_rendered
+from newsletter.config import Links, Sender
+from newsletter.errors import NewsletterError
+from newsletter.issues import lint_issue, load_topics
+from newsletter.models import Finding, personalise
+from newsletter.render import render_issue
+from newsletter.render.files import sample_recipient
+
+POLL_MS = 400
+HOST = "127.0.0.1"
+_SLOT = re.compile(r"\{\{(\w+)\}\}")
+
+
+@dataclass(frozen=True)
+class PreviewSource:
+    """What the preview watches and renders with."""
+
+    issue_path: Path
+    topics_file: Path
+    templates_dir: Path
+    sender: Sender
+    links: Links
+    display_path: str
+
+
+@dataclass(frozen=True)
+class PreviewState:
+    """One rendering of the watched files, identified by their fingerprint."""
+
+    version: str
+    findings: tuple[Finding, ...] = ()
+    subject: str = ""
+    preheader: str = ""
+    html: str | None = None  # placeholders filled with a sample reader's links
+    text: str | None = None
+    error: str | None = None  # a failure that is not a finding (templates, topics file)
+
+    @property
+    def errors(self) -> int:
+        return sum(finding.is_error for finding in self.findings) + (self.error is not None)
+
+
+class Previewer:
+    """Renders the issue again whenever the fingerprint of the watched files changes."""
+
+    def __init__(self, source: PreviewSource) -> None:
+        self.source = source
+        self._lock = threading.Lock()
+        self._state: PreviewState | None = None
+
+    def fingerprint(self) -> str:
+        """A hash of the contents of every watched file (content, not mtime: no missed saves)."""
+        digest = hashlib.blake2b(digest_size=12)
+        files = [self.source.issue_path, self.source.topics_file]
+        files += sorted(p for p in self.source.templates_dir.rglob("*") if p.is_file())
+        for path in files:
+            digest.update(str(path).encode() + b"\0")
+            try:
+                digest.update(path.read_bytes())
+            except OSError:
+                digest.update(b"\0missing\0")
+        return digest.hexdigest()
+
+    def state(self) -> PreviewState:
+        """The current rendering, redone first if a watched file changed."""
+        version = self.fingerprint()
+        with self._lock:
+            if self._state is None or self._state.version != version:
+                self._state = self._render(version)
+            return self._state
+
+    def _render(self, version: str) -> PreviewState:
+        source = self.source
+        try:
+            topics = load_topics(source.topics_file)
+            issue, findings = lint_issue(
+                source.issue_path, topics, display_path=source.display_path
+            )
+            if issue is None:
+                return PreviewState(version, findings=findings)
+            rendered = render_issue(
+                issue, templates_dir=source.templates_dir, sender=source.sender, links=source.links
+            )
+        except NewsletterError as err:
+            return PreviewState(version, error=str(err))
+        values = sample_recipient(source.sender, source.links).substitutions
+        checks = tuple(check_rendered(rendered, path=source.display_path))
+        return PreviewState(
+            version,
+            findings=(*findings, *checks),
+            subject=rendered.subject,
+            preheader=rendered.preheader,
+            html=personalise(rendered.html, values),
+            text=personalise(rendered.text, values),
+        )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        route = urlsplit(self.path).path
+        previewer = self.server.previewer
+        try:
+            state = previewer.state()
+        except Exception as err:  # never let one bad request stop the author's preview
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", f"preview failed: {err}")
+            return
+        if route == "/":
+            self._send(HTTPStatus.OK, "text/html", page(previewer.source, state))
+        elif route == "/email.html":
+            self._send(HTTPStatus.OK, "text/html", state.html or _placeholder_page())
+        elif route == "/email.txt":
+            self._send(HTTPStatus.OK, "text/plain", state.text or "(no text: see the errors)")
+        elif route == "/version":
+            self._send(HTTPStatus.OK, "application/json", json.dumps({"version": state.version}))
+        elif route == "/findings.json":
+            self._send(HTTPStatus.OK, "application/json", _findings_json(state))
+        else:
+            self._send(HTTPStatus.NOT_FOUND, "text/plain", "not found")
+
+    def _send(self, status: HTTPStatus, content_type: str, body: str) -> None:
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the poll every 400 ms would flood the author's terminal."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    previewer: Previewer
+
+
+class PreviewServer:
+    """The preview on ``127.0.0.1:port`` (0 picks a free port); ``start()`` runs it in a thread."""
+
+    def __init__(self, source: PreviewSource, *, port: int = 0) -> None:
+        self._server = _Server((HOST, port), _Handler)
+        self._server.previewer = Previewer(source)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self._server.server_address[1]}/"
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever(poll_interval=0.2)
+
+    def start(self) -> PreviewServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="preview", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._server.server_close()
+
+    def __enter__(self) -> PreviewServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _findings_json(state: PreviewState) -> str:
+    return json.dumps(
+        {
+            "version": state.version,
+            "error": state.error,
+            "findings": [str(finding) for finding in state.findings],
+        }
+    )
+
+
+def _placeholder_page() -> str:
+    return (
+        '<!doctype html><html lang="en"><meta charset="utf-8"><title>No email</title>'
+        '<body style="font-family:sans-serif;padding:1em">'
+        "<p>The issue has errors, so there is no email to show. See the findings above.</p>"
+    )
+
+
+def page(source: PreviewSource, state: PreviewState) -> str:
+    """The preview page; every value in it is HTML-escaped."""
+    esc = html.escape
+    values = {
+        "title": esc(source.display_path),
+        "subject": esc(state.subject or "—"),
+        "preheader": esc(state.preheader or "—"),
+        "summary": esc(_summary(state)),
+        "status_class": "bad" if state.errors else "good",
+        "findings": _findings_html(state),
+        "text": esc(state.text or "(no text: the issue has errors)"),
+        "version": esc(state.version),
+        "version_json": json.dumps(state.version),
+        "poll_ms": str(POLL_MS),
+    }
+    # one pass, so a value that happens to contain "{{text}}" is never expanded itself
+    return _SLOT.sub(lambda match: values[match.group(1)], PAGE)
+
+
+def _summary(state: PreviewState) -> str:
+    errors = state.errors
+    warnings = sum(not finding.is_error for finding in state.findings)
+    return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"
+
+
+def _findings_html(state: PreviewState) -> str:
+    items = []
+    if state.error:
+        items.append(f'<li class="error">{html.escape(state.error)}</li>')
+    for finding in state.findings:
+        kind = "error" if finding.is_error else "warning"
+        items.append(f'<li class="{kind}">{html.escape(str(finding))}</li>')
+    if not items:
+        return '<p class="none">No findings: the issue and its email pass every check.</p>'
+    return '<ul class="findings">' + "".join(items) + "</ul>"
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Preview: {{title}}</title>
+<style>
+  :root { color-scheme: light dark; --muted: #5b6770; --line: #d5dbe0; --panel: #f5f7f9; }
+  @media (prefers-color-scheme: dark) { :root { --muted: #a3adb6; --line: #3a444c; --panel: #1d2328; } }
+  body { font-family: system-ui, sans-serif; margin: 0; padding: 16px 24px 48px; }
+  header h1 { font-size: 20px; margin: 0 0 4px; }
+  header p { margin: 2px 0; color: var(--muted); }
+  .status { font-weight: bold; }
+  .status.good { color: #1b7f3b; } .status.bad { color: #c0262d; }
+  .findings { padding-left: 20px; font-family: ui-monospace, Menlo, monospace; font-size: 13px; }
+  .findings li { margin: 3px 0; overflow-wrap: anywhere; }
+  .findings .error { color: #c0262d; } .findings .warning { color: #9a6700; }
+  .frames { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; margin-top: 16px; }
+  figure { margin: 0; }
+  figcaption { font-size: 13px; color: var(--muted); margin-bottom: 6px; }
+  iframe { border: 1px solid var(--line); background: #fff; height: 900px; display: block; }
+  .desktop iframe { width: 700px; } .phone iframe { width: 375px; }
+  pre { background: var(--panel); border: 1px solid var(--line); padding: 16px; overflow-x: auto;
+        font-size: 13px; line-height: 1.45; max-width: 80ch; }
+  #live { font-size: 12px; color: var(--muted); }
+</style>
+</head>
+<body>
+<header>
+  <h1>Preview of {{title}}</h1>
+  <p>Subject: <strong>{{subject}}</strong></p>
+  <p>Preheader: {{preheader}}</p>
+  <p class="status {{status_class}}" id="summary">{{summary}}</p>
+  <p id="live" data-version="{{version}}">Reloads when you save the issue or a template.</p>
+</header>
+<section aria-labelledby="checks">
+  <h2 id="checks">Checks</h2>
+  {{findings}}
+</section>
+<section class="frames" aria-label="The HTML email">
+  <figure class="desktop"><figcaption>Desktop, 700 px</figcaption>
+    <iframe src="/email.html?v={{version}}" title="The email at desktop width"></iframe></figure>
+  <figure class="phone"><figcaption>Phone, 375 px</figcaption>
+    <iframe src="/email.html?v={{version}}" title="The email at phone width"></iframe></figure>
+</section>
+<section aria-labelledby="plain">
+  <h2 id="plain">Plain text</h2>
+  <pre>{{text}}</pre>
+</section>
+<script>
+  const shown = {{version_json}};
+  for (const frame of document.querySelectorAll("iframe")) {
+    frame.addEventListener("load", () => {
+      const doc = frame.contentDocument;
+      if (doc && doc.documentElement) frame.style.height = (doc.documentElement.scrollHeight + 4) + "px";
+    });
+  }
+  async function poll() {
+    try {
+      const answer = await fetch("/version", {cache: "no-store"});
+      const body = await answer.json();
+      if (body.version !== shown) { location.reload(); return; }
+      document.getElementById("live").textContent = "Reloads when you save the issue or a template.";
+    } catch (err) {
+      document.getElementById("live").textContent = "The preview server is not answering.";
+    }
+    setTimeout(poll, {{poll_ms}});
+  }
+  setTimeout(poll, {{poll_ms}});
+</script>
+</body>
+</html>
+"""
