@@ -1,0 +1,294 @@
+"""The send run through the memory and outbox transports, on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from newsletter.archive import list_archived
+from newsletter.config import Settings
+from newsletter.delivery.base import DeliveryResult
+from newsletter.delivery.memory import MemoryTransport
+from newsletter.errors import (
+    AlreadySentError,
+    PermanentDeliveryError,
+    SendError,
+    TemporaryDeliveryError,
+)
+from newsletter.mime import build_message
+from newsletter.models import OutgoingMessage
+from newsletter.send import Progress, SendSummary, plan_send, send_issue, send_report, send_test
+from newsletter.store.engine import open_database
+from newsletter.store.subscribers import SubscriberStore
+from tests.sendkit import (
+    MONTH,
+    bodies,
+    check_personal_links,
+    delivered_ids,
+    ledger_rows,
+    load_issue,
+    populate,
+    read_maildir,
+    send_row,
+    tokens_of,
+)
+
+
+class DiesAfterDelivering(MemoryTransport):
+    """Delivers batch number ``die_at`` and then 'crashes' before the ledger hears about it."""
+
+    def __init__(self, max_batch: int, die_at: int) -> None:
+        super().__init__(max_batch=max_batch)
+        self.die_at = die_at
+
+    def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
+        results = super().send_batch(message)
+        if len(self.batches) == self.die_at:
+            raise RuntimeError("the process died here")
+        return results
+
+
+class Recorder(Progress):
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.done = 0
+        self.summary: SendSummary | None = None
+
+    def start(self, total: int, *, issue: str, transport: str) -> None:
+        self.total = total
+
+    def advance(self, sent: int, failed: int) -> None:
+        self.done += sent + failed
+
+    def finish(self, summary: SendSummary) -> None:
+        self.summary = summary
+
+
+def test_every_active_subscriber_gets_exactly_one_personal_copy(settings: Settings) -> None:
+    people = populate(settings, 11)
+    transport = MemoryTransport(max_batch=4)
+    progress = Recorder()
+    summary = send_issue(settings, load_issue(settings), transport=transport, progress=progress)
+
+    assert sorted(delivered_ids(transport)) == sorted(s.id for s in people.active)
+    assert set(transport.emails) == people.active_emails
+    assert all(len(batch.recipients) <= 4 for batch in transport.batches)
+    assert summary.status == "completed" and summary.sent == 11 and summary.failed == 0
+    assert progress.total == 11 and progress.done == 11 and progress.summary == summary
+    assert set(ledger_rows(settings).values()) == {"sent"}
+    for message, recipient in transport.delivered:
+        assert recipient.subscriber_id is not None
+        mail = build_message(message, recipient)
+        text, html = bodies(mail)
+        check_personal_links(
+            settings, recipient.subscriber_id, text, html, mail["List-Unsubscribe"]
+        )
+        assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert mail["Message-ID"] == recipient.message_id
+    assert len({r.message_id for _, r in transport.delivered}) == 11
+    # Rendered once: every batch carries the very same HTML string.
+    assert len({id(batch.html) for batch in transport.batches}) == 1
+
+
+def test_outbox_messages_carry_rfc8058_headers_and_own_links(settings: Settings) -> None:
+    people = populate(settings, 3)
+    send_issue(settings, load_issue(settings), transport_name="outbox")
+    messages = read_maildir(settings.delivery.outbox.path)
+    by_email = {s.email: s.id for s in people.active}
+    assert sorted(str(m["To"]).split("<")[-1].rstrip(">") for m in messages) == sorted(by_email)
+    for mail in messages:
+        address = str(mail["To"]).split("<")[-1].rstrip(">")
+        text, html = bodies(mail)
+        check_personal_links(settings, by_email[address], text, html, str(mail["List-Unsubscribe"]))
+        assert str(mail["List-Unsubscribe"]).strip().startswith("<https://")
+        assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert mail["Subject"] == load_issue(settings).subject
+
+
+def test_second_send_refuses_and_says_when(settings: Settings) -> None:
+    populate(settings, 2)
+    issue = load_issue(settings)
+    send_issue(settings, issue, transport=MemoryTransport())
+    again = MemoryTransport()
+    with pytest.raises(AlreadySentError, match=r"already sent on \d{4}-\d\d-\d\d"):
+        send_issue(settings, issue, transport=again)
+    assert again.delivered == []
+    # --resume on a finished send has nothing left to do and sends nothing.
+    summary = send_issue(settings, issue, transport=again, resume=True)
+    assert again.delivered == [] and summary.status == "completed"
+
+
+def test_temporary_failure_gives_the_batch_back_and_resume_sends_it(settings: Settings) -> None:
+    people = populate(settings, 10)
+    issue = load_issue(settings)
+    first = MemoryTransport(max_batch=3)
+    first.fail_after = 6  # batch 3 fails after two good ones
+    with pytest.raises(TemporaryDeliveryError, match="--resume"):
+        send_issue(settings, issue, transport=first)
+    assert len(first.delivered) == 6
+    assert send_row(settings)["status"] == "interrupted"  # type: ignore[index]
+    assert list(ledger_rows(settings).values()).count("sent") == 6
+    assert "pending" not in ledger_rows(settings).values()
+
+    with pytest.raises(SendError, match="--resume"):
+        send_issue(settings, issue, transport=MemoryTransport())
+    second = MemoryTransport(max_batch=3)
+    summary = send_issue(settings, issue, transport=second, resume=True)
+    everyone = delivered_ids(first) + delivered_ids(second)
+    assert sorted(everyone) == sorted(s.id for s in people.active)
+    assert summary.status == "completed" and summary.sent == 4 and summary.found_unconfirmed == 0
+
+
+def test_permanent_failure_stops_with_the_providers_message(settings: Settings) -> None:
+    populate(settings, 4)
+    transport = MemoryTransport(max_batch=2)
+    transport.fail_next(PermanentDeliveryError("SendGrid refused it with HTTP 401: bad key"))
+    with pytest.raises(PermanentDeliveryError, match="HTTP 401: bad key"):
+        send_issue(settings, load_issue(settings), transport=transport)
+    assert ledger_rows(settings) == {}
+    assert send_row(settings)["status"] == "interrupted"  # type: ignore[index]
+
+
+def test_crash_leaves_unconfirmed_and_only_resend_unconfirmed_resends(settings: Settings) -> None:
+    people = populate(settings, 9)
+    issue = load_issue(settings)
+    crashed = DiesAfterDelivering(max_batch=2, die_at=2)
+    with pytest.raises(RuntimeError):
+        send_issue(settings, issue, transport=crashed)
+    in_flight = delivered_ids(crashed)[2:]
+    assert len(in_flight) == 2
+    assert list(ledger_rows(settings).values()).count("pending") == 2
+
+    resumed = MemoryTransport(max_batch=2)
+    summary = send_issue(settings, issue, transport=resumed, resume=True)
+    assert summary.found_unconfirmed == 2 and summary.unconfirmed == 2
+    assert set(delivered_ids(resumed)).isdisjoint(delivered_ids(crashed))
+    assert sorted(delivered_ids(crashed) + delivered_ids(resumed)) == sorted(
+        s.id for s in people.active
+    )
+    report = send_report(settings, MONTH)
+    assert {email for email, status, _ in report.problems if status == "unconfirmed"} == {
+        r.email for _, r in crashed.delivered[2:]
+    }
+
+    again = MemoryTransport(max_batch=2)
+    summary = send_issue(settings, issue, transport=again, resend_unconfirmed=True)
+    assert sorted(delivered_ids(again)) == sorted(in_flight)
+    # The resent copy keeps the first copy's Message-ID, so mail systems can spot the twin.
+    first_ids = {r.subscriber_id: r.message_id for _, r in crashed.delivered}
+    assert all(first_ids[r.subscriber_id] == r.message_id for _, r in again.delivered)
+    assert summary.unconfirmed == 0 and set(ledger_rows(settings).values()) == {"sent"}
+
+
+def test_someone_unsubscribed_between_runs_is_not_sent_to(settings: Settings) -> None:
+    people = populate(settings, 6)
+    issue = load_issue(settings)
+    first = MemoryTransport(max_batch=2)
+    first.fail_after = 2
+    with pytest.raises(TemporaryDeliveryError):
+        send_issue(settings, issue, transport=first)
+    store = SubscriberStore(open_database(settings.database_url))
+    leaver = people.active[-1]
+    store.unsubscribe(leaver.id, reason="clicked", source="web")
+    second = MemoryTransport(max_batch=2)
+    send_issue(settings, issue, transport=second, resume=True)
+    assert leaver.id not in delivered_ids(first) + delivered_ids(second)
+    assert len(delivered_ids(first) + delivered_ids(second)) == 5
+
+
+def test_stop_event_ends_cleanly_after_the_current_batch(settings: Settings) -> None:
+    populate(settings, 8)
+    stop = threading.Event()
+
+    class StopsOnFirst(MemoryTransport):
+        def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
+            stop.set()  # as the CLI's SIGTERM handler would, mid-batch
+            return super().send_batch(message)
+
+    transport = StopsOnFirst(max_batch=3)
+    summary = send_issue(settings, load_issue(settings), transport=transport, stop=stop)
+    assert summary.status == "interrupted" and summary.sent == 3
+    assert "--resume" in (summary.error or "")
+    assert send_row(settings)["status"] == "interrupted"  # type: ignore[index]
+    assert sorted(ledger_rows(settings).values()) == ["sent"] * 3
+
+
+def test_refused_recipient_is_failed_and_reported(settings: Settings) -> None:
+    people = populate(settings, 3)
+    transport = MemoryTransport()
+    transport.refuse[people.active[1].email] = "550 no such mailbox"
+    summary = send_issue(settings, load_issue(settings), transport=transport)
+    assert summary.sent == 2 and summary.failed == 1
+    report = send_report(settings, MONTH)
+    assert report.problems == ((people.active[1].email, "failed", "550 no such mailbox"),)
+
+
+def test_test_copies_are_marked_and_not_in_the_ledger(settings: Settings) -> None:
+    populate(settings, 2)
+    transport = MemoryTransport()
+    results = send_test(
+        settings,
+        load_issue(settings),
+        ["editor@example.org", "friend@example.net"],
+        transport=transport,
+    )
+    assert all(r.accepted for r in results)
+    assert transport.emails == ["editor@example.org", "friend@example.net"]
+    assert all(m.subject.startswith("[TEST] ") for m in transport.batches)
+    assert send_row(settings) is None
+    with pytest.raises(SendError, match="not an email address"):
+        send_test(settings, load_issue(settings), ["nobody"], transport=transport)
+
+
+def test_dry_run_sends_nothing_and_counts(settings: Settings) -> None:
+    populate(settings, 5)
+    transport = MemoryTransport()
+    summary = send_issue(settings, load_issue(settings), transport=transport, dry_run=True)
+    assert summary.status == "dry-run" and summary.recipients == 5
+    assert transport.batches == [] and send_row(settings) is None
+    assert plan_send(settings, load_issue(settings)).recipients == 5
+
+
+def test_archive_is_written_without_personal_data(settings: Settings) -> None:
+    people = populate(settings, 4)
+    transport = MemoryTransport()
+    issue = load_issue(settings)
+    send_issue(settings, issue, transport=transport)
+    folder = settings.archive_dir / MONTH
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "email.txt",
+        "index.html",
+        "issue.md",
+        "send.json",
+    ]
+    assert (folder / "issue.md").read_text(encoding="utf-8") == issue.path.read_text(
+        encoding="utf-8"
+    )
+    record = json.loads((folder / "send.json").read_text(encoding="utf-8"))
+    assert record["issue"] == MONTH and record["subject"] == issue.subject
+    assert record["transport"] == "memory" and record["counts"]["sent"] == 4
+    assert record["started_at"] and record["finished_at"]
+    secrets = tokens_of(
+        [r.list_unsubscribe_url or "" for _, r in transport.delivered]
+        + [v for _, r in transport.delivered for v in r.substitutions.values()]
+    )
+    assert secrets
+    for path in folder.iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert "__NL_" not in text
+        assert not any(token in text for token in secrets), path
+        assert not any(address in text for address in people.all_emails), path
+    web = (folder / "index.html").read_text(encoding="utf-8")
+    assert f"{settings.links.base_url}/subscribe" in web
+    [archived] = list_archived(settings.archive_dir)
+    assert archived.month == MONTH and archived.counts["sent"] == 4
+    assert archived.web_path == folder / "index.html" and archived.finished_at is not None
+
+
+def test_no_leftover_temporary_files_in_the_archive(settings: Settings, tmp_path: Path) -> None:
+    populate(settings, 1)
+    send_issue(settings, load_issue(settings), transport=MemoryTransport())
+    assert not [p for p in (settings.archive_dir / MONTH).iterdir() if p.name.startswith(".")]
