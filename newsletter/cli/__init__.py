@@ -73,6 +73,11 @@ def _register() -> None:
     for module in (issues, subscribers, send, schedule, web):
         for command in module.COMMANDS:
             main.add_command(command)
+    from newsletter.cli.sync import sync
+
+    group = main.commands.get("subscribers")
+    if isinstance(group, click.Group):
+        group.add_command(sync)
 
 
 _register()

@@ -1,7 +1,165 @@
-"""Commands of this area (filled in by its issue)."""
+"""``newsletter schedule`` (the next send times) and ``newsletter scheduler`` (run them)."""
 
 from __future__ import annotations
 
-import click
+import logging
+import signal
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from types import FrameType
 
-COMMANDS: list[click.Command] = []
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from newsletter.cli import Project, pass_project
+from newsletter.config import Settings, parse_duration
+from newsletter.monthly import Outcome, format_duration, month_status
+from newsletter.schedule import DEFAULT_RECHECK, month_of, next_fire_times, run_once, run_scheduler
+from newsletter.store.engine import open_database
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+FAILED_OUTCOMES = (Outcome.FAILED, Outcome.GAVE_UP, Outcome.MISSED)
+
+
+@click.command("schedule")
+@click.option(
+    "--next",
+    "count",
+    type=click.IntRange(1, 240),
+    default=6,
+    show_default=True,
+    help="How many send times to list.",
+)
+@pass_project
+def schedule(project: Project, count: int) -> None:
+    """List the next send times (local and UTC), the issue each sends, and whether it is ready."""
+    settings = project.settings
+    times = next_fire_times(settings, count, datetime.now(settings.timezone))
+    console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    console.print(_rule_line(settings))
+    console.print(_table(settings, times))
+
+
+def _rule_line(settings: Settings) -> str:
+    rule = settings.send
+    when = f"cron {rule.cron!r}" if rule.cron else f"day {rule.day!r} at {rule.time:%H:%M}"
+    return (
+        f"Sends on {when} ({settings.timezone.key}); "
+        f"misfire_grace {format_duration(rule.misfire_grace)}, "
+        f"wait_for_ready {format_duration(rule.wait_for_ready)}"
+    )
+
+
+def _table(settings: Settings, times: list[datetime]) -> Table:
+    table = Table(box=box.SIMPLE, show_edge=False)
+    table.add_column(f"Local ({settings.timezone.key})", no_wrap=True)
+    table.add_column("UTC", no_wrap=True)
+    table.add_column("Issue", no_wrap=True)
+    table.add_column("Status")
+    engine = open_database(settings.database_url)
+    try:
+        statuses: dict[str, str] = {}
+        for fire in times:
+            month = month_of(fire)
+            if month not in statuses:
+                statuses[month] = month_status(settings, engine, month)
+            table.add_row(
+                fire.strftime("%Y-%m-%d %H:%M %Z"),
+                fire.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+                f"issues/{month}.md",
+                statuses[month],
+            )
+    finally:
+        engine.dispose()
+    return table
+
+
+@click.command("scheduler")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Do what is due now (send, or look again at a waiting issue), then exit: for cron "
+    "or a systemd timer.",
+)
+@click.option(
+    "--recheck-every",
+    default=f"{int(DEFAULT_RECHECK.total_seconds() // 60)}m",
+    show_default=True,
+    metavar="DURATION",
+    help='How often a month whose issue is not ready yet is looked at again ("5m", "30s").',
+)
+@click.option(
+    "--fire-at",
+    metavar="DATETIME",
+    help="Also send once at this local time, e.g. 2026-11-26T14:05 (to try a deployment).",
+)
+@pass_project
+def scheduler(project: Project, once: bool, recheck_every: str, fire_at: str | None) -> None:
+    """Run in the foreground and send each month's issue at its send time (SIGTERM stops it)."""
+    settings = project.settings
+    _configure_logging()
+    if once:
+        decision = run_once(settings, now=datetime.now(settings.timezone))
+        if decision is None:
+            logging.getLogger("newsletter.schedule").info("nothing is due now")
+        elif decision.outcome in FAILED_OUTCOMES:
+            sys.exit(1)
+        return
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    run_scheduler(
+        settings,
+        stop=stop,
+        recheck_every=_duration(recheck_every, "--recheck-every"),
+        fire_at=_moment(fire_at, settings) if fire_at else None,
+    )
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not any(getattr(h, "_newsletter", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler._newsletter = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("newsletter.schedule").info("%s received", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def _duration(text: str, option: str) -> timedelta:
+    try:
+        duration = parse_duration(text)
+    except ValueError:
+        duration = timedelta(0)
+    if duration <= timedelta(0):
+        raise click.BadParameter(
+            f'expected a duration such as "5m" or "30s", got {text!r}', param_hint=option
+        )
+    return duration
+
+
+def _moment(text: str, settings: Settings) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise click.BadParameter(
+            f"expected a date and time such as 2026-11-26T14:05, got {text!r}",
+            param_hint="--fire-at",
+        ) from err
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=settings.timezone)
+    return moment
+
+
+COMMANDS: list[click.Command] = [schedule, scheduler]

@@ -1,0 +1,405 @@
+"""The monthly job: send ``issues/YYYY-MM.md`` once it is ready, exactly once, and say why each time.
+
+An ordinary library call (no scheduler inside): the scheduler calls it at each send time and then
+every few minutes while the month waits for its issue; cron or a systemd timer can call it through
+``newsletter scheduler --once``. A row in ``schedule_claims`` (unique per month) is the month's
+state, so two processes running it at once send once:
+
+    (no row) ──not ready──▶ waiting ──ready──▶ sending ──▶ sent
+        │                      │                   └────▶ failed
+        └──ready──▶ sending    └──past wait_for_ready──▶ gave_up
+
+``sending`` is taken with one INSERT (from no row) or one conditional UPDATE (from ``waiting``):
+whichever process loses that race sees it taken and skips.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from newsletter.config import Settings
+from newsletter.errors import AlreadySentError, DeliveryError, NewsletterError
+from newsletter.issues import lint_issue, load_topics
+from newsletter.models import Issue, IssueStatus
+from newsletter.send import SendSummary, send_issue
+from newsletter.store.engine import open_database
+from newsletter.store.schema import schedule_claims, sends
+from newsletter.store.subscribers import SubscriberStore
+from newsletter.suppressions import sync_suppressions
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    """What one run decided for a month."""
+
+    SENT = "sent"  # the issue went out now
+    WAITING = "waiting"  # not ready (draft, missing, errors); looked at again later
+    SKIPPED = "skipped"  # already sent, being sent, or given up before
+    GAVE_UP = "gave_up"  # still not ready after wait_for_ready: nothing goes out this month
+    MISSED = "missed"  # the send time passed longer ago than misfire_grace: not sent late
+    FAILED = "failed"  # the send started and failed; finish it with `newsletter send --resume`
+
+
+class Claim(enum.StrEnum):
+    """The state stored in ``schedule_claims.outcome``."""
+
+    WAITING = "waiting"
+    SENDING = "sending"
+    SENT = "sent"
+    GAVE_UP = "gave_up"
+    FAILED = "failed"
+
+
+class Readiness(enum.StrEnum):
+    READY = "ready"
+    DRAFT = "draft"
+    MISSING = "missing"
+    ERRORS = "has errors"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One run's decision for one month, with the reason (also logged as one line)."""
+
+    month: str
+    outcome: Outcome
+    reason: str
+    summary: SendSummary | None = None
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    issue: str
+    claimed_at: datetime  # the month's first send time (start of the wait_for_ready window)
+    owner: str
+    outcome: str | None
+
+
+@dataclass(frozen=True)
+class IssueCheck:
+    """Whether a month's issue file could be sent now, and why not."""
+
+    readiness: Readiness
+    detail: str
+    issue: Issue | None = None
+    errors: int = 0  # error findings in the file
+
+
+_LEVELS = {
+    Outcome.SENT: logging.INFO,
+    Outcome.WAITING: logging.WARNING,
+    Outcome.SKIPPED: logging.INFO,
+    Outcome.GAVE_UP: logging.ERROR,
+    Outcome.MISSED: logging.ERROR,
+    Outcome.FAILED: logging.ERROR,
+}
+
+
+def owner_name() -> str:
+    """Who holds a claim: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_monthly(
+    settings: Settings,
+    month: str,
+    *,
+    now: datetime,
+    fired_at: datetime,
+    stop: threading.Event | None = None,
+) -> Decision:
+    """Decide and act for ``month`` whose send time was ``fired_at``; log the decision."""
+    engine = open_database(settings.database_url)
+    try:
+        decision = _decide(settings, engine, month, now, fired_at, stop)
+    finally:
+        engine.dispose()
+    log.log(_LEVELS[decision.outcome], "issue %s: %s: %s", month, decision.outcome, decision.reason)
+    return decision
+
+
+def _decide(
+    settings: Settings,
+    engine: sa.Engine,
+    month: str,
+    now: datetime,
+    fired_at: datetime,
+    stop: threading.Event | None,
+) -> Decision:
+    claim = read_claim(engine, month)
+    if claim is not None and claim.outcome != Claim.WAITING:
+        return Decision(month, Outcome.SKIPPED, _claimed_reason(claim, settings))
+    sent = _sent_before(engine, month, settings)
+    if sent is not None:
+        _finish_claim(engine, month, fired_at, Claim.SENT)
+        return Decision(month, Outcome.SKIPPED, sent)
+    if claim is None and now - fired_at > settings.send.misfire_grace:
+        return Decision(month, Outcome.MISSED, _missed_reason(settings, month, now, fired_at))
+    window_start = claim.claimed_at if claim is not None else fired_at
+    deadline = window_start + settings.send.wait_for_ready
+    check = check_issue(settings, month)
+    ready = check.issue is not None and check.readiness is Readiness.READY
+    if now > deadline and (claim is not None or not ready):
+        _finish_claim(engine, month, window_start, Claim.GAVE_UP, only_waiting=True)
+        return Decision(month, Outcome.GAVE_UP, _gave_up_reason(settings, check, window_start))
+    if not ready or check.issue is None:
+        _insert_claim(engine, month, window_start, Claim.WAITING)
+        until = _local(deadline, settings)
+        return Decision(
+            month,
+            Outcome.WAITING,
+            f"{check.detail}; it goes out as soon as it is ready, until {until} "
+            f"(send.wait_for_ready), then this month is given up",
+        )
+    if not _take(engine, month, window_start):
+        claim = read_claim(engine, month)
+        assert claim is not None
+        return Decision(month, Outcome.SKIPPED, _claimed_reason(claim, settings))
+    return _send(settings, engine, check.issue, window_start, stop)
+
+
+# --- the issue file ------------------------------------------------------------------------------
+
+
+def check_issue(settings: Settings, month: str) -> IssueCheck:
+    """Whether ``issues/<month>.md`` exists, is valid and is marked ``ready``."""
+    path = settings.issues_dir / f"{month}.md"
+    shown = f"issues/{month}.md"
+    if not path.is_file():
+        return IssueCheck(Readiness.MISSING, f"{shown} does not exist")
+    try:
+        topics = load_topics(settings.topics_file)
+    except NewsletterError as err:
+        return IssueCheck(Readiness.ERRORS, f"the topic list cannot be read: {err}")
+    issue, findings = lint_issue(path, topics, display_path=shown)
+    if issue is None:
+        errors = [finding for finding in findings if finding.is_error]
+        first = f" (first: {errors[0]})" if errors else ""
+        detail = f"{shown} has {len(errors)} error(s){first}"
+        return IssueCheck(Readiness.ERRORS, detail, errors=len(errors))
+    if issue.status is not IssueStatus.READY:
+        return IssueCheck(Readiness.DRAFT, f"{shown} is a {issue.status} (status: ready sends it)")
+    return IssueCheck(Readiness.READY, f"{shown} is ready", issue)
+
+
+def month_status(settings: Settings, engine: sa.Engine, month: str) -> str:
+    """One word or two for ``newsletter schedule``: ready, draft, missing, has errors, sent …"""
+    claim = read_claim(engine, month)
+    if claim is not None and claim.outcome in _CLAIM_STATUS:
+        return _CLAIM_STATUS[claim.outcome]
+    with engine.connect() as conn:
+        sent = conn.scalar(sa.select(sends.c.status).where(sends.c.issue == month))
+    if sent is not None:
+        return "already sent" if sent == "completed" else f"send {sent}"
+    check = check_issue(settings, month)
+    if check.readiness is Readiness.ERRORS and check.errors:
+        return f"has errors ({check.errors})"
+    return check.readiness.value
+
+
+_CLAIM_STATUS = {
+    Claim.SENT.value: "already sent",
+    Claim.SENDING.value: "being sent",
+    Claim.GAVE_UP.value: "given up",
+    Claim.FAILED.value: "send failed",
+}
+
+
+# --- the claim row -------------------------------------------------------------------------------
+
+
+def read_claim(engine: sa.Engine, month: str) -> ClaimRow | None:
+    """The month's row in ``schedule_claims``, if any."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(schedule_claims).where(schedule_claims.c.issue == month)
+        ).first()
+    if row is None:
+        return None
+    return ClaimRow(row.issue, _aware(row.claimed_at), row.owner, row.outcome)
+
+
+def _insert_claim(engine: sa.Engine, month: str, at: datetime, outcome: Claim) -> bool:
+    """Create the month's row; False if it exists (another process, or an earlier run)."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                schedule_claims.insert().values(
+                    issue=month,
+                    claimed_at=at.astimezone(UTC),
+                    owner=owner_name(),
+                    outcome=outcome.value,
+                )
+            )
+    except sa.exc.IntegrityError:
+        return False
+    return True
+
+
+def _take(engine: sa.Engine, month: str, window_start: datetime) -> bool:
+    """Claim the month for sending: atomic, so of two processes exactly one gets True."""
+    if _insert_claim(engine, month, window_start, Claim.SENDING):
+        return True
+    with engine.begin() as conn:
+        taken = conn.execute(
+            schedule_claims.update()
+            .where(
+                schedule_claims.c.issue == month,
+                schedule_claims.c.outcome == Claim.WAITING.value,
+            )
+            .values(outcome=Claim.SENDING.value, owner=owner_name())
+        )
+    return taken.rowcount == 1
+
+
+def _set_claim(engine: sa.Engine, month: str, outcome: Claim) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            schedule_claims.update()
+            .where(schedule_claims.c.issue == month)
+            .values(outcome=outcome.value)
+        )
+
+
+def _finish_claim(
+    engine: sa.Engine, month: str, at: datetime, outcome: Claim, *, only_waiting: bool = False
+) -> None:
+    """Record a final state for the month (insert the row if there is none)."""
+    if _insert_claim(engine, month, at, outcome):
+        return
+    query = schedule_claims.update().where(schedule_claims.c.issue == month)
+    if only_waiting:
+        query = query.where(schedule_claims.c.outcome == Claim.WAITING.value)
+    with engine.begin() as conn:
+        conn.execute(query.values(outcome=outcome.value))
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+
+def _send(
+    settings: Settings,
+    engine: sa.Engine,
+    issue: Issue,
+    window_start: datetime,
+    stop: threading.Event | None,
+) -> Decision:
+    month = issue.month
+    transport = settings.delivery.transport
+    if transport == "sendgrid":
+        try:
+            report = sync_suppressions(settings, SubscriberStore(engine))
+        except DeliveryError as err:
+            _set_claim(engine, month, Claim.WAITING)  # let the next look try again
+            return Decision(
+                month,
+                Outcome.WAITING,
+                f"SendGrid's suppressions could not be pulled before sending ({err}); "
+                "trying again at the next look",
+            )
+        log.info("issue %s: suppression sync before sending: %s", month, report.summary())
+    try:
+        summary = send_issue(settings, issue, triggered_by="scheduler", stop=stop)
+    except AlreadySentError as err:
+        _set_claim(engine, month, Claim.SENT)
+        return Decision(month, Outcome.SKIPPED, f"already sent: {err}")
+    except NewsletterError as err:
+        return _failed(engine, month, f"the send failed: {err}")
+    except Exception as err:  # a daemon must record why, not die with the claim held
+        log.exception("issue %s: the send failed unexpectedly", month)
+        return _failed(engine, month, f"the send failed unexpectedly: {err!r}")
+    if summary.status != "completed":
+        why = summary.error or "it was stopped"
+        return _failed(engine, month, f"the send stopped after {summary.sent} sent: {why}")
+    _set_claim(engine, month, Claim.SENT)
+    reason = (
+        f"sent with {summary.transport} to {summary.sent} subscriber(s)"
+        f"{f', {summary.failed} refused' if summary.failed else ''} in {summary.seconds:.1f} s"
+    )
+    return Decision(month, Outcome.SENT, reason, summary)
+
+
+def _failed(engine: sa.Engine, month: str, why: str) -> Decision:
+    _set_claim(engine, month, Claim.FAILED)
+    hint = f"finish it with `newsletter send {month} --resume`"
+    return Decision(month, Outcome.FAILED, why if hint in why else f"{why}; {hint}")
+
+
+def _sent_before(engine: sa.Engine, month: str, settings: Settings) -> str | None:
+    """Why the month needs no send (a send run exists in the ledger), or None."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(sends).where(sends.c.issue == month)).first()
+    if row is None:
+        return None
+    started = _local(_aware(row.started_at), settings)
+    if row.status == "completed":
+        return f"already sent ({row.transport}, started {started} by {row.triggered_by})"
+    return (
+        f"a send of it started {started} by {row.triggered_by} and is {row.status}; "
+        f"finish it with `newsletter send {month} --resume`"
+    )
+
+
+# --- reasons -------------------------------------------------------------------------------------
+
+
+def _claimed_reason(claim: ClaimRow, settings: Settings) -> str:
+    if claim.outcome == Claim.SENT:
+        return f"already sent (claimed by {claim.owner})"
+    if claim.outcome == Claim.SENDING:
+        return (
+            f"being sent by {claim.owner}; if that process died, finish the send with "
+            f"`newsletter send {claim.issue} --resume`"
+        )
+    if claim.outcome == Claim.GAVE_UP:
+        return "given up earlier: the issue was not ready within send.wait_for_ready"
+    if claim.outcome == Claim.FAILED:
+        return f"the send failed earlier; finish it with `newsletter send {claim.issue} --resume`"
+    return f"claimed by {claim.owner} ({claim.outcome})"
+
+
+def _missed_reason(settings: Settings, month: str, now: datetime, fired_at: datetime) -> str:
+    late = format_duration(now - fired_at)
+    return (
+        f"the send time {_local(fired_at, settings)} passed {late} ago, longer than "
+        f"send.misfire_grace ({format_duration(settings.send.misfire_grace)}); not sending late "
+        f"(send it by hand: newsletter send {month})"
+    )
+
+
+def _gave_up_reason(settings: Settings, check: IssueCheck, window_start: datetime) -> str:
+    waited = format_duration(settings.send.wait_for_ready)
+    return (
+        f"giving up for this month: not sent within send.wait_for_ready ({waited}) of "
+        f"{_local(window_start, settings)}; {check.detail}"
+    )
+
+
+def _local(moment: datetime, settings: Settings) -> str:
+    return moment.astimezone(settings.timezone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything we store is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"

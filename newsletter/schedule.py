@@ -1,0 +1,396 @@
+"""When each issue goes out: APScheduler 3.x triggers and the foreground scheduler.
+
+The only module that imports ``apscheduler``. The job itself is ``newsletter.monthly.run_monthly``,
+an ordinary call; this module only decides *when* to call it. Jobs live in a persistent
+``SQLAlchemyJobStore`` in the project's database, so a restart knows which send it missed, and
+APScheduler's ``misfire_grace_time`` (``send.misfire_grace``) decides whether it is made up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from newsletter.config import SendRule, Settings
+from newsletter.errors import ConfigError
+from newsletter.monthly import Decision, Outcome, read_claim, run_monthly
+from newsletter.store.engine import open_database
+
+log = logging.getLogger(__name__)
+
+MONTHLY_JOB = "monthly-send"
+RECHECK_JOB = "recheck-{month}"
+FIRE_AT_JOB = "fire-at-{when}"
+DEFAULT_RECHECK = timedelta(minutes=5)
+JOBS_TABLE = "apscheduler_jobs"
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbering: 0 and 7 = Sunday
+_SHORTEST_MONTH = {2: 28, 4: 30, 6: 30, 9: 30, 11: 30}  # months that lack some day numbers
+
+
+# --- triggers ------------------------------------------------------------------------------------
+
+
+def trigger_for(rule: SendRule, tz: ZoneInfo) -> BaseTrigger:
+    """The APScheduler trigger of a send rule: ``cron`` if given, else ``day`` at ``time``, in ``tz``."""
+    if rule.cron:
+        return _crontab_trigger(rule.cron, tz)
+    at = {"hour": rule.time.hour, "minute": rule.time.minute, "second": 0, "timezone": tz}
+    main = CronTrigger(day=rule.day, **at)
+    if not rule.day.isdigit() or int(rule.day) <= 28:
+        return main
+    # Day 29-31: months without that day send on their last day, so no month is skipped.
+    short = [str(m) for m, days in _SHORTEST_MONTH.items() if days < int(rule.day)]
+    return OrTrigger([main, CronTrigger(month=",".join(short), day="last", **at)])
+
+
+def _crontab_trigger(line: str, tz: ZoneInfo) -> CronTrigger:
+    minute, hour, day, month, weekday = line.split()
+    try:
+        weekdays = _crontab_weekdays(weekday)
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=weekdays,
+            second=0,
+            timezone=tz,
+        )
+    except ValueError as err:
+        raise ConfigError(
+            f"schedule.yaml: `send.cron`: {line!r} is not a crontab line this scheduler "
+            f'understands ({err}); expected 5 fields such as "0 9 * * 2"'
+        ) from err
+
+
+def _crontab_weekdays(field: str) -> str:
+    """Crontab weekdays (0/7 = Sunday) as APScheduler names: its 3.x numbers start at Monday."""
+    if field in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"bad step in weekday field {field!r}")
+        if base == "*":
+            first, last = 0, 6
+        elif "-" in base:
+            first_text, last_text = base.split("-", 1)
+            first, last = _weekday_number(first_text), _weekday_number(last_text)
+        else:
+            first = _weekday_number(base)
+            last = 6 if step_text else first
+        if last < first:
+            raise ValueError(f"weekday range {base!r} runs backwards")
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(_WEEKDAYS[day] for day in sorted(days))
+
+
+def _weekday_number(text: str) -> int:
+    if text in _WEEKDAYS:
+        return _WEEKDAYS.index(text)
+    if text.isdigit() and 0 <= int(text) <= 7:
+        return int(text)
+    raise ValueError(f"unknown weekday {text!r}")
+
+
+def next_fire_times(settings: Settings, n: int, after: datetime) -> list[datetime]:
+    """The next ``n`` send times strictly after ``after``, in the settings' time zone."""
+    trigger = trigger_for(settings.send, settings.timezone)
+    if after.tzinfo is None:
+        after = after.replace(tzinfo=settings.timezone)
+    times: list[datetime] = []
+    previous = after
+    while len(times) < n:
+        fire = trigger.get_next_fire_time(previous, previous)
+        if fire is None:
+            break
+        times.append(fire.astimezone(settings.timezone))
+        previous = fire
+    return times
+
+
+def latest_fire_time(settings: Settings, now: datetime, within: timedelta) -> datetime | None:
+    """The last send time at or before ``now`` and no older than ``within``, or None."""
+    trigger = trigger_for(settings.send, settings.timezone)
+    start = now - within - timedelta(seconds=1)
+    latest: datetime | None = None
+    fire = trigger.get_next_fire_time(None, start)
+    while fire is not None and fire <= now:
+        latest = fire
+        fire = trigger.get_next_fire_time(fire, fire)
+    return None if latest is None else latest.astimezone(settings.timezone)
+
+
+def month_of(fire_time: datetime) -> str:
+    """The issue a send time sends: ``issues/YYYY-MM.md`` of its local month."""
+    return fire_time.strftime("%Y-%m")
+
+
+# --- running once (cron, systemd timers) --------------------------------------------------------
+
+
+def run_once(settings: Settings, *, now: datetime) -> Decision | None:
+    """Do what the scheduler would do now, then return: for cron or a systemd timer.
+
+    Acts on the latest send time if it is within ``misfire_grace`` (a fresh fire) or its month is
+    still waiting for the issue to become ready; otherwise there is nothing to do (None).
+    """
+    rule = settings.send
+    fired_at = latest_fire_time(settings, now, max(rule.misfire_grace, rule.wait_for_ready))
+    if fired_at is None:
+        return None
+    month = month_of(fired_at)
+    if now - fired_at > rule.misfire_grace:
+        engine = open_database(settings.database_url)
+        try:
+            claim = read_claim(engine, month)
+        finally:
+            engine.dispose()
+        if claim is None or claim.outcome != Outcome.WAITING.value:
+            return None
+    return run_monthly(settings, month, now=now, fired_at=fired_at)
+
+
+# --- the foreground scheduler --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the jobs need; kept in the process, because job arguments are pickled into the database."""
+
+    settings: Settings
+    stop: threading.Event
+    recheck_every: timedelta
+    scheduler: BackgroundScheduler
+
+
+_active: _Context | None = None
+_active_lock = threading.Lock()
+
+
+@contextmanager
+def _activated(context: _Context) -> Iterator[None]:
+    global _active
+    with _active_lock:
+        if _active is not None:
+            raise ConfigError("a scheduler is running in this process already")
+        _active = context
+    try:
+        yield
+    finally:
+        with _active_lock:
+            _active = None
+
+
+def _context() -> _Context:
+    if _active is None:
+        raise RuntimeError("no scheduler is running in this process")
+    return _active
+
+
+class _SharedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """A job store that another scheduler process may share by mistake.
+
+    That process may update or remove a job (a one-off fire, a finished recheck) between our
+    read and our write; the claim row in ``schedule_claims`` keeps the send single, so a job
+    that vanished meanwhile is no error.
+    """
+
+    def update_job(self, job: Job) -> None:
+        try:
+            super().update_job(job)
+        except JobLookupError:
+            log.debug("job %s was removed by another scheduler meanwhile", job.id)
+
+    def remove_job(self, job_id: str) -> None:
+        try:
+            super().remove_job(job_id)
+        except JobLookupError:
+            log.debug("job %s was removed by another scheduler meanwhile", job_id)
+
+
+def run_scheduler(
+    settings: Settings,
+    *,
+    stop: threading.Event,
+    recheck_every: timedelta = DEFAULT_RECHECK,
+    fire_at: datetime | None = None,
+) -> None:
+    """Run the scheduler until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT).
+
+    ``fire_at`` adds one extra send time (for trying a deployment); ``recheck_every`` is how often
+    a month whose issue is not ready yet is looked at again.
+    """
+    trigger = trigger_for(settings.send, settings.timezone)  # a bad cron line fails before start
+    engine = open_database(settings.database_url)
+    scheduler = _new_scheduler(settings, engine)
+    context = _Context(settings, stop, recheck_every, scheduler)
+    with _activated(context):
+        _start_paused(scheduler)
+        try:
+            _install_monthly(scheduler, trigger, settings.send.misfire_grace)
+            if fire_at is not None:
+                _install_fire_at(scheduler, fire_at.astimezone(settings.timezone), settings)
+            scheduler.add_listener(_on_missed, EVENT_JOB_MISSED)
+            scheduler.resume()
+            _log_next(scheduler, settings)
+            stop.wait()
+            log.info("scheduler stopping (a send in progress stops after its current batch)")
+        finally:
+            scheduler.shutdown(wait=True)
+    log.info("scheduler stopped")
+
+
+def _new_scheduler(settings: Settings, engine: sa.Engine) -> BackgroundScheduler:
+    return BackgroundScheduler(
+        jobstores={"default": _SharedJobStore(engine=engine, tablename=JOBS_TABLE)},
+        # One worker: a recheck never runs beside a send in the same process.
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        job_defaults={
+            "coalesce": True,  # a restart after several missed fires runs (at most) the last one
+            "max_instances": 1,
+            "misfire_grace_time": _seconds(settings.send.misfire_grace),
+        },
+        timezone=settings.timezone,
+        daemon=True,
+    )
+
+
+def _start_paused(scheduler: BackgroundScheduler) -> None:
+    """Start without running anything yet, so stored jobs can be inspected before they fire."""
+    try:
+        scheduler.start(paused=True)
+    except sa.exc.OperationalError as err:
+        # Two schedulers starting at the same instant may both create the jobs table.
+        if "already exists" not in str(err):
+            raise ConfigError(f"database: cannot start the scheduler: {err.orig}") from err
+        scheduler.start(paused=True)
+
+
+def _seconds(duration: timedelta) -> int:
+    return max(1, int(duration.total_seconds()))
+
+
+def _install_monthly(
+    scheduler: BackgroundScheduler, trigger: BaseTrigger, grace: timedelta
+) -> None:
+    """Keep the stored monthly job (and its missed fire time) unless the rule changed."""
+    stored = scheduler.get_job(MONTHLY_JOB)
+    if stored is not None and repr(stored.trigger) == repr(trigger):
+        if stored.misfire_grace_time != _seconds(grace):
+            stored.modify(misfire_grace_time=_seconds(grace))
+        return
+    if stored is not None:
+        log.info("send rule changed: %s (was %s)", trigger, stored.trigger)
+    scheduler.add_job(
+        "newsletter.schedule:_monthly_fire",
+        trigger,
+        id=MONTHLY_JOB,
+        name="send this month's issue",
+        replace_existing=True,
+        misfire_grace_time=_seconds(grace),
+    )
+
+
+def _install_fire_at(scheduler: BackgroundScheduler, when: datetime, settings: Settings) -> None:
+    job_id = FIRE_AT_JOB.format(when=when.isoformat())
+    if scheduler.get_job(job_id) is not None:
+        return
+    scheduler.add_job(
+        "newsletter.schedule:_one_fire",
+        DateTrigger(run_date=when, timezone=settings.timezone),
+        args=[month_of(when), when.isoformat()],
+        id=job_id,
+        name=f"send {month_of(when)} at {when.isoformat()}",
+        replace_existing=True,
+        misfire_grace_time=_seconds(settings.send.misfire_grace),
+    )
+
+
+def _log_next(scheduler: BackgroundScheduler, settings: Settings) -> None:
+    for job in scheduler.get_jobs():
+        when = job.next_run_time
+        shown = when.astimezone(settings.timezone).isoformat() if when else "never"
+        log.info("scheduled: %s, next at %s", job.name, shown)
+
+
+# --- the jobs (module-level, referenced by name in the job store) ------------------------------
+
+
+def _monthly_fire() -> None:
+    """The monthly job: work out which send time this run is for, then send its month's issue."""
+    context = _context()
+    settings = context.settings
+    now = datetime.now(settings.timezone)
+    fired_at = latest_fire_time(settings, now, settings.send.misfire_grace) or now
+    _fire(context, month_of(fired_at), fired_at, now)
+
+
+def _one_fire(month: str, fired_at: str) -> None:
+    """A one-off send time (``--fire-at``)."""
+    context = _context()
+    _fire(context, month, datetime.fromisoformat(fired_at), datetime.now(context.settings.timezone))
+
+
+def _recheck(month: str, fired_at: str) -> None:
+    """Look again at a month whose issue was not ready; stop looking once it is decided."""
+    context = _context()
+    _fire(context, month, datetime.fromisoformat(fired_at), datetime.now(context.settings.timezone))
+
+
+def _fire(context: _Context, month: str, fired_at: datetime, now: datetime) -> None:
+    decision = run_monthly(context.settings, month, now=now, fired_at=fired_at, stop=context.stop)
+    job_id = RECHECK_JOB.format(month=month)
+    scheduler = context.scheduler
+    if decision.outcome is Outcome.WAITING:
+        if scheduler.get_job(job_id) is None:
+            scheduler.add_job(
+                "newsletter.schedule:_recheck",
+                IntervalTrigger(seconds=_seconds(context.recheck_every)),
+                args=[month, fired_at.isoformat()],
+                id=job_id,
+                name=f"look again whether {month} is ready",
+                replace_existing=True,
+                misfire_grace_time=None,  # a recheck is never too late: the claim has the deadline
+            )
+    elif scheduler.get_job(job_id) is not None:
+        scheduler.remove_job(job_id)
+
+
+def _on_missed(event: JobExecutionEvent) -> None:
+    """APScheduler skipped a send time (the scheduler was not running): say so, with the month."""
+    context = _context()
+    settings = context.settings
+    if not event.job_id.startswith((MONTHLY_JOB, "fire-at-")):
+        return
+    scheduled: Any = event.scheduled_run_time
+    local = scheduled.astimezone(settings.timezone)
+    log.error(
+        "issue %s: missed: the send time %s passed while the scheduler was not running, longer "
+        "ago than send.misfire_grace (%s); not sending late (send it by hand: newsletter send %s)",
+        month_of(local),
+        local.strftime("%Y-%m-%d %H:%M %Z"),
+        settings.send.misfire_grace,
+        month_of(local),
+    )
