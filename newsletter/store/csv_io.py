@@ -36,6 +36,8 @@ _PROGRESS_EVERY = 2000
 # How mailable a status is: an import never makes a person more mailable than the file says.
 _MAILABILITY_RANK = {SubscriberStatus.ACTIVE: 0, SubscriberStatus.PENDING: 1}
 
+_ADDED_AS = {status: f"as {status.value}" for status in SubscriberStatus}
+
 ProgressCallback = Callable[[int, int], None]  # (lines read, lines in the file)
 
 
@@ -170,7 +172,10 @@ class _Plan:
     status: SubscriberStatus
     known: dict[str, tuple[int, str | None, SubscriberStatus]]
     first_line: dict[str, int] = field(default_factory=dict)
-    new: list[dict[str, Any]] = field(default_factory=list)
+    # compact (address, name, status, topics, subscribed_at) rows; dicts are made while writing
+    new: list[tuple[str, str | None, SubscriberStatus, list[str], datetime]] = field(
+        default_factory=list
+    )
     renames: list[tuple[int, str | None]] = field(default_factory=list)
     source_detail: str = ""
     at: datetime = field(default_factory=now_utc)
@@ -218,21 +223,28 @@ def _decide(plan: _Plan, line: int, fields: list[str], columns: _Columns) -> Row
     if key in plan.known:
         return _existing(plan, line, address, name, plan.known[key])
     try:
-        values = new_subscriber_values(
-            address,
-            name=name,
-            status=_row_status(_cell(fields, columns.status), plan.status),
-            source="import",
-            source_detail=plan.source_detail,
-            ip=None,
-            topics=canonical_topics(_cell(fields, columns.topics).split(TOPIC_SEPARATOR), None),
-            at=_subscribed_at(_cell(fields, columns.subscribed_at), plan.at),
-        )
+        row_status = _row_status(_cell(fields, columns.status), plan.status)
+        topics = canonical_topics(_cell(fields, columns.topics).split(TOPIC_SEPARATOR), None)
+        subscribed_at = _subscribed_at(_cell(fields, columns.subscribed_at), plan.at)
     except SubscriberError as err:
         del plan.first_line[key]
         return RowOutcome(line, address, Outcome.INVALID, str(err))
-    plan.new.append(values)
-    return RowOutcome(line, address, Outcome.ADDED, f"as {values['status']}")
+    plan.new.append((address, name, row_status, topics, subscribed_at))
+    return RowOutcome(line, address, Outcome.ADDED, _ADDED_AS[row_status])
+
+
+def _new_rows(plan: _Plan) -> Iterator[dict[str, Any]]:
+    for address, name, status, topics, subscribed_at in plan.new:
+        yield new_subscriber_values(
+            address,
+            name=name,
+            status=status,
+            source="import",
+            source_detail=plan.source_detail,
+            ip=None,
+            topics=topics,
+            at=subscribed_at,
+        )
 
 
 def _existing(
@@ -282,7 +294,9 @@ def import_csv(
             progress(line, total_lines)
     refused = strict and any(row.outcome is Outcome.INVALID for row in report.rows)
     if not dry_run and not refused and (plan.new or plan.renames):
-        store.bulk_apply(plan.new, plan.renames, source="import", source_detail=path.name)
+        store.bulk_apply(
+            _new_rows(plan), plan.renames, source="import", source_detail=plan.source_detail
+        )
         report.written = True
     if progress is not None:
         progress(total_lines, total_lines)
