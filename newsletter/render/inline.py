@@ -32,4 +32,4 @@ def inline_css(html: str) -> str:
         inlined = premailer.transform(body, pretty_print=False)
     except Exception as err:  # lxml and cssutils raise many types on malformed markup or CSS
         raise RenderError(f"CSS inlining failed: {err}") from err
-    return f"{DOCTYPE}\n{inlined}"
+    return f"{DOCTYPE}\n{inlined.rstrip()}\n"
