@@ -93,7 +93,7 @@ def load_topics(path: Path) -> tuple[str, ...]:
         node = yaml.compose(source, Loader=yaml.SafeLoader)
     except (yaml.YAMLError, RecursionError) as err:
         line = yaml_line(err, 1, source.count("\n") + 1)
-        raise ConfigError(f"{shown}:{line}: not valid YAML: {yaml_problem(err)}") from err
+        raise ConfigError(f"{shown}:{line}: not valid YAML: {yaml_problem(err, 1)}") from err
     if not isinstance(node, yaml.SequenceNode) or not node.value:
         line = node.start_mark.line + 1 if node is not None else 1
         raise ConfigError(f"{shown}:{line}: expected a list of topic names, one `- Name` a line")
@@ -226,11 +226,11 @@ def _parse_body(
         body.report.warning(
             closing_line, "the intro is empty: a line or two before the first article"
         )
-    _check_article_count(body, starts)
-    ends = [heading.index for heading in starts[1:]] + [len(body.lines)]
+    _check_article_count(body, starts, closing_line)
+    ends = [heading.index for heading in starts[1:]] + [len(body.lines)]  # longer when no article
     articles = tuple(
         parse_article(body, start, end, headings, topics)
-        for start, end in zip(starts, ends, strict=True)
+        for start, end in zip(starts, ends, strict=False)
     )
     _check_duplicate_dois(body.report, articles)
     for heading in headings:
@@ -241,10 +241,11 @@ def _parse_body(
     return intro, articles
 
 
-def _check_article_count(body: Body, starts: list[Heading]) -> None:
+def _check_article_count(body: Body, starts: list[Heading], closing_line: int) -> None:
     if not starts:
-        last = body.line_no(max(len(body.lines) - 1, 0))
-        body.report.error(last, "the issue has no articles: each starts with a line '## Title'")
+        text_lines = [index for index, line in enumerate(body.lines) if line.strip()]
+        line = body.line_no(text_lines[0]) if text_lines else closing_line
+        body.report.error(line, "the issue has no articles: each starts with a line '## Title'")
     elif len(starts) > MAX_ARTICLES:
         body.report.error(
             body.line_no(starts[MAX_ARTICLES].index),

@@ -15,11 +15,10 @@ from newsletter.issues.body import (
     check_inline_links,
     check_links,
     check_section,
+    label,
 )
 from newsletter.issues.common import Report, canonical_topic, hint, parse_doi, short
 from newsletter.models import Article
-
-# --- one article ---------------------------------------------------------------------------------
 
 
 def parse_article(
@@ -33,17 +32,17 @@ def parse_article(
     inner = [h for h in headings if h.kind == "implications" and start.index < h.index < end]
     summary_end = inner[0].index if inner else end
     fields, summary_start = _fields(body, start.index + 1, summary_end)
-    summary = _summary(body, summary_start, summary_end, title_line, start.title)
-    implications = _implications(body, inner, end, title_line, start.title)
+    citation = _required(fields, "Citation", title_line, start.title, report)
     doi, link = _doi_and_link(fields, title_line, start.title, report)
+    chosen = _topics(fields, topics, title_line, start.title, report)
     return Article(
         title=start.title,
-        citation=_required(fields, "Citation", title_line, start.title, report),
+        citation=citation,
         doi=doi,
         link=link,
-        topics=_topics(fields, topics, title_line, start.title, report),
-        summary=summary,
-        implications=implications,
+        topics=chosen,
+        summary=_summary(body, summary_start, summary_end, title_line, start.title),
+        implications=_implications(body, inner, end, title_line, start.title),
         line=title_line,
     )
 
@@ -86,9 +85,7 @@ def _summary(body: Body, start: int, end: int, title_line: int, title: str) -> s
     summary = body.text(start, end)
     check_section(body, start, end)
     if not any(token.type == "paragraph_open" for token in markdown.parse(summary)):
-        body.report.error(
-            title_line, f'article "{short(title)}" has no summary: write it under the fields'
-        )
+        body.report.error(title_line, f"{label(title)} has no summary: write it under the fields")
     return summary
 
 
@@ -96,9 +93,7 @@ def _implications(
     body: Body, headings: list[Heading], end: int, title_line: int, title: str
 ) -> str:
     if not headings:
-        body.report.error(
-            title_line, f'article "{short(title)}" has no "### {IMPLICATIONS}" section'
-        )
+        body.report.error(title_line, f'{label(title)} has no "### {IMPLICATIONS}" section')
         return ""
     for extra in headings[1:]:
         body.report.error(body.line_no(extra.index), f'a second "### {IMPLICATIONS}" heading')
@@ -114,7 +109,7 @@ def _required(
     fields: dict[str, tuple[str, int]], name: str, title_line: int, title: str, report: Report
 ) -> str:
     if name not in fields:
-        report.error(title_line, f'article "{short(title)}" has no "{name}:" line')
+        report.error(title_line, f'{label(title)} has no "{name}:" line')
         return ""
     return fields[name][0]
 
@@ -135,7 +130,7 @@ def _doi_and_link(
     if "Link" in fields:
         link = _link(*fields["Link"], report)
     if "DOI" not in fields and "Link" not in fields:
-        report.error(title_line, f'article "{short(title)}" needs a "DOI:" or a "Link:" line')
+        report.error(title_line, f'{label(title)} needs a "DOI:" or a "Link:" line')
     return doi, link
 
 
@@ -156,7 +151,7 @@ def _topics(
 ) -> tuple[str, ...]:
     """The article's topics, canonical names from topics.yaml, in the author's order."""
     if "Topics" not in fields:
-        report.error(title_line, f'article "{short(title)}" has no "Topics:" line')
+        report.error(title_line, f'{label(title)} has no "Topics:" line')
         return ()
     raw, line = fields["Topics"]
     names = [name.strip() for name in raw.split(";") if name.strip()]

@@ -53,7 +53,9 @@ def find_headings(body: Body) -> list[Heading]:
         title = tokens[position + 1].content.strip()
         kind = _heading_kind(token.tag, token.markup, token.level, title)
         if kind == "other":
-            body.report.error(body.line_no(token.map[0]), _heading_problem(token.tag, token.markup))
+            # a setext heading is reported at its underline, the line that made it a heading
+            line = token.map[0] if token.markup.startswith("#") else token.map[1] - 1
+            body.report.error(body.line_no(line), _heading_problem(token.tag, token.markup))
         headings.append(Heading(token.map[0], kind, title))
     return headings
 
@@ -134,3 +136,8 @@ def _locate(lines: list[str], start: int, url: str) -> int:
         if url in lines[index] or unquote(url) in lines[index]:
             return index
     return start
+
+
+def label(title: str) -> str:
+    """How a message names an article: by its title, or as "this article" when it has none."""
+    return f'article "{short(title)}"' if title else "this article"

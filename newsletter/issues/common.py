@@ -119,11 +119,15 @@ def yaml_line(err: Exception, first: int, last: int) -> int:
     return min(max(line, first), last)
 
 
-def yaml_problem(err: Exception) -> str:
+def yaml_problem(err: Exception, first_line: int | None = None) -> str:
+    """YAML's own description of a syntax error, on one line, with where the construct began."""
     if isinstance(err, RecursionError):
         return "nested too deeply"
-    problem = getattr(err, "problem", None) or str(err)
-    return " ".join(str(problem).split())
+    problem = " ".join(str(getattr(err, "problem", None) or err).split())
+    context, mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+    if context and mark is not None and first_line is not None:
+        problem += f" ({context}, from line {first_line + mark.line})"
+    return problem
 
 
 def display(path: Path) -> str:

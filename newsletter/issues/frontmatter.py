@@ -59,7 +59,7 @@ def _compose_front_matter(lines: list[str], report: Report) -> yaml.MappingNode 
         node = yaml.compose("\n".join(lines), Loader=yaml.SafeLoader)
     except (yaml.YAMLError, RecursionError) as err:
         line = yaml_line(err, 2, len(lines) + 1)
-        report.error(line, f"the front matter is not valid YAML: {yaml_problem(err)}")
+        report.error(line, f"the front matter is not valid YAML: {yaml_problem(err, 2)}")
         return None
     if node is None:
         report.error(1, "the front matter is empty: it needs at least 'subject: …'")

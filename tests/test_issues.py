@@ -1,0 +1,949 @@
+"""The issue file format (shared/spec/issue-format.md): every rule on good and bad files."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from newsletter.errors import ConfigError, IssueError, IssueNotFoundError
+from newsletter.issues import (
+    canonical_topic,
+    closest,
+    doi_url,
+    lint_issue,
+    load_topics,
+    month_of,
+    parse_doi,
+    read_issue,
+    resolve_issue,
+)
+from newsletter.models import Finding, Issue, IssueStatus, Severity
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data" / "issues"
+TOPICS = load_topics(REPO / "issues" / "topics.yaml")
+SICI = "10.1002/(SICI)1097-4679(199901)55:1<1::AID-JCLP1>3.0.CO;2-J"
+
+# Line numbers matter: the tests below change or assert lines of this file by number.
+GOOD = """\
+---
+subject: Therapist well-being
+preheader: Two studies on how practitioners fare.
+status: ready
+---
+
+This month, two studies.
+
+## First article
+Citation: Doe, J. (2020). A study. *Journal of Studies*.
+DOI: 10.1002/cpp.2509
+Topics: Therapist Factors; Attendance, Attrition, and Drop-Out
+
+The summary paragraph.
+
+### Practice Implications
+What to do about it.
+"""
+
+
+def edit(text: str, changes: dict[int, str | None]) -> str:
+    """``text`` with line N replaced (a string may hold several lines) or removed (None)."""
+    lines = text.split("\n")
+    for number in sorted(changes, reverse=True):
+        replacement = changes[number]
+        if replacement is None:
+            del lines[number - 1]
+        else:
+            lines[number - 1 : number] = replacement.split("\n")
+    return "\n".join(lines)
+
+
+def write(tmp_path: Path, content: str | bytes, name: str = "2021-01.md") -> Path:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_bytes(content.encode("utf-8"))
+    return path
+
+
+def lint(
+    tmp_path: Path, content: str | bytes, name: str = "2021-01.md"
+) -> tuple[Issue | None, list[str]]:
+    issue, findings = lint_issue(write(tmp_path, content, name), TOPICS, display_path="f.md")
+    return issue, [str(finding) for finding in findings]
+
+
+def only(findings: list[str]) -> str:
+    assert len(findings) == 1, findings
+    return findings[0]
+
+
+def article_n(number: int, title: str | None = None) -> str:
+    return (
+        f"## {title or f'Article {number}'}\n"
+        "Citation: Doe, J. (2020). A study.\n"
+        f"DOI: 10.1000/{number}\n"
+        "Topics: Training\n\n"
+        "Summary.\n\n"
+        "### Practice Implications\n"
+        "Do it.\n"
+    )
+
+
+# --- valid files -----------------------------------------------------------------------------------
+
+
+def test_good_file_becomes_an_issue(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, GOOD)
+    assert findings == []
+    assert issue is not None
+    assert (issue.month, issue.subject, issue.status) == (
+        "2021-01",
+        "Therapist well-being",
+        "ready",
+    )
+    assert issue.status is IssueStatus.READY
+    assert issue.preheader == "Two studies on how practitioners fare."
+    assert issue.intro == "This month, two studies."
+    assert issue.source == GOOD
+    (article,) = issue.articles
+    assert article.title == "First article"
+    assert article.citation == "Doe, J. (2020). A study. *Journal of Studies*."
+    assert (article.doi, article.link) == ("10.1002/cpp.2509", None)
+    assert article.url == "https://doi.org/10.1002/cpp.2509"
+    assert article.topics == ("Therapist Factors", "Attendance, Attrition, and Drop-Out")
+    assert article.summary == "The summary paragraph."
+    assert article.implications == "What to do about it."
+    assert article.line == 9
+
+
+@pytest.mark.parametrize("month", ["2020-11", "2020-12", "2021-01"])
+def test_sample_issues_lint_clean(month: str) -> None:
+    path = REPO / "issues" / f"{month}.md"
+    issue, findings = lint_issue(path, TOPICS)
+    assert findings == ()
+    assert issue is not None
+    assert issue.month == month
+    assert issue.status is IssueStatus.READY
+    assert len(issue.articles) == 2
+    for article in issue.articles:
+        assert article.doi and article.doi.startswith("10.")
+        assert article.summary.count("\n\n") >= 1  # two paragraphs at least
+        assert article.implications
+
+
+def test_status_defaults_to_draft(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, edit(GOOD, {4: None}))
+    assert findings == []
+    assert issue is not None and issue.status is IssueStatus.DRAFT
+
+
+def test_status_is_case_insensitive(tmp_path: Path) -> None:
+    issue, _ = lint(tmp_path, edit(GOOD, {4: "status: Ready"}))
+    assert issue is not None and issue.status is IssueStatus.READY
+
+
+def test_field_names_and_topics_are_case_insensitive(tmp_path: Path) -> None:
+    text = edit(
+        GOOD,
+        {
+            10: "citation: Doe, J. (2020).",
+            11: "doi: 10.1002/cpp.2509",
+            12: "TOPICS:  therapist   factors ;attendance, attrition, and drop-out;",
+        },
+    )
+    issue, findings = lint(tmp_path, text)
+    assert findings == []
+    assert issue is not None
+    assert issue.articles[0].topics == ("Therapist Factors", "Attendance, Attrition, and Drop-Out")
+
+
+def test_blank_lines_between_fields_are_allowed(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, edit(GOOD, {9: "## First article\n", 11: "\nDOI: 10.1/x\n"}))
+    assert findings == []
+    assert issue is not None and issue.articles[0].doi == "10.1/x"
+
+
+def test_link_instead_of_doi(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, edit(GOOD, {11: "Link: https://example.org/paper?id=3"}))
+    assert findings == []
+    assert issue is not None
+    article = issue.articles[0]
+    assert (article.doi, article.link) == (None, "https://example.org/paper?id=3")
+    assert article.url == "https://example.org/paper?id=3"
+
+
+def test_doi_and_link_both_given_doi_wins(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, edit(GOOD, {11: "DOI: 10.1/x\nLink: https://example.org/"}))
+    assert findings == []
+    assert issue is not None and issue.articles[0].url == "https://doi.org/10.1/x"
+
+
+def test_tricky_but_valid_file(tmp_path: Path) -> None:
+    text = (DATA / "tricky.md").read_text(encoding="utf-8")
+    issue, findings = lint(tmp_path, text)
+    assert findings == []
+    assert issue is not None
+    assert issue.subject == "Psychothérapie — ümlauts, 日本語 and “quotes”"
+    first, second, third = issue.articles
+    assert first.title == "Ärger & <Angst>: a < b & c"
+    assert first.doi == SICI
+    assert first.url == (
+        "https://doi.org/10.1002/(SICI)1097-4679(199901)55:1%3C1::AID-JCLP1%3E3.0.CO;2-J"
+    )
+    assert first.topics == (
+        "Attendance, Attrition, and Drop-Out",
+        "Cognitive Therapy (CT) and Cognitive-Behavioural Therapy (CBT)",
+        "Trauma and/or PTSD",
+    )
+    assert "<script>alert('x')</script>" in first.summary  # kept as typed; escaped when rendered
+    assert "a < b & c" in first.summary
+    assert "## not a heading inside a code block" in first.summary
+    assert second.doi == "10.1000/a<b>#c?d%e"  # from a percent-encoded doi.org link
+    assert second.url == "https://doi.org/10.1000/a%3Cb%3E%23c%3Fd%25e"
+    assert third.link == "https://example.org/über?q=1&r=2"
+    assert "mailto:editor@example.org" in third.implications
+
+
+def test_crlf_and_bom_give_the_same_issue(tmp_path: Path) -> None:
+    plain, _ = lint(tmp_path, GOOD)
+    crlf, crlf_findings = lint(
+        tmp_path, name="2021-02.md", content=b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode()
+    )
+    assert crlf_findings == []
+    assert plain is not None and crlf is not None
+    assert crlf.articles == plain.articles
+    assert (crlf.subject, crlf.intro) == (plain.subject, plain.intro)
+
+
+def test_lone_cr_line_ends(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, GOOD.replace("\n", "\r"))
+    assert findings == []
+    assert issue is not None
+
+
+def test_crlf_keeps_line_numbers(tmp_path: Path) -> None:
+    text = edit(GOOD, {12: "Topics: Depresion"}).replace("\n", "\r\n")
+    _, findings = lint(tmp_path, text)
+    assert only(findings).startswith("f.md:12: error: unknown topic")
+
+
+def test_five_articles_are_fine(tmp_path: Path) -> None:
+    text = edit(GOOD, {9: "".join(article_n(n) for n in range(1, 5)) + "\n## First article"})
+    issue, findings = lint(tmp_path, text)
+    assert findings == []
+    assert issue is not None and len(issue.articles) == 5
+
+
+def test_code_fence_hides_headings_and_fields(tmp_path: Path) -> None:
+    text = edit(GOOD, {14: "Summary.\n\n```\n## Not an article\nDOI: 10.1/x\n# nor this\n```"})
+    issue, findings = lint(tmp_path, text)
+    assert findings == []
+    assert issue is not None and len(issue.articles) == 1
+
+
+def test_implications_heading_variants(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, edit(GOOD, {16: "### practice implications: ###"}))
+    assert findings == []
+    assert issue is not None and issue.articles[0].implications == "What to do about it."
+
+
+# --- front matter ------------------------------------------------------------------------------------
+
+
+def test_no_front_matter(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {1: None, 2: None, 3: None, 4: None, 5: None}))
+    assert findings[0] == (
+        "f.md:1: error: the file must start with front matter: a line '---', 'subject: …', '---'"
+    )
+    assert len(findings) == 1
+
+
+def test_front_matter_not_closed(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {5: "more: text"}))
+    assert findings == [
+        "f.md:1: error: the front matter opened here is never closed: add a line '---' after it"
+    ]
+
+
+def test_yaml_syntax_error_is_located(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {3: "preheader: [unclosed"}))
+    assert only(findings) == (
+        "f.md:4: error: the front matter is not valid YAML: expected ',' or ']', but got ':' "
+        "(while parsing a flow sequence, from line 3)"
+    )
+
+
+def test_tab_in_front_matter(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {3: "\tpreheader: x"}))
+    assert only(findings).startswith("f.md:3: error: the front matter is not valid YAML: found")
+
+
+def test_front_matter_that_is_a_list(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {2: "- subject", 3: "- preheader", 4: None}))
+    assert only(findings) == "f.md:2: error: the front matter must be 'key: value' lines"
+
+
+def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {4: "stauts: ready"}))
+    assert (
+        only(findings)
+        == 'f.md:4: error: unknown front matter key "stauts" (did you mean "status"?)'
+    )
+    _, findings = lint(tmp_path, edit(GOOD, {4: "author: me"}))
+    assert only(findings) == 'f.md:4: error: unknown front matter key "author"'
+
+
+def test_duplicate_key(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {4: "subject: again"}))
+    assert only(findings) == (
+        'f.md:4: error: "subject" appears twice in the front matter (first on line 2)'
+    )
+
+
+def test_missing_and_empty_subject(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {2: None}))
+    assert only(findings) == (
+        "f.md:1: error: the front matter has no subject: add 'subject: …' (the email's subject)"
+    )
+    _, findings = lint(tmp_path, edit(GOOD, {2: "subject:"}))
+    assert only(findings) == "f.md:2: error: the subject is empty"
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        'subject: "first\\r\\nBcc: victim@example.org"',
+        "subject: first\n  second",
+        "subject: |\n  first",
+        'subject: "tab\\there"',
+        'subject: "line\\u2028separator"',
+    ],
+)
+def test_subject_must_be_one_line(tmp_path: Path, lines: str) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {2: lines}))
+    assert findings[0] == (
+        "f.md:2: error: the subject must be a single line (no line breaks or control characters)"
+    )
+    assert len([f for f in findings if "error" in f]) == 1
+
+
+def test_subject_must_be_text(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {2: "subject: [a, b]"}))
+    assert only(findings) == 'f.md:2: error: "subject" must be text, not a list or a mapping'
+
+
+def test_numbers_and_booleans_are_text(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, edit(GOOD, {2: "subject: 2021", 3: "preheader: yes"}))
+    assert findings == []
+    assert issue is not None and (issue.subject, issue.preheader) == ("2021", "yes")
+
+
+def test_long_subject_warns_and_still_parses(tmp_path: Path) -> None:
+    subject = "x" * 79
+    issue, findings = lint(tmp_path, edit(GOOD, {2: f"subject: {subject}"}))
+    assert only(findings) == (
+        "f.md:2: warning: the subject has 79 characters; inboxes cut it after about 78"
+    )
+    assert issue is not None and issue.findings[0].severity is Severity.WARNING
+    issue, findings = lint(tmp_path, edit(GOOD, {2: f"subject: {'x' * 78}"}))
+    assert findings == []
+
+
+def test_preheader_missing_or_long_warns(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, edit(GOOD, {3: None}))
+    assert only(findings) == (
+        "f.md:1: warning: no preheader: the inbox preview will show the email's first words"
+    )
+    assert issue is not None and issue.preheader is None
+    _, findings = lint(tmp_path, edit(GOOD, {3: f"preheader: {'y' * 141}"}))
+    assert only(findings) == (
+        "f.md:3: warning: the preheader has 141 characters; inboxes show about 140"
+    )
+
+
+def test_bad_status(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {4: "status: sent"}))
+    assert only(findings) == 'f.md:4: error: status must be "draft" or "ready", not "sent"'
+
+
+def test_empty_front_matter(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {2: None, 3: None, 4: "# just a comment"}))
+    assert (
+        only(findings) == "f.md:1: error: the front matter is empty: it needs at least 'subject: …'"
+    )
+
+
+# --- body structure ----------------------------------------------------------------------------------
+
+
+def test_empty_intro_warns(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, edit(GOOD, {7: None}))
+    assert only(findings) == (
+        "f.md:5: warning: the intro is empty: a line or two before the first article"
+    )
+    assert issue is not None and issue.intro == ""
+
+
+def test_no_articles(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, "\n".join(GOOD.split("\n")[:8]))
+    assert only(findings) == (
+        "f.md:7: error: the issue has no articles: each starts with a line '## Title'"
+    )
+
+
+def test_six_articles_are_too_many(tmp_path: Path) -> None:
+    text = edit(GOOD, {9: "".join(article_n(n) for n in range(1, 6)) + "\n## First article"})
+    _, findings = lint(tmp_path, text)
+    sixth = 9 + 5 * 9 + 1
+    assert only(findings) == f"f.md:{sixth}: error: too many articles (6); an issue has at most 5"
+
+
+def test_empty_title(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {9: "##"}))
+    assert only(findings) == "f.md:9: error: the article title is empty: write it after '## '"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("# Big", "'# ' headings are not used: an article starts with '## Title'"),
+        (
+            "#### Deep",
+            "'#### ' headings are not used: articles are '## Title', then '### Practice Implications'",
+        ),
+        (
+            "### Methods",
+            "unexpected heading: the only '### ' heading is '### Practice Implications'",
+        ),
+        ("> ## Quoted", "a heading inside a list or quote cannot start an article"),
+    ],
+)
+def test_unexpected_headings(tmp_path: Path, line: str, message: str) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {14: f"The summary.\n\n{line}\n\nMore."}))
+    assert only(findings) == f"f.md:16: error: {message}"
+
+
+def test_setext_heading_is_reported_at_its_underline(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {14: "The summary\nparagraph\n---"}))
+    assert findings == [
+        'f.md:9: error: article "First article" has no summary: write it under the fields',
+        "f.md:16: error: a line of '---' or '===' under text makes it a heading: "
+        "leave a blank line above it",
+    ]
+
+
+def test_heading_without_space_warns(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, edit(GOOD, {14: "##Oops"}))
+    assert only(findings) == "f.md:14: warning: this is not a heading: put a space after the '#'s"
+    assert issue is not None
+
+
+def test_implications_missing_empty_twice_or_early(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {15: None, 16: None, 17: None}))
+    assert only(findings) == (
+        'f.md:9: error: article "First article" has no "### Practice Implications" section'
+    )
+    _, findings = lint(tmp_path, edit(GOOD, {17: ""}))
+    assert only(findings) == 'f.md:16: error: "### Practice Implications" is empty'
+    _, findings = lint(tmp_path, edit(GOOD, {17: "A.\n\n### Practice Implications\nB."}))
+    assert only(findings) == 'f.md:19: error: a second "### Practice Implications" heading'
+    _, findings = lint(tmp_path, edit(GOOD, {7: "### Practice Implications\nToo early."}))
+    assert only(findings) == 'f.md:7: error: "### Practice Implications" before the first article'
+
+
+def test_summary_required(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {13: None, 14: None}))
+    assert only(findings) == (
+        'f.md:9: error: article "First article" has no summary: write it under the fields'
+    )
+
+
+# --- article fields ----------------------------------------------------------------------------------
+
+
+def test_missing_fields(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {10: None, 11: None, 12: None}))
+    assert findings == [
+        'f.md:9: error: article "First article" has no "Citation:" line',
+        'f.md:9: error: article "First article" needs a "DOI:" or a "Link:" line',
+        'f.md:9: error: article "First article" has no "Topics:" line',
+    ]
+
+
+def test_unknown_field_suggests_the_right_one(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {12: "Topcs: Training\nTopics: Training"}))
+    assert only(findings) == 'f.md:12: error: unknown field "Topcs" (did you mean "Topics"?)'
+    _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Training\nJournal: Psychotherapy"}))
+    assert only(findings) == (
+        'f.md:13: error: unknown field "Journal" (fields are Citation, DOI, Link and Topics)'
+    )
+
+
+def test_duplicate_and_empty_fields(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Training\nDOI: 10.1/other"}))
+    assert only(findings) == 'f.md:13: error: "DOI:" appears twice (first on line 11)'
+    _, findings = lint(tmp_path, edit(GOOD, {10: "Citation:", 11: "DOI: 10.1/x\nCitation: ok"}))
+    assert findings == ['f.md:10: error: "Citation:" is empty']
+
+
+def test_field_after_the_summary_started(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {11: None, 13: "A wrapped\nDOI: 10.1002/cpp.2509"}))
+    assert findings == [
+        'f.md:9: error: article "First article" needs a "DOI:" or a "Link:" line',
+        'f.md:13: error: "DOI:" is not directly under the article title, so it is not a field: '
+        "fields come right after '## Title', before the summary",
+    ]
+
+
+@pytest.mark.parametrize(
+    "doi", ["11.1002/x", "10.abc/x", "10.1002/", "10.1002", "doi:", "cpp.2509"]
+)
+def test_bad_doi_is_an_error_on_its_line(tmp_path: Path, doi: str) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {11: f"DOI: {doi}"}))
+    assert only(findings).startswith(f'f.md:11: error: "{doi}" is not a DOI: expected 10.')
+
+
+def test_doi_with_a_space_warns(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, edit(GOOD, {11: "DOI: 10.1002/cpp.2509 (online first)"}))
+    assert only(findings) == (
+        "f.md:11: warning: the DOI holds a space: is there something else on this line?"
+    )
+    assert issue is not None
+
+
+@pytest.mark.parametrize(
+    "link", ["http://example.org/x", "ftp://example.org", "https://", "example.org", "https://a b"]
+)
+def test_link_must_be_https(tmp_path: Path, link: str) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {11: f"Link: {link}"}))
+    assert only(findings) == f'f.md:11: error: Link must be an https:// address, not "{link}"'
+
+
+def test_unknown_topic_suggests_the_closest(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Depresion; Training; Quantum Physics"}))
+    assert findings == [
+        'f.md:12: error: unknown topic "Depresion" (did you mean "Depression and Depressive Symptoms"?)',
+        'f.md:12: error: unknown topic "Quantum Physics"',
+    ]
+
+
+def test_topics_split_on_commas_is_caught(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Training, Empathy"}))
+    assert only(findings).startswith('f.md:12: error: unknown topic "Training, Empathy"')
+
+
+def test_duplicate_topic_warns(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Training; training"}))
+    assert only(findings) == 'f.md:12: warning: topic "Training" is listed twice'
+    assert issue is not None and issue.articles[0].topics == ("Training",)
+
+
+def test_topics_without_a_name(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: ; ;"}))
+    assert only(findings) == "f.md:12: error: no topic named: separate topic names with ';'"
+
+
+def test_duplicate_doi_across_articles_warns(tmp_path: Path) -> None:
+    text = GOOD + "\n" + article_n(2).replace("10.1000/2", "10.1002/CPP.2509")
+    issue, findings = lint(tmp_path, text)
+    assert only(findings) == "f.md:19: warning: the same DOI as the article on line 9"
+    assert issue is not None
+
+
+# --- links in Markdown -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "changed"),
+    [
+        (7, "This month [click](javascript:alert(1)) here."),
+        (9, "## A [title](javascript:alert(1))"),
+        (10, "Citation: Doe (2020). [x](data:text/html,hi)"),
+        (14, "The summary.\nSecond line ![pic](javascript:x)."),
+        (17, "What to do about [it](relative/page.html)."),
+    ],
+)
+def test_unsafe_links_are_errors(tmp_path: Path, line: int, changed: str) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {line: changed}))
+    where = line + changed.count("\n")
+    assert only(findings).startswith(f"f.md:{where}: error: link ")
+    assert only(findings).endswith("is not allowed: use an https:, http: or mailto: address")
+
+
+def test_safe_links_and_html_lookalikes_pass(tmp_path: Path) -> None:
+    text = edit(
+        GOOD,
+        {
+            14: "See [it](https://example.org/a?b=1&c=2), [old](http://example.org), "
+            "<https://example.org/auto>, [mail](mailto:a@example.org) and <a@example.org>.\n"
+            '<a href="javascript:alert(1)">raw HTML is text</a> <script>x</script> a < b & c'
+        },
+    )
+    issue, findings = lint(tmp_path, text)
+    assert findings == []
+    assert issue is not None
+
+
+def test_empty_link_target(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {14: "An [empty]() link."}))
+    assert only(findings) == "f.md:14: error: a link without an address"
+
+
+# --- all findings together, and the file name ----------------------------------------------------------
+
+
+def test_all_findings_are_reported_together(tmp_path: Path) -> None:
+    text = edit(
+        GOOD,
+        {
+            3: "preheadr: x",
+            11: "DOI: nope",
+            12: "Topics: Depresion",
+            14: "[x](javascript:y)",
+            17: "",
+        },
+    )
+    _, findings = lint(tmp_path, text, name="2021-13.md")
+    assert [finding.split(": error")[0].split(": warning")[0] for finding in findings] == [
+        "f.md:1",
+        "f.md:1",
+        "f.md:3",
+        "f.md:11",
+        "f.md:12",
+        "f.md:14",
+        "f.md:16",
+    ]
+    assert findings[0] == (
+        'f.md:1: error: the file name "2021-13.md" is not a month: name it YYYY-MM.md (2021-01.md)'
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "month"),
+    [
+        ("2021-01.md", "2021-01"),
+        ("1999-12.md", "1999-12"),
+        ("2021-13.md", None),
+        ("2021-00.md", None),
+        ("0000-05.md", None),
+        ("2021-1.md", None),
+        ("draft.md", None),
+        ("2021-01-extra.md", None),
+    ],
+)
+def test_month_of(name: str, month: str | None) -> None:
+    assert month_of(Path("issues") / name) == month
+
+
+def test_bad_file_name_is_an_error(tmp_path: Path) -> None:
+    issue, findings = lint(tmp_path, GOOD, name="draft.md")
+    assert issue is None
+    assert only(findings) == (
+        'f.md:1: error: the file name "draft.md" is not a month: name it YYYY-MM.md (2021-01.md)'
+    )
+
+
+def test_display_path_defaults_to_relative(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "issues").mkdir()
+    path = write(tmp_path / "issues", edit(GOOD, {4: "status: sent"}))
+    monkeypatch.chdir(tmp_path)
+    _, findings = lint_issue(path, TOPICS)
+    assert str(findings[0]).startswith("issues/2021-01.md:4: error:")
+    _, findings = lint_issue(path, TOPICS, display_path="shown.md")
+    assert findings[0].path == "shown.md"
+
+
+# --- garbage in, findings out --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "f.md:1: error: the file is empty: it needs front matter and at least one article"),
+        (
+            b"  \n\n\t\n",
+            "f.md:1: error: the file is empty: it needs front matter and at least one article",
+        ),
+        (
+            b"\xef\xbb\xbf",
+            "f.md:1: error: the file is empty: it needs front matter and at least one article",
+        ),
+        (
+            b"---",
+            "f.md:1: error: the front matter opened here is never closed: add a line '---' after it",
+        ),
+        (
+            b"ok\nok\n\xff\xfe",
+            "f.md:3: error: the file is not UTF-8 text (byte 0xff); save it as UTF-8",
+        ),
+        (
+            b"\xff\xfe-\x00-\x00",
+            "f.md:1: error: the file is not UTF-8 text (byte 0xff); save it as UTF-8",
+        ),
+        (
+            b"---\nsubject: a\x00b\n---\n",
+            "f.md:2: error: the file holds a control character (U+0000): is it a text file?",
+        ),
+        (
+            b"\x89PNG\r\n\x1a\n\x00\x00",
+            "f.md:1: error: the file is not UTF-8 text (byte 0x89); save it as UTF-8",
+        ),
+    ],
+)
+def test_garbage_gives_one_finding(tmp_path: Path, content: bytes, expected: str) -> None:
+    issue, findings = lint(tmp_path, content)
+    assert issue is None
+    assert findings == [expected]
+
+
+def test_front_matter_only_dashes(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, "---\n---\n")
+    assert findings == [
+        "f.md:1: error: the front matter is empty: it needs at least 'subject: …'",
+        "f.md:2: warning: the intro is empty: a line or two before the first article",
+        "f.md:2: error: the issue has no articles: each starts with a line '## Title'",
+    ]
+
+
+def test_deeply_nested_yaml(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, edit(GOOD, {3: "preheader: " + "[" * 5000}))
+    # PyYAML gives no position when it runs out of stack: the front matter's first line is named
+    assert findings[0] == "f.md:2: error: the front matter is not valid YAML: nested too deeply"
+
+
+def test_huge_file(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, GOOD + "x" * 1_000_001)
+    assert findings == [
+        "f.md:1: error: the file is larger than 1 MB; an issue is a few KB of Markdown"
+    ]
+
+
+def test_unreadable_paths(tmp_path: Path) -> None:
+    issue, findings = lint_issue(tmp_path / "2021-01.md", TOPICS, display_path="f.md")
+    assert issue is None
+    assert [str(f) for f in findings] == [
+        "f.md:1: error: cannot read the file: No such file or directory"
+    ]
+    (tmp_path / "2021-02.md").mkdir()
+    _, findings = lint_issue(tmp_path / "2021-02.md", TOPICS, display_path="f.md")
+    assert str(findings[0]) == "f.md:1: error: cannot read the file: Is a directory"
+
+
+def test_random_bytes_never_raise(tmp_path: Path) -> None:
+    rng = random.Random(20210101)
+    pieces = [
+        b"---\n",
+        b"## ",
+        b"### Practice Implications\n",
+        b"Topics: ",
+        b"DOI: 10.",
+        b"\n",
+        b"\r\n",
+        b"[x](",
+        b"javascript:",
+        b")",
+        b"\xff",
+        b"\x00",
+        b"\t",
+        b":",
+        b"[",
+        b"{",
+        b"subject: ",
+        b"`",
+        b"```\n",
+        b"\xe2\x80\xa8",
+        b"&",
+        b"<",
+        b"#",
+        b"-",
+        b"*",
+        b">",
+    ]
+    path = tmp_path / "2021-01.md"
+    for case in range(300):
+        if case % 2:
+            data = bytes(rng.randrange(256) for _ in range(rng.randrange(200)))
+        else:
+            data = b"".join(rng.choice(pieces) for _ in range(rng.randrange(60)))
+        path.write_bytes(data)
+        issue, findings = lint_issue(path, TOPICS)
+        assert all(isinstance(finding, Finding) for finding in findings)
+        assert (issue is None) == any(finding.is_error for finding in findings)
+
+
+def test_mutated_good_files_never_raise(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    lines = GOOD.split("\n")
+    path = tmp_path / "2021-01.md"
+    for _ in range(300):
+        mutated = list(lines)
+        for _ in range(rng.randrange(1, 4)):
+            position = rng.randrange(len(mutated))
+            action = rng.randrange(3)
+            if action == 0:
+                del mutated[position]
+            elif action == 1:
+                mutated.insert(position, rng.choice(lines))
+            else:
+                line = mutated[position]
+                cut = rng.randrange(len(line) + 1)
+                mutated[position] = line[:cut] + rng.choice(":#[]-;`>\t\"'") + line[cut:]
+        path.write_text("\n".join(mutated), encoding="utf-8")
+        issue, findings = lint_issue(path, TOPICS)
+        assert (issue is None) == any(finding.is_error for finding in findings)
+        assert all(finding.line >= 1 for finding in findings)
+
+
+# --- read_issue, resolve_issue ------------------------------------------------------------------------
+
+
+def test_read_issue_returns_issue_with_warnings(tmp_path: Path) -> None:
+    issue = read_issue(write(tmp_path, edit(GOOD, {7: None})), TOPICS)
+    assert issue.month == "2021-01"
+    assert [finding.severity for finding in issue.findings] == [Severity.WARNING]
+
+
+def test_read_issue_raises_with_every_finding(tmp_path: Path) -> None:
+    path = write(tmp_path, edit(GOOD, {4: "status: sent", 12: "Topics: Nope"}))
+    with pytest.raises(IssueError) as caught:
+        read_issue(path, TOPICS)
+    assert len(caught.value.findings) == 2
+    assert caught.value.exit_code == 1
+    message = str(caught.value)
+    assert "has 2 errors" in message
+    assert ':4: error: status must be "draft" or "ready", not "sent"' in message
+    assert ':12: error: unknown topic "Nope"' in message
+
+
+def test_resolve_issue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    issues = tmp_path / "issues"
+    issues.mkdir()
+    path = write(issues, GOOD)
+    assert resolve_issue(issues, "2021-01") == path
+    assert resolve_issue(issues, str(path)) == path
+    monkeypatch.chdir(tmp_path)
+    assert resolve_issue(issues, "issues/2021-01.md") == Path("issues/2021-01.md")
+    with pytest.raises(
+        IssueNotFoundError, match=r"no issue for 2021-02: .*2021-02\.md does not exist"
+    ) as caught:
+        resolve_issue(issues, "2021-02")
+    assert caught.value.exit_code == 2
+    with pytest.raises(IssueNotFoundError, match="is a folder"):
+        resolve_issue(issues, "issues")
+    with pytest.raises(IssueNotFoundError, match=r"no issue file nothing\.md: give a month"):
+        resolve_issue(issues, "nothing.md")
+
+
+# --- DOIs ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "doi"),
+    [
+        ("10.1002/cpp.2509", "10.1002/cpp.2509"),
+        ("  doi:10.1002/cpp.2509 ", "10.1002/cpp.2509"),
+        ("DOI: 10.1002/cpp.2509", "10.1002/cpp.2509"),
+        ("https://doi.org/10.1002/cpp.2509", "10.1002/cpp.2509"),
+        ("http://doi.org/10.1002/cpp.2509", "10.1002/cpp.2509"),
+        ("https://dx.doi.org/10.1002/cpp.2509", "10.1002/cpp.2509"),
+        ("http://dx.doi.org/10.1002/cpp.2509", "10.1002/cpp.2509"),
+        ("10.1000.10/abc", "10.1000.10/abc"),
+        (SICI, SICI),
+        ("doi:" + SICI, SICI),
+        ("https://doi.org/10.1002/(SICI)1097-4679(199901)55:1%3C1::AID-JCLP1%3E3.0.CO;2-J", SICI),
+    ],
+)
+def test_parse_doi_accepts(raw: str, doi: str) -> None:
+    assert parse_doi(raw) == doi
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "10.1002",
+        "10.1002/",
+        "11.1002/x",
+        "10./x",
+        "10.a/x",
+        "doi:",
+        "https://example.org/10.1/x",
+        "10.1002/a\nb",
+        "10.1002/a\x00b",
+    ],
+)
+def test_parse_doi_rejects(raw: str) -> None:
+    with pytest.raises(ValueError, match="DOI"):
+        parse_doi(raw)
+
+
+@pytest.mark.parametrize(
+    ("doi", "url"),
+    [
+        ("10.1002/cpp.2509", "https://doi.org/10.1002/cpp.2509"),
+        (SICI, "https://doi.org/10.1002/(SICI)1097-4679(199901)55:1%3C1::AID-JCLP1%3E3.0.CO;2-J"),
+        ('10.1000/a b#c?d%e"f', "https://doi.org/10.1000/a%20b%23c%3Fd%25e%22f"),
+        ("10.1000/{x}|^[y]`\\z", "https://doi.org/10.1000/%7Bx%7D%7C%5E%5By%5D%60%5Cz"),
+        ("10.1000/é", "https://doi.org/10.1000/%C3%A9"),
+        ("10.1000/a-b_c.d~e!$&'*+,=@", "https://doi.org/10.1000/a-b_c.d~e!$&'*+,=@"),
+    ],
+)
+def test_doi_url_encodes_reserved_characters(doi: str, url: str) -> None:
+    assert doi_url(doi) == url
+
+
+def test_doi_url_round_trips_through_parse_doi() -> None:
+    for doi in (SICI, '10.1000/a b#c?d%e"f', "10.1000/é/x"):
+        assert parse_doi(doi_url(doi)) == doi
+
+
+# --- topics --------------------------------------------------------------------------------------------
+
+
+def test_topics_file_holds_the_seed_list() -> None:
+    assert len(TOPICS) == 36
+    assert "ALL Topics (clear)" not in TOPICS
+    assert "Adherance" in TOPICS
+    assert "Attendance, Attrition, and Drop-Out" in TOPICS
+    assert TOPICS[-1] == "Treatment Length and Frequency"
+
+
+def test_canonical_and_closest_topic() -> None:
+    assert canonical_topic("  trauma AND/or ptsd ", TOPICS) == "Trauma and/or PTSD"
+    assert canonical_topic("Trauma", TOPICS) is None
+    assert closest("Depresion", TOPICS) == "Depression and Depressive Symptoms"
+    assert closest("Alliance", TOPICS) == "Alliance and Therapeutic Relationship"
+    assert closest("Therapist Factor", TOPICS) == "Therapist Factors"
+    assert closest("zzzz", TOPICS) is None
+    assert closest("x" * 500, TOPICS) is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("- A\n- [b\n", r"t\.yaml:3: not valid YAML"),
+        ("a: b\n", r"t\.yaml:1: expected a list of topic names"),
+        ("", r"t\.yaml:1: expected a list of topic names"),
+        ("- A\n- B\n- a\n", r't\.yaml:3: topic "a" is listed twice \(first on line 1\)'),
+        ("- A\n-\n", r"t\.yaml:2: a topic must be a non-empty name"),
+        ("- A\n- [x]\n", r"t\.yaml:2: a topic must be a non-empty name"),
+        ("- A; B\n", r"t\.yaml:1: a topic name cannot hold ';'"),
+    ],
+)
+def test_broken_topics_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.yaml").write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_topics(Path("t.yaml"))
+    assert caught.value.exit_code == 2
+
+
+def test_missing_topics_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_topics(tmp_path / "topics.yaml")
