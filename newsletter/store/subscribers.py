@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,7 +77,7 @@ def normalise_email(raw: str) -> str:
 
 def email_key(email: str) -> str:
     """The case-insensitive identity of an address: what makes two spellings the same person."""
-    return email.strip().casefold()
+    return unicodedata.normalize("NFC", email.strip()).casefold()
 
 
 def email_hash(email: str) -> str:
