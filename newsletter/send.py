@@ -137,9 +137,13 @@ def plan_send(
     """Count who would get ``issue`` now, without changing anything."""
     ledger = Ledger(open_database(settings.database_url))
     existing = ledger.find(issue.month)
-    send_id = existing.id if existing else None
     unconfirmed = ledger.resendable(existing.id) if existing else 0
-    recipients = ledger.remaining(send_id) + (unconfirmed if resend_unconfirmed else 0)
+    # A completed send takes no one new (people who joined since wait for the next issue).
+    if existing is not None and existing.status is SendStatus.COMPLETED:
+        recipients = 0
+    else:
+        recipients = ledger.remaining(existing.id if existing else None)
+    recipients += unconfirmed if resend_unconfirmed else 0
     return SendPlan(
         issue=issue.month,
         subject=issue.subject,
@@ -192,6 +196,9 @@ def send_issue(
     existing = ledger.find(issue.month)
     if existing is not None and not resume:
         raise refusal(existing)
+    completed = existing is not None and existing.status is SendStatus.COMPLETED
+    if existing is not None and completed and not resend_unconfirmed:
+        return _settled(ledger, existing, issue)
     rendered = _render(settings, issue)
     if dry_run:
         plan = plan_send(
@@ -205,7 +212,27 @@ def send_issue(
     else:
         record = ledger.reopen(existing, name)
     run = _Run(settings, issue, rendered, ledger, record, chosen, signer, progress or Progress())
-    return run.execute(resend_unconfirmed=resend_unconfirmed, stop=stop or threading.Event())
+    return run.execute(
+        resend_unconfirmed=resend_unconfirmed,
+        new_recipients=not completed,
+        stop=stop or threading.Event(),
+    )
+
+
+def _settled(ledger: Ledger, record: SendRecord, issue: Issue) -> SendSummary:
+    """A completed send asked to resume: nothing to do, nothing changed."""
+    return SendSummary(
+        issue.month,
+        issue.subject,
+        record.transport,
+        "completed",
+        0,
+        0,
+        0,
+        0,
+        totals=ledger.counts(record.id),
+        started_at=record.started_at,
+    )
 
 
 def _render(settings: Settings, issue: Issue) -> RenderedIssue:
@@ -245,7 +272,9 @@ class _Run:
         self.started = time.monotonic()
         self.started_at = datetime.now(UTC)
 
-    def execute(self, *, resend_unconfirmed: bool, stop: threading.Event) -> SendSummary:
+    def execute(
+        self, *, resend_unconfirmed: bool, new_recipients: bool, stop: threading.Event
+    ) -> SendSummary:
         """Deliver every batch, then close the send (completed or interrupted)."""
         self.found_unconfirmed = self.ledger.mark_in_flight_unconfirmed(self.record.id)
         if self.found_unconfirmed:
@@ -255,11 +284,11 @@ class _Run:
                 self.issue.month,
             )
         resendable = self.ledger.resendable(self.record.id) if resend_unconfirmed else 0
-        total = self.ledger.remaining(self.record.id) + resendable
+        total = resendable + (self.ledger.remaining(self.record.id) if new_recipients else 0)
         self.progress.start(total, issue=self.issue.month, transport=self.record.transport)
         try:
             with self.transport:
-                finished = self._loop(resend_unconfirmed, stop)
+                finished = self._loop(resend_unconfirmed, new_recipients, stop)
         except DeliveryError as err:
             self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
             summary = self._summary("interrupted", total, _stopped_because(err, self.issue.month))
@@ -280,7 +309,7 @@ class _Run:
         self.progress.finish(summary)
         return summary
 
-    def _loop(self, resend_unconfirmed: bool, stop: threading.Event) -> bool:
+    def _loop(self, resend_unconfirmed: bool, new_recipients: bool, stop: threading.Event) -> bool:
         """Run batches until none is left (True) or ``stop`` is set (False)."""
         batch = self.ledger.next_batch_number(self.record.id)
         if resend_unconfirmed:
@@ -291,6 +320,8 @@ class _Run:
                 batch += 1
                 if stop.is_set():
                     return False
+        if not new_recipients:
+            return True
         after = 0
         swept = False
         while True:

@@ -1,7 +1,393 @@
-"""Commands of this area (filled in by its issue)."""
+"""``newsletter send`` (one issue to the list, or test copies) and ``newsletter report``."""
 
 from __future__ import annotations
 
-import click
+import json
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
-COMMANDS: list[click.Command] = []
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
+
+from newsletter.cli import Project, pass_project
+from newsletter.config import TRANSPORTS, Settings
+from newsletter.delivery.ledger import SendStatus, refusal
+from newsletter.errors import AlreadySentError, IssueError
+from newsletter.issues import load_topics, month_of, read_issue, resolve_issue
+from newsletter.models import Issue, IssueStatus, LedgerStatus
+from newsletter.send import (
+    Progress,
+    SendPlan,
+    SendReport,
+    SendSummary,
+    plan_send,
+    send_issue,
+    send_report,
+    send_test,
+)
+
+ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
+LOG_EVERY_SECONDS = 5.0
+_MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
+
+
+# --- progress on a terminal, or as log lines --------------------------------------------------
+
+
+class BarProgress(Progress):
+    """A rich progress bar: count, rate, time left."""
+
+    def __init__(self) -> None:
+        self.bar = RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self.task: Any = None
+        self.started = time.monotonic()
+        self.done = 0
+
+    def start(self, total: int, *, issue: str, transport: str) -> None:
+        self.started = time.monotonic()
+        self.bar.start()
+        self.task = self.bar.add_task(f"{issue} via {transport}", total=total, rate="")
+
+    def advance(self, sent: int, failed: int) -> None:
+        self.done += sent + failed
+        rate = self.done / max(time.monotonic() - self.started, 1e-9)
+        self.bar.update(self.task, advance=sent + failed, rate=f"{rate:,.0f}/s")
+
+    def finish(self, summary: SendSummary) -> None:
+        self.bar.stop()
+
+
+class LogProgress(Progress):
+    """Plain lines every few seconds, for logs and pipes."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.started = time.monotonic()
+        self.last = self.started
+        self.issue = ""
+
+    def start(self, total: int, *, issue: str, transport: str) -> None:
+        self.total, self.issue = total, issue
+        self.started = self.last = time.monotonic()
+        click.echo(f"{issue}: sending to {total:,} recipient(s) via {transport}", err=True)
+
+    def advance(self, sent: int, failed: int) -> None:
+        self.done += sent + failed
+        now = time.monotonic()
+        if now - self.last < LOG_EVERY_SECONDS and self.done < self.total:
+            return
+        self.last = now
+        rate = self.done / max(now - self.started, 1e-9)
+        left = max(self.total - self.done, 0) / rate if rate else 0.0
+        click.echo(
+            f"{self.issue}: {self.done:,}/{self.total:,} ({rate:,.0f}/s, about {left:,.0f} s left)",
+            err=True,
+        )
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM finish the current batch and stop; a second Ctrl-C aborts at once."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("\nstopping after the current batch (Ctrl-C again to abort at once)", err=True)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# --- newsletter send -----------------------------------------------------------------------
+
+
+def _load(settings: Settings, ref: str) -> Issue:
+    path = resolve_issue(settings.issues_dir, ref)
+    try:
+        issue = read_issue(path, load_topics(settings.topics_file))
+    except IssueError as err:
+        for finding in err.findings:
+            click.secho(str(finding), fg="red" if finding.is_error else "yellow", err=True)
+        raise
+    for finding in issue.findings:
+        click.secho(str(finding), fg="yellow", err=True)
+    return issue
+
+
+def _when(summary_time: Any) -> str:
+    return str(summary_time.strftime("%Y-%m-%d %H:%M UTC")) if summary_time else "?"
+
+
+def _confirm(plan: SendPlan, issue: Issue, yes: bool) -> None:
+    """Show what is about to happen; ask unless --yes; refuse without a terminal."""
+    click.echo(f"Issue:      {plan.issue}  ({issue.status})")
+    click.echo(f"Subject:    {plan.subject}")
+    click.echo(f"Transport:  {plan.transport}")
+    click.echo(f"Recipients: {plan.recipients:,}")
+    if issue.status is IssueStatus.DRAFT:
+        click.secho(
+            f"warning: {plan.issue} is a draft (status: draft in its front matter); "
+            "the scheduler would not send it",
+            fg="yellow",
+            err=True,
+        )
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        click.secho(
+            "error: no terminal to ask for confirmation; add --yes to send without asking",
+            fg="red",
+            err=True,
+        )
+        sys.exit(2)
+    question = "Send this draft now?" if issue.status is IssueStatus.DRAFT else "Send it now?"
+    click.confirm(question, abort=True)
+
+
+def _print_summary(summary: SendSummary) -> None:
+    totals = summary.totals
+    click.echo(
+        f"{summary.issue}: {summary.status}: sent {summary.sent:,}, failed {summary.failed:,} "
+        f"in {summary.seconds:,.1f} s ({summary.rate:,.0f}/s); the whole send: "
+        f"{totals.get(LedgerStatus.SENT, 0):,} sent, {totals.get(LedgerStatus.FAILED, 0):,} "
+        f"failed, {totals.get(LedgerStatus.UNCONFIRMED, 0):,} unconfirmed"
+    )
+    if summary.found_unconfirmed:
+        click.secho(
+            f"{summary.found_unconfirmed} recipient(s) were in flight when an earlier run stopped "
+            "and may or may not have received it: they are unconfirmed",
+            fg="yellow",
+            err=True,
+        )
+    if summary.unconfirmed:
+        click.echo(
+            f"`newsletter report {summary.issue}` lists the unconfirmed; "
+            f"`newsletter send {summary.issue} --resume --resend-unconfirmed` sends them again",
+            err=True,
+        )
+
+
+class _Reporting(Progress):
+    """Forwards to the bar or the log lines, and prints the summary at the end."""
+
+    def __init__(self, inner: Progress) -> None:
+        self.inner = inner
+
+    def start(self, total: int, *, issue: str, transport: str) -> None:
+        self.inner.start(total, issue=issue, transport=transport)
+
+    def advance(self, sent: int, failed: int) -> None:
+        self.inner.advance(sent, failed)
+
+    def finish(self, summary: SendSummary) -> None:
+        self.inner.finish(summary)
+        _print_summary(summary)
+
+
+@click.command("send", epilog=ISSUE_HELP)
+@click.argument("issue")
+@click.option("--yes", "-y", is_flag=True, help="Send without asking (required with no terminal).")
+@click.option("--dry-run", is_flag=True, help="Render and count the recipients; send nothing.")
+@click.option(
+    "--test-to",
+    "test_to",
+    multiple=True,
+    metavar="EMAIL",
+    help="Send one [TEST] copy to EMAIL instead (repeatable); not recorded as the issue's send.",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted send of ISSUE.")
+@click.option(
+    "--resend-unconfirmed",
+    is_flag=True,
+    help="With --resume: also resend to those whose batch was in flight when a run died.",
+)
+@click.option(
+    "--transport",
+    type=click.Choice(TRANSPORTS),
+    default=None,
+    help="Override delivery.transport from schedule.yaml.",
+)
+@pass_project
+def send(
+    project: Project,
+    issue: str,
+    yes: bool,
+    dry_run: bool,
+    test_to: tuple[str, ...],
+    resume: bool,
+    resend_unconfirmed: bool,
+    transport: str | None,
+) -> None:
+    """Send ISSUE to every active subscriber (once: a sent issue is never sent again)."""
+    settings = project.settings
+    parsed = _load(settings, issue)
+    if test_to:
+        _send_test_copies(settings, parsed, test_to, transport)
+        return
+    plan = plan_send(
+        settings, parsed, transport_name=transport, resend_unconfirmed=resend_unconfirmed
+    )
+    if _already_done(settings, plan, resume or resend_unconfirmed):
+        return
+    _confirm(plan, parsed, yes or dry_run)
+    if dry_run:
+        summary = send_issue(settings, parsed, transport_name=transport, dry_run=True, resume=True)
+        click.echo(f"dry run: {summary.recipients:,} recipient(s) would get it; nothing sent")
+        return
+    inner: Progress = BarProgress() if sys.stderr.isatty() else LogProgress()
+    with stop_on_signals() as stop:
+        try:
+            summary = send_issue(
+                settings,
+                parsed,
+                transport_name=transport,
+                resume=resume,
+                resend_unconfirmed=resend_unconfirmed,
+                progress=_Reporting(inner),
+                stop=stop,
+            )
+        except AlreadySentError as err:  # another process finished it meanwhile
+            click.echo(str(err))
+            return
+    if summary.status != "completed":
+        click.secho(f"error: {summary.error}", fg="red", err=True)
+        sys.exit(1)
+
+
+def _already_done(settings: Settings, plan: SendPlan, resume: bool) -> bool:
+    """Print "already sent …" for a finished send and return True; refuse an unfinished one."""
+    record = plan.existing
+    if record is None:
+        return False
+    if record.status is SendStatus.COMPLETED and (not resume or plan.recipients == 0):
+        counts = send_report(settings, plan.issue).counts
+        reached = counts[LedgerStatus.SENT] + counts[LedgerStatus.UNCONFIRMED]
+        click.echo(
+            f"{plan.issue} already sent on {_when(record.finished_at or record.started_at)} "
+            f"({reached:,} recipients); nothing to do"
+        )
+        if plan.unconfirmed:
+            click.echo(
+                f"{plan.unconfirmed} recipient(s) are unconfirmed: `newsletter report "
+                f"{plan.issue}` lists them; `newsletter send {plan.issue} --resume "
+                "--resend-unconfirmed` sends them again",
+                err=True,
+            )
+        return True
+    if not resume and record.status is not SendStatus.COMPLETED:
+        raise refusal(record)
+    return False
+
+
+def _send_test_copies(
+    settings: Settings, issue: Issue, addresses: tuple[str, ...], transport: str | None
+) -> None:
+    results = send_test(settings, issue, addresses, transport_name=transport)
+    for result in results:
+        if result.accepted:
+            click.echo(f"test copy sent to {result.recipient.email}")
+        else:
+            click.secho(f"test copy to {result.recipient.email} refused: {result.error}", fg="red")
+    if not all(result.accepted for result in results):
+        sys.exit(1)
+
+
+# --- newsletter report ---------------------------------------------------------------------
+
+
+def _month(settings: Settings, ref: str) -> str:
+    if _MONTH_RE.match(ref):
+        return ref
+    path = resolve_issue(settings.issues_dir, ref)
+    return month_of(Path(path)) or ref
+
+
+def report_json(report: SendReport) -> dict[str, Any]:
+    record = report.record
+    return {
+        "issue": record.issue,
+        "subject": record.subject,
+        "status": str(record.status),
+        "transport": record.transport,
+        "triggered_by": record.triggered_by,
+        "started_at": record.started_at.isoformat(),
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+        "counts": {str(status): count for status, count in report.counts.items()},
+        "remaining": report.remaining,
+        "unconfirmed": [e for e, s, _ in report.problems if s is LedgerStatus.UNCONFIRMED],
+        "failed": [
+            {"email": e, "error": err} for e, s, err in report.problems if s is LedgerStatus.FAILED
+        ],
+    }
+
+
+@click.command("report", epilog=ISSUE_HELP)
+@click.argument("issue")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_project
+def report(project: Project, issue: str, as_json: bool) -> None:
+    """The send ledger of ISSUE: counts by status, when, transport, unconfirmed/failed addresses."""
+    settings = project.settings
+    result = send_report(settings, _month(settings, issue))
+    if as_json:
+        click.echo(json.dumps(report_json(result), indent=2))
+        return
+    record = result.record
+    click.echo(f"{record.issue}: {record.subject}")
+    click.echo(f"status:    {record.status} (started by {record.triggered_by})")
+    click.echo(f"transport: {record.transport}")
+    click.echo(f"started:   {_when(record.started_at)}")
+    click.echo(f"finished:  {_when(record.finished_at) if record.finished_at else '-'}")
+    counts = ", ".join(f"{status} {count:,}" for status, count in result.counts.items())
+    click.echo(f"counts:    {counts} (total {result.total:,})")
+    if result.remaining:
+        click.echo(f"not yet sent: {result.remaining:,} active subscriber(s)")
+    for title, status in (
+        ("unconfirmed (may or may not have received it)", LedgerStatus.UNCONFIRMED),
+        ("failed", LedgerStatus.FAILED),
+    ):
+        rows = [(e, err) for e, s, err in result.problems if s is status]
+        if rows:
+            click.echo(f"{title}:")
+            for email, error in rows:
+                click.echo(f"  {email}" + (f"  ({error})" if status is LedgerStatus.FAILED else ""))
+
+
+COMMANDS: list[click.Command] = [send, report]

@@ -126,17 +126,18 @@ class Ledger:
             conn.execute(
                 sends.update()
                 .where(sends.c.id == record.id)
-                .values(status=SendStatus.RUNNING.value, transport=transport, finished_at=None)
+                .values(status=SendStatus.RUNNING.value, transport=transport)
             )
         updated = self.find(record.issue)
         assert updated is not None
         return updated
 
     def finish(self, send_id: int, status: SendStatus) -> None:
-        """Close the run: ``completed`` (with its finishing time) or ``interrupted``."""
+        """Close the run: ``completed`` (stamped with its first finishing time) or ``interrupted``."""
         values: dict[str, object] = {"status": status.value}
         if status is SendStatus.COMPLETED:
-            values["finished_at"] = _now()
+            # A send completes once: resending unconfirmed copies later keeps that date.
+            values["finished_at"] = sa.func.coalesce(sends.c.finished_at, _now())
         with self.engine.begin() as conn:
             conn.execute(sends.update().where(sends.c.id == send_id).values(**values))
 
