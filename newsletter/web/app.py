@@ -1,0 +1,181 @@
+"""The public web app (``newsletter serve``): subscribe, confirm, unsubscribe, preferences, webhooks, archive.
+
+``create_app(settings)`` wires one ``WebContext`` (database, link signer, CSRF, rate limits,
+transport) into a Starlette app whose every error is a plain styled page, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from newsletter.config import Settings
+from newsletter.delivery import get_transport
+from newsletter.delivery.base import Transport
+from newsletter.store.engine import open_database
+from newsletter.store.subscribers import SubscriberStore
+from newsletter.tokens import load_key, load_signer
+from newsletter.web import preferences, subscribe, unsubscribe, webhooks
+from newsletter.web.archive import ArchiveSite
+from newsletter.web.pages import WebContext, context_of, template_environment
+from newsletter.web.security import (
+    SECURITY_HEADERS,
+    BodyLimit,
+    BodyTooLarge,
+    CsrfProtect,
+    RateLimit,
+    RateLimiter,
+    SecurityHeaders,
+)
+
+log = logging.getLogger("newsletter.web")
+
+SUBSCRIBE_LIMIT = RateLimit(limit=5, window=15 * 60)  # subscribe posts per IP per 15 minutes
+FORM_LIMIT = RateLimit(limit=30, window=10 * 60)  # preference saves per IP per 10 minutes
+_MONTH = r"{month:\d{4}-\d{2}}"
+
+
+def _site(request: Request) -> ArchiveSite:
+    site: ArchiveSite = context_of(request).extra["archive"]
+    return site
+
+
+async def archive_index(request: Request) -> Response:
+    return HTMLResponse(_site(request).index_page())
+
+
+async def archive_topics(request: Request) -> Response:
+    return HTMLResponse(_site(request).topics_page())
+
+
+async def archive_topic(request: Request) -> Response:
+    page = _site(request).topic_page(request.path_params["slug"])
+    if page is None:
+        raise HTTPException(404)
+    return HTMLResponse(page)
+
+
+async def archive_issue(request: Request) -> Response:
+    path = _site(request).issue_file(request.path_params["month"])
+    if path is None:
+        raise HTTPException(404)
+    return FileResponse(path, media_type="text/html; charset=utf-8")
+
+
+async def archive_feed(request: Request) -> Response:
+    return Response(_site(request).feed(), media_type="application/atom+xml; charset=utf-8")
+
+
+async def to_archive(request: Request) -> Response:
+    # A fixed, relative target: nothing from the request ends up in a Location header.
+    return RedirectResponse("/archive/", status_code=308)
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/subscribe", status_code=302)
+
+
+async def health(request: Request) -> Response:
+    return Response("ok\n", media_type="text/plain")
+
+
+ROUTES = [
+    Route("/", home),
+    Route("/healthz", health),
+    Route("/subscribe", subscribe.subscribe_form, methods=["GET"]),
+    Route("/subscribe", subscribe.subscribe_submit, methods=["POST"]),
+    Route("/confirm/{token}", subscribe.confirm, methods=["GET"]),
+    Route("/unsubscribe/{token}", unsubscribe.unsubscribe_page, methods=["GET"]),
+    Route("/unsubscribe/{token}", unsubscribe.unsubscribe_submit, methods=["POST"]),
+    Route("/preferences/{token}", preferences.preferences_page, methods=["GET"]),
+    Route("/preferences/{token}", preferences.preferences_submit, methods=["POST"]),
+    Route("/webhooks/sendgrid", webhooks.sendgrid_webhook, methods=["POST"]),
+    Route("/archive", to_archive),
+    Route("/archive/", archive_index),
+    Route("/archive/feed.xml", archive_feed),
+    Route("/archive/topics/", archive_topics),
+    Route("/archive/topics/{slug:str}/", archive_topic),
+    Route(f"/archive/{_MONTH}/", archive_issue),
+]
+
+
+def _ctx(request: Request) -> WebContext | None:
+    ctx = getattr(request.app.state, "web", None)
+    return ctx if isinstance(ctx, WebContext) else None
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """404, 405, 400 … as a styled page."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 400
+    ctx = _ctx(request)
+    messages = {
+        404: "There is nothing at this address.",
+        405: "This page does not accept that kind of request.",
+    }
+    message = messages.get(status, "The request could not be handled.")
+    if ctx is None:
+        return HTMLResponse(
+            f"<!doctype html><title>{status}</title><p>{message}</p>", status_code=status
+        )
+    return ctx.error_page(status, message)
+
+
+async def too_large(request: Request, exc: Exception) -> Response:
+    ctx = _ctx(request)
+    message = "The form sent more data than this page accepts."
+    return ctx.error_page(413, message) if ctx else HTMLResponse(message, status_code=413)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """Any unexpected failure: logged with its traceback, shown as a plain page."""
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    ctx = _ctx(request)
+    message = "Sorry, this did not work. Please try again in a few minutes."
+    response = ctx.error_page(500, message) if ctx else HTMLResponse(message, status_code=500)
+    response.headers.update(SECURITY_HEADERS)  # this handler runs outside the middleware
+    return response
+
+
+def create_app(
+    settings: Settings,
+    *,
+    subscribe_limit: RateLimit = SUBSCRIBE_LIMIT,
+    form_limit: RateLimit = FORM_LIMIT,
+    transport: Callable[[], Transport] | None = None,
+) -> Starlette:
+    """The public ASGI app for ``settings``; opens (and migrates) the database now."""
+    engine = open_database(settings.database_url)
+    templates = template_environment(Path(settings.templates_dir))
+    ctx = WebContext(
+        settings=settings,
+        engine=engine,
+        store=SubscriberStore(engine),
+        signer=load_signer(settings),
+        csrf=CsrfProtect(load_key(settings)),
+        templates=templates,
+        subscribe_limiter=RateLimiter(subscribe_limit),
+        form_limiter=RateLimiter(form_limit),
+        transport=transport
+        or (lambda: get_transport(settings.delivery.transport, settings.delivery)),
+    )
+    ctx.extra["archive"] = ArchiveSite(settings, templates)
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
+        exception_handlers={
+            HTTPException: http_error,
+            BodyTooLarge: too_large,
+            Exception: server_error,
+        },
+    )
+    app.router.redirect_slashes = False  # redirects built from the Host header are not ours
+    app.state.web = ctx
+    return app

@@ -1,0 +1,185 @@
+"""Apply verified SendGrid events: suppress bounced, complaining and unsubscribing readers; update the ledger.
+
+Every status change goes through ``SubscriberStore.set_status`` with the event's ``sg_event_id``
+as ``external_id``, so a replayed event changes nothing twice; ledger updates are conditional
+(only from another state), so they are idempotent too. A webhook never weakens a suppression:
+a complaint is not turned back into a mere unsubscription.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from newsletter.delivery.sendgrid import CUSTOM_ARG_ISSUE, CUSTOM_ARG_SUBSCRIBER
+from newsletter.errors import SubscriberError
+from newsletter.models import LedgerStatus, Subscriber, SubscriberStatus
+from newsletter.store.schema import deliveries, sends
+from newsletter.store.subscribers import SubscriberStore, email_key
+
+log = logging.getLogger("newsletter.web.events")
+
+# How strongly a status keeps a person off the list; a webhook only ever moves upwards.
+_STRENGTH = {
+    SubscriberStatus.PENDING: 0,
+    SubscriberStatus.ACTIVE: 0,
+    SubscriberStatus.UNSUBSCRIBED: 1,
+    SubscriberStatus.BOUNCED: 2,
+    SubscriberStatus.COMPLAINED: 3,
+}
+MAX_REASON = 400
+
+
+@dataclass
+class Outcome:
+    """What one webhook post did, for the log and the response."""
+
+    received: int = 0
+    status_changes: int = 0
+    ledger_changes: int = 0
+    unchanged: int = 0
+    unmatched: int = 0
+    ignored: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{key} {value}" for key, value in asdict(self).items())
+
+
+def _text(event: Mapping[str, Any], key: str) -> str:
+    value = event.get(key)
+    return (
+        str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    )
+
+
+def target_status(event: Mapping[str, Any]) -> tuple[SubscriberStatus, str] | None:
+    """The status an event asks for, with the reason to record; None for events that set none."""
+    kind = _text(event, "event")
+    detail = _text(event, "reason") or _text(event, "type")
+    if kind == "bounce":
+        if (
+            _text(event, "type") == "blocked"
+        ):  # a temporary block by the receiver, not a bad address
+            return None
+        return SubscriberStatus.BOUNCED, f"SendGrid: bounced ({detail or 'no reason given'})"
+    if kind == "dropped":
+        if "unsubscribe" in detail.lower():
+            return SubscriberStatus.UNSUBSCRIBED, f"SendGrid: dropped ({detail})"
+        if "spam" in detail.lower():
+            return SubscriberStatus.COMPLAINED, f"SendGrid: dropped ({detail})"
+        return SubscriberStatus.BOUNCED, f"SendGrid: dropped ({detail or 'no reason given'})"
+    if kind == "spamreport":
+        return SubscriberStatus.COMPLAINED, "SendGrid: marked as spam by the reader"
+    if kind in ("unsubscribe", "group_unsubscribe"):
+        return SubscriberStatus.UNSUBSCRIBED, f"SendGrid: {kind.replace('_', ' ')} by the reader"
+    return None
+
+
+def find_subscriber(store: SubscriberStore, event: Mapping[str, Any]) -> Subscriber | None:
+    """The subscriber an event is about: by our custom arg (checked against the address), else by address."""
+    email = _text(event, "email")
+    raw_id = _text(event, CUSTOM_ARG_SUBSCRIBER)
+    if raw_id.isdigit():
+        by_id = store.get_by_id(int(raw_id))
+        if by_id is not None and (not email or email_key(by_id.email) == email_key(email)):
+            return by_id
+    return store.get(email) if email and "@" in email else None
+
+
+def _ledger_rows(event: Mapping[str, Any], subscriber_id: int) -> sa.Select[tuple[int]]:
+    """The ledger row(s) of this event: by issue custom arg, else by SendGrid's message id."""
+    query = sa.select(deliveries.c.id).where(deliveries.c.subscriber_id == subscriber_id)
+    issue = _text(event, CUSTOM_ARG_ISSUE)
+    if issue:
+        return query.where(
+            deliveries.c.send_id.in_(sa.select(sends.c.id).where(sends.c.issue == issue))
+        )
+    message_id = _text(event, "sg_message_id").split(".")[0]
+    if not message_id:
+        return query.where(sa.false())
+    return query.where(deliveries.c.provider_message_id == message_id)
+
+
+def update_ledger(engine: sa.Engine, event: Mapping[str, Any], subscriber_id: int) -> bool:
+    """``delivered`` stamps delivered_at once; ``bounce``/``dropped`` mark the row failed once."""
+    kind = _text(event, "event")
+    now = datetime.now(UTC)
+    rows = _ledger_rows(event, subscriber_id)
+    if kind == "delivered":
+        at = _event_time(event) or now
+        statement = (
+            deliveries.update()
+            .where(deliveries.c.id.in_(rows), deliveries.c.delivered_at.is_(None))
+            .values(delivered_at=at, updated_at=now)
+        )
+    elif kind in ("bounce", "dropped"):
+        error = f"{kind}: {_text(event, 'reason') or _text(event, 'type') or 'no reason given'}"
+        statement = (
+            deliveries.update()
+            .where(deliveries.c.id.in_(rows), deliveries.c.status != LedgerStatus.FAILED.value)
+            .values(status=LedgerStatus.FAILED.value, error=error[:1000], updated_at=now)
+        )
+    else:
+        return False
+    with engine.begin() as conn:
+        return conn.execute(statement).rowcount > 0
+
+
+def _event_time(event: Mapping[str, Any]) -> datetime | None:
+    stamp = event.get("timestamp")
+    if isinstance(stamp, int) and not isinstance(stamp, bool) and 0 < stamp < 2**33:
+        return datetime.fromtimestamp(stamp, UTC)
+    return None
+
+
+def _change_status(
+    store: SubscriberStore, subscriber: Subscriber, event: Mapping[str, Any]
+) -> bool:
+    wanted = target_status(event)
+    if wanted is None:
+        return False
+    status, reason = wanted
+    if _STRENGTH[status] <= _STRENGTH[subscriber.status] and subscriber.status.is_suppressed:
+        return False
+    event_id = _text(event, "sg_event_id")
+    return store.set_status(
+        subscriber.id,
+        status,
+        reason=reason[:MAX_REASON],
+        source="webhook",
+        external_id=f"sendgrid:{event_id}"[:200] if event_id else None,
+    )
+
+
+def apply_events(
+    store: SubscriberStore, engine: sa.Engine, events: Iterable[Mapping[str, Any]]
+) -> Outcome:
+    """Apply each event once; unknown people and event kinds are counted, not errors."""
+    outcome = Outcome()
+    for event in events:
+        outcome.received += 1
+        if target_status(event) is None and _text(event, "event") not in ("delivered", "bounce"):
+            outcome.ignored += 1
+            continue
+        subscriber = find_subscriber(store, event)
+        if subscriber is None:
+            outcome.unmatched += 1
+            continue
+        try:
+            changed_status = _change_status(store, subscriber, event)
+        except SubscriberError as err:
+            log.warning("event %s not applied: %s", _text(event, "sg_event_id"), err)
+            changed_status = False
+        changed_ledger = update_ledger(engine, event, subscriber.id)
+        outcome.status_changes += changed_status
+        outcome.ledger_changes += changed_ledger
+        outcome.unchanged += not (changed_status or changed_ledger)
+    return outcome

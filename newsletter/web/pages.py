@@ -1,0 +1,145 @@
+"""What every route of the public site shares: the ``WebContext`` and rendering pages from ``templates/web``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from newsletter import markdown
+from newsletter.config import Settings
+from newsletter.delivery.base import Transport
+from newsletter.errors import RenderError
+from newsletter.store.subscribers import SubscriberStore
+from newsletter.tokens import LinkSigner
+from newsletter.web.security import CsrfProtect, RateLimiter, client_ip
+
+log = logging.getLogger("newsletter.web")
+
+ERROR_TITLES = {
+    400: "This link or form did not work",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not allowed",
+    413: "Too much data",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Not available",
+}
+
+
+def _autoescape(name: str | None) -> bool:
+    """Escape everything except plain-text email templates."""
+    return not (name or "").endswith(".txt.j2")
+
+
+def _markdown(text: str) -> Markup:
+    return Markup(markdown.to_html(text))  # noqa: S704 - markdown-it escapes all text, drops raw HTML
+
+
+def _inline_markdown(text: str) -> Markup:
+    return Markup(markdown.inline_to_html(text))  # noqa: S704 - markdown-it escapes all text
+
+
+def month_name(month: str) -> str:
+    """``"2021-01"`` → ``"January 2021"``."""
+    year, number = month.split("-")
+    return date(int(year), int(number), 1).strftime("%B %Y")
+
+
+def template_environment(templates_dir: Path) -> Environment:
+    """Jinja for ``templates/web`` pages and the ``templates/email/confirm`` messages."""
+    env = Environment(
+        loader=FileSystemLoader(templates_dir),
+        autoescape=_autoescape,  # noqa: S701 - on for every HTML template, off only for .txt.j2
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["markdown"] = _markdown
+    env.filters["inline_markdown"] = _inline_markdown
+    env.filters["month_name"] = month_name
+    return env
+
+
+def common_values(settings: Settings) -> dict[str, Any]:
+    """Values every template may use."""
+    return {
+        "site_name": settings.sender.name,
+        "base_url": settings.links.base_url,
+        "archive_url": settings.links.archive_url,
+        "postal_address": settings.sender.postal_address,
+    }
+
+
+def render(env: Environment, settings: Settings, template: str, **values: Any) -> str:
+    """Render a template; a broken template is a ``RenderError`` naming it."""
+    try:
+        return env.get_template(template).render({**common_values(settings), **values})
+    except TemplateError as err:
+        raise RenderError(f"templates/{template}: {err}") from err
+
+
+@dataclass
+class WebContext:
+    """The app's state, made once in ``create_app`` and handed to each route through ``app.state``."""
+
+    settings: Settings
+    engine: sa.Engine
+    store: SubscriberStore
+    signer: LinkSigner
+    csrf: CsrfProtect
+    templates: Environment
+    subscribe_limiter: RateLimiter
+    form_limiter: RateLimiter
+    transport: Callable[[], Transport]  # the configured transport, made anew for each email
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def render(self, template: str, **values: Any) -> str:
+        return render(self.templates, self.settings, template, **values)
+
+    def page(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        return HTMLResponse(self.render(f"web/{template}", **values), status_code=status)
+
+    def error_page(self, status: int, message: str, **values: Any) -> HTMLResponse:
+        """A plain styled error page: a title, one sentence, and a way on. Never a traceback."""
+        title = ERROR_TITLES.get(status, "Something went wrong")
+        try:
+            body = self.render(
+                "web/error.html.j2", status=status, title=title, message=message, **values
+            )
+        except RenderError:
+            log.exception("the error page template failed")
+            body = f"<!doctype html><title>{status}</title><h1>{title}</h1>"
+        return HTMLResponse(body, status_code=status)
+
+
+def context_of(request: Request) -> WebContext:
+    ctx: WebContext = request.app.state.web
+    return ctx
+
+
+def rate_limited(ctx: WebContext, limiter: RateLimiter, request: Request) -> HTMLResponse | None:
+    """A 429 page when this IP went over ``limiter``'s rule, else None."""
+    wait = limiter.hit(client_ip(request))
+    if wait is None:
+        return None
+    log.warning(
+        "rate limit: %s sent too many %s %s", client_ip(request), request.method, request.url.path
+    )
+    response = ctx.error_page(
+        429,
+        "You have sent this form many times in a short while. Please wait a few minutes and try again.",
+    )
+    response.headers["Retry-After"] = str(int(wait) + 1)
+    return response

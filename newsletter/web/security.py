@@ -1,0 +1,202 @@
+"""Protections shared by every route: CSRF tokens, security headers, body limits, per-IP rate limits.
+
+CSRF is a signed double submit: a random nonce lives in an HttpOnly, SameSite=Strict cookie and
+the form carries ``issued.HMAC(key, form | nonce | issued)``; a forged form from another site has
+neither the cookie's nonce nor the key. Nothing here keeps more than a bounded amount of memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CSRF_COOKIE = "nl_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_MAX_AGE = 2 * 60 * 60  # seconds a form may stay open before it must be reloaded
+
+# No JavaScript anywhere; inline styles only (the archived email's HTML is full of them).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",  # tokens live in paths: never leak them to other sites
+    "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+}
+HSTS = "max-age=31536000"
+
+
+class CsrfError(Exception):
+    """A form arrived without a valid CSRF token (expired, forged, or cookies off)."""
+
+
+class CsrfProtect:
+    """Makes and checks the per-form CSRF tokens of the signed double-submit scheme."""
+
+    def __init__(self, key: bytes, max_age: int = CSRF_MAX_AGE) -> None:
+        self._key = hmac.new(key, b"newsletter csrf v1", hashlib.sha256).digest()
+        self.max_age = max_age
+
+    def _mac(self, form: str, nonce: str, issued: int) -> str:
+        text = f"{form}|{nonce}|{issued}".encode()
+        digest = hmac.new(self._key, text, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+    def nonce_for(self, request: Request) -> tuple[str, bool]:
+        """The browser's nonce from its cookie, or a new one (True: the cookie must be set)."""
+        nonce = request.cookies.get(CSRF_COOKIE, "")
+        if (
+            16 <= len(nonce) <= 64
+            and nonce.isascii()
+            and nonce.replace("-", "").replace("_", "").isalnum()
+        ):
+            return nonce, False
+        return secrets.token_urlsafe(24), True
+
+    def token(self, form: str, nonce: str, now: float | None = None) -> str:
+        """The hidden-field value for ``form`` in the browser holding ``nonce``."""
+        issued = int(now if now is not None else time.time())
+        return f"{issued}.{self._mac(form, nonce, issued)}"
+
+    def check(self, form: str, request: Request, submitted: str, now: float | None = None) -> None:
+        """Raise ``CsrfError`` unless ``submitted`` was made for this form and this browser."""
+        nonce = request.cookies.get(CSRF_COOKIE, "")
+        issued_text, _, mac = (submitted or "").partition(".")
+        if not nonce or not issued_text.isdigit() or not mac:
+            raise CsrfError("missing form token or cookie")
+        expected = self._mac(form, nonce, int(issued_text))
+        if not hmac.compare_digest(expected.encode(), mac.encode("utf-8", "replace")):
+            raise CsrfError("form token does not match")
+        age = (now if now is not None else time.time()) - int(issued_text)
+        if not -60 <= age <= self.max_age:
+            raise CsrfError("form token expired")
+
+    def set_cookie(self, response: Response, nonce: str, request: Request) -> None:
+        """Give the browser its nonce: HttpOnly, SameSite=Strict, Secure over HTTPS."""
+        response.set_cookie(
+            CSRF_COOKIE,
+            nonce,
+            max_age=self.max_age * 4,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``limit`` requests per ``window`` seconds from one IP address."""
+
+    limit: int
+    window: float
+
+
+class RateLimiter:
+    """A sliding-window counter per IP, remembering at most ``max_clients`` addresses (LRU)."""
+
+    def __init__(self, rule: RateLimit, max_clients: int = 10_000) -> None:
+        self.rule = rule
+        self.max_clients = max_clients
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def hit(self, client: str, now: float | None = None) -> float | None:
+        """Count one request; None when allowed, else the seconds until the next one is."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            hits = self._hits.pop(client, None) or deque(maxlen=self.rule.limit)
+            self._hits[client] = hits  # most recently seen last
+            while hits and now - hits[0] >= self.rule.window:
+                hits.popleft()
+            if len(hits) >= self.rule.limit:
+                return max(1.0, self.rule.window - (now - hits[0]))
+            hits.append(now)
+            while len(self._hits) > self.max_clients:
+                self._hits.popitem(last=False)
+        return None
+
+    def __len__(self) -> int:
+        return len(self._hits)
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address; behind a proxy uvicorn's --forwarded-allow-ips has already set it."""
+    return request.client.host if request.client else "unknown"
+
+
+class SecurityHeaders:
+    """ASGI middleware: the security headers on every response, error pages included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        https = scope.get("scheme") == "https"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                if https:
+                    headers.setdefault("strict-transport-security", HSTS)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyTooLarge(Exception):
+    """The request body is bigger than the route accepts."""
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies above ``limit`` bytes (webhooks get ``webhook_limit``)."""
+
+    def __init__(
+        self, app: ASGIApp, limit: int = 64 * 1024, webhook_limit: int = 8 * 1024 * 1024
+    ) -> None:
+        self.app = app
+        self.limit = limit
+        self.webhook_limit = webhook_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.webhook_limit if scope["path"].startswith("/webhooks/") else self.limit
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        too_large = not declared.isdigit() or int(declared) > limit
+        received = 0
+
+        async def counted() -> Message:
+            # Raised while the route reads its body, so the app's error handler answers 413.
+            nonlocal received
+            if too_large:
+                raise BodyTooLarge(f"more than {limit} bytes")
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(f"more than {limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
