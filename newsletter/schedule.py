@@ -125,7 +125,10 @@ def next_fire_times(settings: Settings, n: int, after: datetime) -> list[datetim
         fire = trigger.get_next_fire_time(previous, previous)
         if fire is None:
             break
-        times.append(fire.astimezone(settings.timezone))
+        local = fire.astimezone(settings.timezone)
+        # A wall time that occurs twice (the hour the clocks go back) is one send, not two.
+        if not times or local.replace(tzinfo=None) != times[-1].replace(tzinfo=None):
+            times.append(local)
         previous = fire
     return times
 

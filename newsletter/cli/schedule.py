@@ -33,11 +33,17 @@ FAILED_OUTCOMES = (Outcome.FAILED, Outcome.GAVE_UP, Outcome.MISSED)
     show_default=True,
     help="How many send times to list.",
 )
+@click.option(
+    "--after",
+    metavar="DATETIME",
+    help="List the send times after this local date/time instead of now, e.g. 2027-03-01.",
+)
 @pass_project
-def schedule(project: Project, count: int) -> None:
+def schedule(project: Project, count: int, after: str | None) -> None:
     """List the next send times (local and UTC), the issue each sends, and whether it is ready."""
     settings = project.settings
-    times = next_fire_times(settings, count, datetime.now(settings.timezone))
+    start = _moment(after, settings, "--after") if after else datetime.now(settings.timezone)
+    times = next_fire_times(settings, count, start)
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     console.print(_rule_line(settings))
     console.print(_table(settings, times))
@@ -114,7 +120,7 @@ def scheduler(project: Project, once: bool, recheck_every: str, fire_at: str | N
         settings,
         stop=stop,
         recheck_every=_duration(recheck_every, "--recheck-every"),
-        fire_at=_moment(fire_at, settings) if fire_at else None,
+        fire_at=_moment(fire_at, settings, "--fire-at") if fire_at else None,
     )
 
 
@@ -149,13 +155,13 @@ def _duration(text: str, option: str) -> timedelta:
     return duration
 
 
-def _moment(text: str, settings: Settings) -> datetime:
+def _moment(text: str, settings: Settings, option: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as err:
         raise click.BadParameter(
             f"expected a date and time such as 2026-11-26T14:05, got {text!r}",
-            param_hint="--fire-at",
+            param_hint=option,
         ) from err
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=settings.timezone)
