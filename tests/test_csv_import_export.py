@@ -257,3 +257,32 @@ def test_the_shipped_sample_imports_cleanly(store: SubscriberStore) -> None:
     names = [p.name or "" for p in store.iter_all()]
     assert any("," in name for name in names) and any(not name.isascii() for name in names)
     assert all(p.email.endswith("@example.org") for p in store.iter_all())
+
+
+def test_topics_column_is_checked_against_known_topics(
+    store: SubscriberStore, tmp_path: Path
+) -> None:
+    known = ("Therapist Factors", "Attendance, Attrition, and Drop-Out")
+    path = write(
+        tmp_path / "topics.csv",
+        "email,topics\n"
+        'a@example.org,"therapist factors;ATTENDANCE, ATTRITION, AND DROP-OUT"\n'
+        "b@example.org,Astrology\n",
+    )
+    report = import_csv(store, path, status=SubscriberStatus.ACTIVE, known_topics=known)
+    assert [row.outcome for row in report.rows] == [Outcome.ADDED, Outcome.INVALID]
+    assert "unknown topic 'Astrology'" in report.rows[1].reason
+    assert store.get("a@example.org").topics == (  # type: ignore[union-attr]
+        "Therapist Factors",
+        "Attendance, Attrition, and Drop-Out",
+    )
+
+
+def test_a_name_change_by_import_is_recorded_as_an_event(
+    store: SubscriberStore, tmp_path: Path
+) -> None:
+    ann = store.add("ann@example.org", name="Ann")
+    import_csv(store, write(tmp_path / "n.csv", "email,name\nann@example.org,Ann Lee\n"))
+    last = store.events(ann.id)[-1]
+    assert (last.kind, last.reason, last.source) == ("updated", "name changed by n.csv", "import")
+    assert last.to_status is None

@@ -160,3 +160,14 @@ def test_a_bad_database_url_is_a_config_error(
     result = CliRunner().invoke(main, ["--project", str(project), "subscribers", "stats"])
     assert result.exit_code == 2 and "database" in result.output
     assert "Traceback" not in result.output
+
+
+def test_import_checks_topics_against_issues_topics_yaml(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "email,topics\na@example.org,therapist factors\nb@example.org,Astrology\n", "utf-8"
+    )
+    result = ok(run("import", str(path)))
+    assert f"{path}:3: unknown topic 'Astrology'" in result.stderr
+    assert "1 added" in result.stdout
+    assert "topics:     Therapist Factors" in ok(run("show", "a@example.org")).output

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from newsletter.cli import Project, pass_project
 from newsletter.errors import SubscriberError
+from newsletter.issues import load_topics
 from newsletter.models import SubscriberStatus
 from newsletter.store.csv_io import ImportReport, Outcome, ProgressCallback, export_csv, import_csv
 from newsletter.store.engine import open_database
@@ -131,12 +132,19 @@ def import_(project: Project, file: Path, status: str, dry_run: bool, strict: bo
             status=SubscriberStatus(status),
             dry_run=dry_run,
             strict=strict,
+            known_topics=_known_topics(project),
             progress=progress,
         )
     _print_report(report, str(file))
     invalid = report.counts[Outcome.INVALID]
     if strict and invalid:
         raise SubscriberError(f"{file}: {invalid} invalid row(s); nothing was imported (--strict)")
+
+
+def _known_topics(project: Project) -> tuple[str, ...] | None:
+    """The topic vocabulary, when the project has one (a list may be kept without issues)."""
+    topics_file = project.settings.topics_file
+    return load_topics(topics_file) if topics_file.exists() else None
 
 
 @subscribers.command("export")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import enum
 import io
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,6 +171,7 @@ def escape_cell(value: str) -> str:
 class _Plan:
     status: SubscriberStatus
     known: dict[str, tuple[int, str | None, SubscriberStatus]]
+    known_topics: Collection[str] | None = None
     first_line: dict[str, int] = field(default_factory=dict)
     # compact (address, name, status, topics, subscribed_at) rows; dicts are made while writing
     new: list[tuple[str, str | None, SubscriberStatus, list[str], datetime]] = field(
@@ -224,7 +225,9 @@ def _decide(plan: _Plan, line: int, fields: list[str], columns: _Columns) -> Row
         return _existing(plan, line, address, name, plan.known[key])
     try:
         row_status = _row_status(_cell(fields, columns.status), plan.status)
-        topics = canonical_topics(_cell(fields, columns.topics).split(TOPIC_SEPARATOR), None)
+        topics = canonical_topics(
+            _cell(fields, columns.topics).split(TOPIC_SEPARATOR), plan.known_topics
+        )
         subscribed_at = _subscribed_at(_cell(fields, columns.subscribed_at), plan.at)
     except SubscriberError as err:
         del plan.first_line[key]
@@ -270,11 +273,13 @@ def import_csv(
     status: SubscriberStatus = SubscriberStatus.ACTIVE,
     dry_run: bool = False,
     strict: bool = False,
+    known_topics: Collection[str] | None = None,
     progress: ProgressCallback | None = None,
 ) -> ImportReport:
     """Import a CSV of people (``email`` column required, ``name`` optional) in one transaction.
 
-    With ``strict``, any invalid row means nothing is written.
+    With ``strict``, any invalid row means nothing is written. A ``topics`` column (as an export
+    writes it) is checked against ``known_topics`` when given.
     """
     if status not in _MAILABILITY_RANK:
         raise SubscriberError(f"imported people are active or pending, not {status}")
@@ -286,7 +291,12 @@ def import_csv(
     if header is None:
         raise ImportFileError(f"{path}:1: the file is empty; expected a header row with `email`")
     columns = _columns(path, header[1])
-    plan = _Plan(status=status, known=store.known_addresses(), source_detail=path.name)
+    plan = _Plan(
+        status=status,
+        known=store.known_addresses(),
+        known_topics=known_topics,
+        source_detail=path.name,
+    )
     report = ImportReport(path=path, dry_run=dry_run)
     for count, (line, fields) in enumerate(records, start=1):
         report.rows.append(_decide(plan, line, fields, columns))
