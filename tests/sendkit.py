@@ -7,6 +7,7 @@ import email.policy
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from newsletter.delivery.memory import MemoryTransport
 from newsletter.issues import load_topics, read_issue
 from newsletter.models import Issue, Subscriber, SubscriberStatus
 from newsletter.store.engine import open_database
-from newsletter.store.schema import deliveries, sends
-from newsletter.store.subscribers import SubscriberStore
+from newsletter.store.schema import deliveries, sends, subscribers
+from newsletter.store.subscribers import SubscriberStore, email_hash, email_key
 from newsletter.tokens import Purpose, load_signer
 
 TOKEN_RE = re.compile(r"/unsubscribe/([A-Za-z0-9_.-]+)")
@@ -121,3 +122,37 @@ def tokens_of(texts: Iterable[str]) -> set[str]:
         found.update(TOKEN_RE.findall(text))
         found.update(PREFERENCES_RE.findall(text))
     return found
+
+
+def seed(settings: Settings, count: int, *, inactive_every: int = 10) -> tuple[set[int], set[int]]:
+    """Bulk-insert ``count`` people (every ``inactive_every``-th unsubscribed or pending) fast.
+
+    Returns (active ids, inactive ids).
+    """
+    engine = open_database(settings.database_url)
+    now = datetime.now(UTC)
+    rows = []
+    for number in range(1, count + 1):
+        address = f"person{number}@example.com"
+        if number % inactive_every == 0:
+            status = SubscriberStatus.UNSUBSCRIBED if number % 20 == 0 else SubscriberStatus.PENDING
+        else:
+            status = SubscriberStatus.ACTIVE
+        rows.append(
+            {
+                "email": address,
+                "email_key": email_key(address),
+                "email_hash": email_hash(address),
+                "name": f"Person {number}",
+                "status": status.value,
+                "topics": "[]",
+                "source": "import",
+                "subscribed_at": now,
+                "updated_at": now,
+            }
+        )
+    with engine.begin() as conn:
+        conn.execute(subscribers.insert(), rows)
+        found = conn.execute(sa.select(subscribers.c.id, subscribers.c.status)).all()
+    active = {int(i) for i, s in found if s == SubscriberStatus.ACTIVE.value}
+    return active, {int(i) for i, _ in found} - active

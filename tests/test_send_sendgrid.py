@@ -1,0 +1,141 @@
+"""A send of a few thousand subscribers through the SendGrid stand-in (schema and limits enforced)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from newsletter.cli import main
+from newsletter.config import Settings, load_settings
+from newsletter.delivery.sendgrid import (
+    ATTEMPTS,
+    CUSTOM_ARG_ISSUE,
+    CUSTOM_ARG_SUBSCRIBER,
+    SendGridTransport,
+)
+from newsletter.errors import TemporaryDeliveryError
+from newsletter.models import Placeholder
+from newsletter.send import Progress, send_issue
+from newsletter.store.engine import open_database
+from newsletter.store.schema import deliveries
+from newsletter.tokens import Purpose, load_signer
+from tests.peers.sendgrid_server import Fault, SendGridServer
+from tests.sendkit import MONTH, ledger_rows, load_issue, seed, send_row
+
+BATCH = 250
+
+
+@pytest.fixture
+def sg_project(project: Path, clean_env: None, sendgrid_server: SendGridServer) -> Path:
+    """The project set to SendGrid in batches of 250, the stand-in's address and key in the env."""
+    path = project / "schedule.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("transport: outbox", "transport: sendgrid")
+    path.write_text(text.replace("batch_size: 1000", f"batch_size: {BATCH}"), encoding="utf-8")
+    return project
+
+
+def sg_env(server: SendGridServer) -> dict[str, str]:
+    return {"NEWSLETTER_SENDGRID_HOST": server.url, "SENDGRID_API_KEY": server.api_key}
+
+
+@pytest.fixture
+def sg_settings(sg_project: Path, sendgrid_server: SendGridServer) -> Settings:
+    return load_settings(sg_project, env=sg_env(sendgrid_server))
+
+
+class InjectAfterFirstBatch(Progress):
+    """Queues faults on the stand-in once the first batch went through: mid-run trouble."""
+
+    def __init__(self, server: SendGridServer, *faults: Fault) -> None:
+        self.server, self.faults, self.batches = server, faults, 0
+
+    def advance(self, sent: int, failed: int) -> None:
+        self.batches += 1
+        if self.batches == 1:
+            self.server.inject(*self.faults)
+
+
+def test_thousands_each_get_one_personal_message_despite_5xx_and_429(
+    sg_settings: Settings, sendgrid_server: SendGridServer
+) -> None:
+    active, inactive = seed(sg_settings, 3000)
+    reset = str(int(time.time()) + 1)
+    progress = InjectAfterFirstBatch(
+        sendgrid_server, Fault(500), Fault(503), Fault(429, {"X-RateLimit-Reset": reset})
+    )
+    summary = send_issue(sg_settings, load_issue(sg_settings), progress=progress)
+
+    assert summary.status == "completed" and summary.sent == len(active) == 2700
+    assert sendgrid_server.rejected == []
+    statuses = [seen.status for seen in sendgrid_server.seen]
+    assert {500, 503, 429} <= set(statuses)
+    counted = Counter(sendgrid_server.recipients())
+    assert set(counted.values()) == {1}
+    assert set(counted) == {f"person{i}@example.com" for i in active}
+    assert all(len(body["personalizations"]) <= BATCH for body in sendgrid_server.accepted)
+
+    signer = load_signer(sg_settings)
+    for body, personalization in sendgrid_server.personalizations():
+        subscriber_id = int(personalization["custom_args"][CUSTOM_ARG_SUBSCRIBER])
+        assert personalization["custom_args"][CUSTOM_ARG_ISSUE] == MONTH
+        assert personalization["to"][0]["email"] == f"person{subscriber_id}@example.com"
+        unsubscribe = personalization["substitutions"][Placeholder.UNSUBSCRIBE_URL.value]
+        preferences = personalization["substitutions"][Placeholder.PREFERENCES_URL.value]
+        assert signer.verify(Purpose.UNSUBSCRIBE, unsubscribe.rsplit("/", 1)[1]) == subscriber_id
+        assert signer.verify(Purpose.PREFERENCES, preferences.rsplit("/", 1)[1]) == subscriber_id
+        assert personalization["headers"]["List-Unsubscribe"] == f"<{unsubscribe}>"
+        assert personalization["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
+        assert Placeholder.UNSUBSCRIBE_URL.value in body["content"][1]["value"]
+
+    rows = ledger_rows(sg_settings)
+    assert len(rows) == 2700 and set(rows.values()) == {"sent"}
+    with open_database(sg_settings.database_url).connect() as conn:
+        provider_ids = set(conn.scalars(sa.select(deliveries.c.provider_message_id)))
+    assert provider_ids == set(sendgrid_server.message_ids)
+
+
+def test_outage_beyond_retries_interrupts_and_resume_finishes(
+    sg_settings: Settings, sendgrid_server: SendGridServer
+) -> None:
+    active, _ = seed(sg_settings, 1000)
+    issue = load_issue(sg_settings)
+    # No waiting between retries here; the retry policy itself is D1's test.
+    impatient = SendGridTransport(sg_settings.delivery.sendgrid, sleep=lambda _: None)
+    outage = InjectAfterFirstBatch(sendgrid_server, *[Fault(502)] * ATTEMPTS)
+    with pytest.raises(TemporaryDeliveryError, match="--resume"):
+        send_issue(sg_settings, issue, transport=impatient, progress=outage)
+    assert send_row(sg_settings)["status"] == "interrupted"  # type: ignore[index]
+    assert set(ledger_rows(sg_settings).values()) == {"sent"}
+    assert len(ledger_rows(sg_settings)) == BATCH
+
+    summary = send_issue(sg_settings, issue, resume=True)
+    assert summary.status == "completed" and summary.found_unconfirmed == 0
+    counted = Counter(sendgrid_server.recipients())
+    assert set(counted.values()) == {1} and len(counted) == len(active)
+
+
+def test_refusal_stops_the_cli_with_what_sendgrid_said(
+    sg_project: Path, sendgrid_server: SendGridServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in sg_env(sendgrid_server).items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(sg_project)
+    seed(settings, 30)
+    sendgrid_server.inject(
+        Fault(
+            403, body={"errors": [{"message": "The from address is not verified", "field": "from"}]}
+        )
+    )
+    result = CliRunner().invoke(main, ["--project", str(sg_project), "send", MONTH, "--yes"])
+    assert result.exit_code == 1, result.output
+    assert "The from address is not verified" in result.output
+    assert "--resume" in result.output
+    assert sendgrid_server.recipients() == []
+    assert ledger_rows(settings) == {}
