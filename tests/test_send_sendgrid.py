@@ -64,7 +64,7 @@ class InjectAfterFirstBatch(Progress):
 def test_thousands_each_get_one_personal_message_despite_5xx_and_429(
     sg_settings: Settings, sendgrid_server: SendGridServer
 ) -> None:
-    active, inactive = seed(sg_settings, 3000)
+    active, _ = seed(sg_settings, 3000)
     reset = str(int(time.time()) + 1)
     progress = InjectAfterFirstBatch(
         sendgrid_server, Fault(500), Fault(503), Fault(429, {"X-RateLimit-Reset": reset})
