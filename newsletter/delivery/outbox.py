@@ -36,7 +36,9 @@ class OutboxTransport(Transport):
                 f"delivery.outbox.path: {self.path} exists and is not a folder"
             )
         try:
-            self._maildir = mailbox.Maildir(self.path, create=True)
+            for folder in ("tmp", "new", "cur"):  # also completes an existing, empty folder
+                (self.path / folder).mkdir(parents=True, exist_ok=True)
+            self._maildir = mailbox.Maildir(self.path, create=False)
         except OSError as err:
             raise PermanentDeliveryError(
                 f"delivery.outbox.path: cannot create the Maildir {self.path}: {err.strerror}"
@@ -52,10 +54,11 @@ class OutboxTransport(Transport):
             self.open()
         assert self._maildir is not None
         now = datetime.now(UTC)
+        # Build every message first: a bad header refuses the batch before anything is written.
+        mails = [(r, build_message(message, r, date=now)) for r in message.recipients]
         results: list[DeliveryResult] = []
         try:
-            for recipient in message.recipients:
-                mail = build_message(message, recipient, date=now)
+            for recipient, mail in mails:
                 # LF line ends on disk, as Maildir readers expect (the SMTP policy writes CRLF).
                 key = self._maildir.add(mail.as_bytes(policy=mail.policy.clone(linesep="\n")))
                 results.append(DeliveryResult(recipient, accepted=True, provider_message_id=key))

@@ -14,6 +14,7 @@ import socket
 import ssl
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -164,7 +165,7 @@ class SmtpServer:
             and data.login.decode() == self.username
             and data.password.decode() == self.password
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # False: aiosmtpd answers 535 itself
 
     def _smtp_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
@@ -172,7 +173,8 @@ class SmtpServer:
             kwargs.update(
                 authenticator=self._authenticate,
                 auth_required=True,
-                auth_require_tls=self.security != "none",
+                # aiosmtpd only knows STARTTLS as "TLS"; over implicit TLS it must be told.
+                auth_require_tls=self.security == "starttls",
             )
         if self.security == "starttls":
             assert self.certificate is not None
@@ -228,7 +230,10 @@ class _CountingController(Controller):
     def factory(self) -> SMTP:
         with self.owner.lock:
             self.owner.connections += 1
-        server: SMTP = super().factory()  # type: ignore[no-untyped-call]
+        with warnings.catch_warnings():
+            # Over implicit TLS, AUTH is encrypted although aiosmtpd does not know it.
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            server: SMTP = super().factory()  # type: ignore[no-untyped-call]
         return server
 
 
