@@ -97,6 +97,7 @@ def _crontab_weekdays(field: str) -> str:
         elif "-" in base:
             first_text, last_text = base.split("-", 1)
             first, last = _weekday_number(first_text), _weekday_number(last_text)
+            last = 7 if last == 0 and first > 0 else last  # "fri-sun": Sunday closes the week
         else:
             first = _weekday_number(base)
             last = 6 if step_text else first

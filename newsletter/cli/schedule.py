@@ -44,7 +44,8 @@ def schedule(project: Project, count: int, after: str | None) -> None:
     settings = project.settings
     start = _moment(after, settings, "--after") if after else datetime.now(settings.timezone)
     times = next_fire_times(settings, count, start)
-    console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    terminal = sys.stdout.isatty()
+    console = Console(highlight=False, width=None if terminal else 120)
     console.print(_rule_line(settings))
     console.print(_table(settings, times))
 
