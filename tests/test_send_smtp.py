@@ -1,0 +1,60 @@
+"""A send through a real SMTP server (aiosmtpd on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import Settings, load_settings
+from newsletter.send import send_issue, send_report
+from newsletter.store.engine import open_database
+from newsletter.store.subscribers import SubscriberStore
+from tests.peers.smtp_server import SmtpServer
+from tests.sendkit import MONTH, bodies, check_personal_links, ledger_rows, load_issue, seed
+
+
+def smtp_settings(project: Path, server: SmtpServer) -> Settings:
+    """The project pointed at ``server``: plain SMTP, no login, fast pacing."""
+    path = project / "schedule.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("transport: outbox", "transport: smtp")
+    text = text.replace("host: localhost", "host: 127.0.0.1")
+    text = text.replace("port: 587", f"port: {server.port}")
+    text = text.replace("security: starttls", "security: none")
+    text = text.replace("username: newsletter", "username:")
+    text = text.replace("rate: 20 ", "rate: 500 ")
+    path.write_text(text, encoding="utf-8")
+    return load_settings(project, env={})
+
+
+@pytest.mark.parametrize("drop_after", [None, 7])
+def test_each_active_subscriber_gets_one_message_over_smtp(
+    project: Path, clean_env: None, drop_after: int | None
+) -> None:
+    with SmtpServer(refuse={"person3@example.com"}, drop_after=drop_after) as server:
+        settings = smtp_settings(project, server)
+        active, _ = seed(settings, 25)
+        summary = send_issue(settings, load_issue(settings))
+        received = list(server.messages)
+    expected = {f"person{i}@example.com" for i in active} - {"person3@example.com"}
+    counted = Counter(r for message in received for r in message.rcpt_tos)
+    assert set(counted.values()) == {1} and set(counted) == expected
+    assert summary.sent == len(expected) and summary.failed == 1
+    report = send_report(settings, MONTH)
+    [(address, status, error)] = report.problems
+    assert (address, status) == ("person3@example.com", "failed") and "550" in (error or "")
+    store = SubscriberStore(open_database(settings.database_url))
+    for message in received:
+        mail = message.message
+        subscriber = store.get(message.rcpt_tos[0])
+        assert subscriber is not None
+        text, html = bodies(mail)
+        check_personal_links(settings, subscriber.id, text, html, str(mail["List-Unsubscribe"]))
+        assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert mail["Message-ID"] and mail["Date"]
+    rows = ledger_rows(settings)
+    assert Counter(rows.values()) == {"sent": len(expected), "failed": 1}
+    if drop_after is not None:
+        assert server.drops == 1 and server.connections == 2
