@@ -201,3 +201,26 @@ def test_preview_command_serves_until_interrupted(project: Path, clean_env: None
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.browser
+def test_the_open_page_reloads_itself_after_a_save(server: PreviewServer, issue_path: Path) -> None:
+    """In a real browser: the page's poll notices the save and shows the new findings."""
+    from tests.browser import chromium, page_at
+
+    with chromium() as browser, page_at(browser, 1280) as page:
+        page.goto(server.url)
+        assert page.locator("#summary").text_content() == "0 errors, 0 warnings"
+        assert page.locator("iframe").count() == 2
+        good = issue_path.read_text(encoding="utf-8")
+        issue_path.write_text(good.replace("Topics: Therapist Factors;", "Topics: Nope;"))
+        page.wait_for_function(
+            "document.querySelector('#summary').textContent.startsWith('2 errors')",
+            timeout=3000,  # generous for a loaded machine; the poll runs every 0.4 s
+        )
+        assert page.locator("iframe").count() == 0
+        assert "unknown topic" in (page.locator(".findings").text_content() or "")
+        issue_path.write_text(good, encoding="utf-8")
+        page.wait_for_function(
+            "document.querySelector('#summary').textContent.startsWith('0 errors')", timeout=3000
+        )

@@ -220,13 +220,23 @@ def page(source: PreviewSource, state: PreviewState) -> str:
         "summary": esc(_summary(state)),
         "status_class": "bad" if state.errors else "good",
         "findings": _findings_html(state),
-        "text": esc(state.text or "(no text: the issue has errors)"),
+        "email": _email_html(state),
         "version": esc(state.version),
         "version_json": json.dumps(state.version),
         "poll_ms": str(POLL_MS),
     }
     # one pass, so a value that happens to contain "{{text}}" is never expanded itself
     return _SLOT.sub(lambda match: values[match.group(1)], PAGE)
+
+
+def _email_html(state: PreviewState) -> str:
+    """The two frames and the plain text; nothing to frame while the issue has errors."""
+    if state.html is None or state.text is None:
+        return (
+            '<p class="none">Fix the errors above to see the email; this page reloads itself.</p>'
+        )
+    version = html.escape(state.version)
+    return _FRAMES.replace("{{version}}", version).replace("{{text}}", html.escape(state.text))
 
 
 def _summary(state: PreviewState) -> str:
@@ -246,6 +256,18 @@ def _findings_html(state: PreviewState) -> str:
         return '<p class="none">No findings: the issue and its email pass every check.</p>'
     return '<ul class="findings">' + "".join(items) + "</ul>"
 
+
+_FRAMES = """<section class="frames" aria-label="The HTML email">
+  <figure class="desktop"><figcaption>Desktop, 700 px</figcaption>
+    <iframe src="/email.html?v={{version}}" title="The email at desktop width"></iframe></figure>
+  <figure class="phone"><figcaption>Phone, 375 px</figcaption>
+    <iframe src="/email.html?v={{version}}" title="The email at phone width"></iframe></figure>
+</section>
+<section aria-labelledby="plain">
+  <h2 id="plain">Plain text</h2>
+  <pre>{{text}}</pre>
+</section>
+"""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -286,16 +308,7 @@ PAGE = """<!doctype html>
   <h2 id="checks">Checks</h2>
   {{findings}}
 </section>
-<section class="frames" aria-label="The HTML email">
-  <figure class="desktop"><figcaption>Desktop, 700 px</figcaption>
-    <iframe src="/email.html?v={{version}}" title="The email at desktop width"></iframe></figure>
-  <figure class="phone"><figcaption>Phone, 375 px</figcaption>
-    <iframe src="/email.html?v={{version}}" title="The email at phone width"></iframe></figure>
-</section>
-<section aria-labelledby="plain">
-  <h2 id="plain">Plain text</h2>
-  <pre>{{text}}</pre>
-</section>
+{{email}}
 <script>
   const shown = {{version_json}};
   for (const frame of document.querySelectorAll("iframe")) {
