@@ -19,8 +19,8 @@ from typing import Any, TextIO
 
 from newsletter.errors import ImportFileError, SubscriberError
 from newsletter.models import SubscriberStatus
-from newsletter.store.subscribers import (
-    SubscriberStore,
+from newsletter.store.subscribers import SubscriberStore
+from newsletter.store.values import (
     canonical_topics,
     clean_name,
     email_hash,

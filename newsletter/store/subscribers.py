@@ -4,127 +4,58 @@ Every status change goes through one place (``_change_status``) that records a
 ``subscriber_events`` row, so ``events()`` always explains a status. Addresses are unique
 case-insensitively (``email_key``); every row also carries ``email_hash``, a one-way hash of
 that key, which is all that remains after ``forget`` and keeps the address suppressed.
+Pure helpers live in ``values``, the bulk writes of an import in ``bulk``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import unicodedata
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import SubscriberError
 from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.store import bulk
 from newsletter.store.schema import deliveries, subscriber_events, subscribers
+from newsletter.store.values import (
+    EVENT_KINDS,
+    MAX_NAME_LENGTH,
+    SOURCES,
+    AlreadySubscribedError,
+    SubscriberEvent,
+    SubscriberRecord,
+    canonical_topics,
+    clean_name,
+    email_hash,
+    email_key,
+    new_subscriber_values,
+    normalise_email,
+    now_utc,
+    subscribed_event,
+    to_subscriber,
+    utc,
+)
 
-MAX_NAME_LENGTH = 200
-SOURCES = ("cli", "import", "web")
-_HASH_PREFIX = b"newsletter subscriber address v1:"  # domain separation for the one-way hash
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class AlreadySubscribedError(SubscriberError):
-    """The address is on the list already (``status`` says how)."""
-
-    def __init__(self, message: str, status: SubscriberStatus, forgotten: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.forgotten = forgotten
-
-
-@dataclass(frozen=True)
-class SubscriberEvent:
-    """One recorded change of a subscriber: a status change, a confirmation, new preferences …"""
-
-    at: datetime
-    kind: str
-    from_status: SubscriberStatus | None
-    to_status: SubscriberStatus | None
-    reason: str
-    source: str
-    external_id: str | None = None
-
-
-@dataclass(frozen=True)
-class SubscriberRecord:
-    """Everything stored about one subscriber, consent record included (for ``show``)."""
-
-    subscriber: Subscriber
-    source: str
-    source_detail: str | None
-    source_ip: str | None
-    confirmed_ip: str | None
-    updated_at: datetime
-
-
-def normalise_email(raw: str) -> str:
-    """Trim and validate an address (syntax only, no network); the domain comes back lower-cased."""
-    text = (raw or "").strip()
-    if not text:
-        raise SubscriberError("the email address is empty")
-    try:
-        return validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError as err:
-        raise SubscriberError(f"{text!r} is not a valid email address: {err}") from err
-
-
-def email_key(email: str) -> str:
-    """The case-insensitive identity of an address: what makes two spellings the same person."""
-    return unicodedata.normalize("NFC", email.strip()).casefold()
-
-
-def email_hash(email: str) -> str:
-    """A one-way hash of the address (SHA-256 of its key) that outlives erasure."""
-    return hashlib.sha256(_HASH_PREFIX + email_key(email).encode("utf-8")).hexdigest()
-
-
-def clean_name(raw: str | None) -> str | None:
-    """A display name on one line (it ends up in a To: header), or None when blank."""
-    if raw is None:
-        return None
-    name = " ".join(_CONTROL_RE.sub(" ", raw).split())
-    if len(name) > MAX_NAME_LENGTH:
-        raise SubscriberError(f"the name is longer than {MAX_NAME_LENGTH} characters")
-    return name or None
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def _to_subscriber(row: sa.Row[Any]) -> Subscriber:
-    return Subscriber(
-        id=row.id,
-        email=row.email,
-        name=row.name,
-        status=SubscriberStatus(row.status),
-        topics=tuple(json.loads(row.topics or "[]")),
-        subscribed_at=utc(row.subscribed_at),
-        confirmed_at=utc(row.confirmed_at),
-    )
-
-
-_EVENT_KINDS = {
-    SubscriberStatus.PENDING: "pending",
-    SubscriberStatus.ACTIVE: "activated",
-    SubscriberStatus.UNSUBSCRIBED: "unsubscribed",
-    SubscriberStatus.BOUNCED: "bounced",
-    SubscriberStatus.COMPLAINED: "complained",
-}
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "SOURCES",
+    "AlreadySubscribedError",
+    "SubscriberEvent",
+    "SubscriberRecord",
+    "SubscriberStore",
+    "canonical_topics",
+    "clean_name",
+    "email_hash",
+    "email_key",
+    "new_subscriber_values",
+    "normalise_email",
+    "now_utc",
+    "subscribed_event",
+    "utc",
+]
 
 
 class SubscriberStore:
@@ -141,7 +72,7 @@ class SubscriberStore:
             row = conn.execute(
                 sa.select(subscribers).where(subscribers.c.email_key == email_key(email))
             ).first()
-        return _to_subscriber(row) if row is not None else None
+        return to_subscriber(row) if row is not None else None
 
     def get_by_id(self, subscriber_id: int) -> Subscriber | None:
         """The subscriber with this id, or None (also None once forgotten)."""
@@ -151,7 +82,7 @@ class SubscriberStore:
                     subscribers.c.id == subscriber_id, subscribers.c.email.is_not(None)
                 )
             ).first()
-        return _to_subscriber(row) if row is not None else None
+        return to_subscriber(row) if row is not None else None
 
     def record(self, email: str) -> SubscriberRecord | None:
         """The subscriber with the consent record (how, when, from where they joined)."""
@@ -162,7 +93,7 @@ class SubscriberStore:
         if row is None:
             return None
         return SubscriberRecord(
-            subscriber=_to_subscriber(row),
+            subscriber=to_subscriber(row),
             source=row.source,
             source_detail=row.source_detail,
             source_ip=row.source_ip,
@@ -213,7 +144,7 @@ class SubscriberStore:
         while True:
             page = query.where(subscribers.c.id > last).order_by(subscribers.c.id)
             with self.engine.connect() as conn:
-                batch = [_to_subscriber(row) for row in conn.execute(page.limit(batch_size))]
+                batch = [to_subscriber(row) for row in conn.execute(page.limit(batch_size))]
             if not batch:
                 return
             yield batch
@@ -306,7 +237,7 @@ class SubscriberStore:
             row = conn.execute(
                 sa.select(subscribers).where(subscribers.c.id == subscriber_id[0])
             ).one()
-        return _to_subscriber(row)
+        return to_subscriber(row)
 
     def _refuse_known(self, conn: sa.Connection, address: str) -> None:
         row = conn.execute(
@@ -397,7 +328,7 @@ class SubscriberStore:
             subscriber_events.insert().values(
                 subscriber_id=subscriber_id,
                 at=at,
-                kind=kind or _EVENT_KINDS[status],
+                kind=kind or EVENT_KINDS[status],
                 from_status=current.value,
                 to_status=status.value,
                 reason=reason,
@@ -461,7 +392,7 @@ class SubscriberStore:
             row = conn.execute(
                 sa.select(subscribers).where(subscribers.c.id == subscriber_id)
             ).one()
-        return _to_subscriber(row)
+        return to_subscriber(row)
 
     def _id_for(self, who: int | str) -> int:
         if isinstance(who, int):
@@ -543,25 +474,11 @@ class SubscriberStore:
             )
         )
 
-    # --- bulk work for imports -----------------------------------------------------------------
+    # --- bulk work for imports (see ``bulk``) ---------------------------------------------------
 
     def known_addresses(self) -> dict[str, tuple[int, str | None, SubscriberStatus]]:
         """Every address on the list by its hash: (id, name, status); forgotten ones as unsubscribed."""
-        query = sa.select(
-            subscribers.c.email_hash,
-            subscribers.c.id,
-            subscribers.c.name,
-            subscribers.c.status,
-            subscribers.c.forgotten_at,
-        )
-        known: dict[str, tuple[int, str | None, SubscriberStatus]] = {}
-        with self.engine.connect() as conn:
-            for row in conn.execute(query):
-                status = SubscriberStatus(row.status)
-                if row.forgotten_at is not None and not status.is_suppressed:
-                    status = SubscriberStatus.UNSUBSCRIBED
-                known[row.email_hash] = (row.id, row.name, status)
-        return known
+        return bulk.known_addresses(self.engine)
 
     def bulk_apply(
         self,
@@ -570,152 +487,8 @@ class SubscriberStore:
         *,
         source: str,
         source_detail: str | None,
-        chunk_size: int = 5000,
     ) -> int:
-        """Insert new subscribers (``new_subscriber_values``) and rename others in ONE transaction.
-
-        Returns how many were inserted. Each gets its ``subscribed`` event from one INSERT … SELECT.
-        """
-        at = now_utc()
-        how = subscribed_event(0, SubscriberStatus.ACTIVE, source, source_detail, at)["reason"]
-        inserted = 0
-        with self.engine.begin() as conn:
-            before = conn.scalar(sa.select(sa.func.max(subscribers.c.id))) or 0
-            for chunk in _chunks(new, chunk_size):
-                conn.execute(subscribers.insert(), [{**row, "updated_at": at} for row in chunk])
-                inserted += len(chunk)
-            if inserted:
-                conn.execute(_subscribed_events_since(before, at, source, source_detail, how))
-            self._rename(conn, renames, at, source, source_detail)
-        return inserted
-
-    def _rename(
-        self,
-        conn: sa.Connection,
-        renames: Iterable[tuple[int, str | None]],
-        at: datetime,
-        source: str,
-        source_detail: str | None,
-    ) -> None:
-        reason = "name changed" + (f" by {source_detail}" if source_detail else "")
-        for chunk in _chunks(renames, 5000):
-            conn.execute(
-                subscribers.update()
-                .where(subscribers.c.id == sa.bindparam("sid"))
-                .values(name=sa.bindparam("new_name"), updated_at=at),
-                [{"sid": sid, "new_name": name} for sid, name in chunk],
-            )
-            conn.execute(
-                subscriber_events.insert(),
-                [
-                    {
-                        "subscriber_id": sid,
-                        "at": at,
-                        "kind": "updated",
-                        "reason": reason,
-                        "source": source,
-                    }
-                    for sid, _name in chunk
-                ],
-            )
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _subscribed_events_since(
-    before: int, at: datetime, source: str, source_detail: str | None, reason: str
-) -> sa.Insert:
-    """INSERT … SELECT of the ``subscribed`` events of the rows a bulk insert just made."""
-    made_now = sa.select(
-        subscribers.c.id,
-        subscribers.c.updated_at,
-        sa.literal("subscribed"),
-        subscribers.c.status,
-        sa.literal(reason[:500]),
-        sa.literal(source),
-    ).where(
-        subscribers.c.id > before,
-        subscribers.c.updated_at == at,
-        subscribers.c.source == source,
-        subscribers.c.source_detail.is_(None)
-        if source_detail is None
-        else subscribers.c.source_detail == source_detail[:500],
-    )
-    columns = ["subscriber_id", "at", "kind", "to_status", "reason", "source"]
-    return subscriber_events.insert().from_select(columns, made_now)
-
-
-def canonical_topics(topics: Iterable[str], known: Collection[str] | None) -> list[str]:
-    """Topics without blanks or repeats, spelled as in ``known`` (matched case-insensitively)."""
-    by_key = {topic.casefold(): topic for topic in known} if known is not None else None
-    result: list[str] = []
-    for raw in topics:
-        topic = " ".join(str(raw).split())
-        if not topic:
-            continue
-        if by_key is not None:
-            if topic.casefold() not in by_key:
-                raise SubscriberError(f"unknown topic {topic!r}")
-            topic = by_key[topic.casefold()]
-        if topic not in result:
-            result.append(topic)
-    return result
-
-
-def new_subscriber_values(
-    address: str,
-    *,
-    name: str | None,
-    status: SubscriberStatus,
-    source: str,
-    source_detail: str | None,
-    ip: str | None,
-    topics: Sequence[str],
-    at: datetime,
-) -> dict[str, Any]:
-    """The column values of a new ``subscribers`` row for a normalised address."""
-    if source not in SOURCES:
-        raise SubscriberError(f"unknown source {source!r} (expected one of {', '.join(SOURCES)})")
-    return {
-        "email": address,
-        "email_key": email_key(address),
-        "email_hash": email_hash(address),
-        "name": name,
-        "status": status.value,
-        "topics": json.dumps(canonical_topics(topics, None)),
-        "source": source,
-        "source_detail": source_detail[:500] if source_detail else None,
-        "source_ip": ip,
-        "subscribed_at": at,
-        "updated_at": at,
-    }
-
-
-def subscribed_event(
-    subscriber_id: int,
-    status: SubscriberStatus,
-    source: str,
-    source_detail: str | None,
-    at: datetime,
-) -> dict[str, Any]:
-    """The ``subscriber_events`` row that records how a person joined."""
-    how = {"cli": "added on the command line", "import": "imported", "web": "signed up on the web"}
-    reason = how.get(source, source) + (f" from {source_detail}" if source_detail else "")
-    return {
-        "subscriber_id": subscriber_id,
-        "at": at,
-        "kind": "subscribed",
-        "from_status": None,
-        "to_status": status.value,
-        "reason": reason[:500],
-        "source": source,
-    }
+        """Insert new subscribers and rename others in ONE transaction; returns how many were new."""
+        return bulk.bulk_apply(
+            self.engine, new, renames, source=source, source_detail=source_detail
+        )

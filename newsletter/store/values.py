@@ -1,0 +1,190 @@
+"""Values of the subscriber list: address normalisation and hashing, names, topics, new rows, events.
+
+Pure functions with no database access, shared by the store, the CSV import and the web app.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+
+from newsletter.errors import SubscriberError
+from newsletter.models import Subscriber, SubscriberStatus
+
+MAX_NAME_LENGTH = 200
+SOURCES = ("cli", "import", "web")
+_HASH_PREFIX = b"newsletter subscriber address v1:"  # domain separation for the one-way hash
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class AlreadySubscribedError(SubscriberError):
+    """The address is on the list already (``status`` says how)."""
+
+    def __init__(self, message: str, status: SubscriberStatus, forgotten: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.forgotten = forgotten
+
+
+@dataclass(frozen=True)
+class SubscriberEvent:
+    """One recorded change of a subscriber: a status change, a confirmation, new preferences …"""
+
+    at: datetime
+    kind: str
+    from_status: SubscriberStatus | None
+    to_status: SubscriberStatus | None
+    reason: str
+    source: str
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SubscriberRecord:
+    """Everything stored about one subscriber, consent record included (for ``show``)."""
+
+    subscriber: Subscriber
+    source: str
+    source_detail: str | None
+    source_ip: str | None
+    confirmed_ip: str | None
+    updated_at: datetime
+
+
+def normalise_email(raw: str) -> str:
+    """Trim and validate an address (syntax only, no network); the domain comes back lower-cased."""
+    text = (raw or "").strip()
+    if not text:
+        raise SubscriberError("the email address is empty")
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as err:
+        raise SubscriberError(f"{text!r} is not a valid email address: {err}") from err
+
+
+def email_key(email: str) -> str:
+    """The case-insensitive identity of an address: what makes two spellings the same person."""
+    return unicodedata.normalize("NFC", email.strip()).casefold()
+
+
+def email_hash(email: str) -> str:
+    """A one-way hash of the address (SHA-256 of its key) that outlives erasure."""
+    return hashlib.sha256(_HASH_PREFIX + email_key(email).encode("utf-8")).hexdigest()
+
+
+def clean_name(raw: str | None) -> str | None:
+    """A display name on one line (it ends up in a To: header), or None when blank."""
+    if raw is None:
+        return None
+    name = " ".join(_CONTROL_RE.sub(" ", raw).split())
+    if len(name) > MAX_NAME_LENGTH:
+        raise SubscriberError(f"the name is longer than {MAX_NAME_LENGTH} characters")
+    return name or None
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_subscriber(row: sa.Row[Any]) -> Subscriber:
+    return Subscriber(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        status=SubscriberStatus(row.status),
+        topics=tuple(json.loads(row.topics or "[]")),
+        subscribed_at=utc(row.subscribed_at),
+        confirmed_at=utc(row.confirmed_at),
+    )
+
+
+EVENT_KINDS = {
+    SubscriberStatus.PENDING: "pending",
+    SubscriberStatus.ACTIVE: "activated",
+    SubscriberStatus.UNSUBSCRIBED: "unsubscribed",
+    SubscriberStatus.BOUNCED: "bounced",
+    SubscriberStatus.COMPLAINED: "complained",
+}
+
+
+def canonical_topics(topics: Iterable[str], known: Collection[str] | None) -> list[str]:
+    """Topics without blanks or repeats, spelled as in ``known`` (matched case-insensitively)."""
+    by_key = {topic.casefold(): topic for topic in known} if known is not None else None
+    result: list[str] = []
+    for raw in topics:
+        topic = " ".join(str(raw).split())
+        if not topic:
+            continue
+        if by_key is not None:
+            if topic.casefold() not in by_key:
+                raise SubscriberError(f"unknown topic {topic!r}")
+            topic = by_key[topic.casefold()]
+        if topic not in result:
+            result.append(topic)
+    return result
+
+
+def new_subscriber_values(
+    address: str,
+    *,
+    name: str | None,
+    status: SubscriberStatus,
+    source: str,
+    source_detail: str | None,
+    ip: str | None,
+    topics: Sequence[str],
+    at: datetime,
+) -> dict[str, Any]:
+    """The column values of a new ``subscribers`` row for a normalised address."""
+    if source not in SOURCES:
+        raise SubscriberError(f"unknown source {source!r} (expected one of {', '.join(SOURCES)})")
+    return {
+        "email": address,
+        "email_key": email_key(address),
+        "email_hash": email_hash(address),
+        "name": name,
+        "status": status.value,
+        "topics": json.dumps(canonical_topics(topics, None)),
+        "source": source,
+        "source_detail": source_detail[:500] if source_detail else None,
+        "source_ip": ip,
+        "subscribed_at": at,
+        "updated_at": at,
+    }
+
+
+def subscribed_event(
+    subscriber_id: int,
+    status: SubscriberStatus,
+    source: str,
+    source_detail: str | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """The ``subscriber_events`` row that records how a person joined."""
+    how = {"cli": "added on the command line", "import": "imported", "web": "signed up on the web"}
+    reason = how.get(source, source) + (f" from {source_detail}" if source_detail else "")
+    return {
+        "subscriber_id": subscriber_id,
+        "at": at,
+        "kind": "subscribed",
+        "from_status": None,
+        "to_status": status.value,
+        "reason": reason[:500],
+        "source": source,
+    }
