@@ -1,0 +1,112 @@
+"""SIGKILL a real ``newsletter send`` mid-run, then ``--resume``: nobody lost, nobody doubled silently."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import Settings, load_settings
+from newsletter.send import send_report
+from tests.peers.sendgrid_server import Fault, SendGridServer
+from tests.sendkit import MONTH, ledger_rows, seed
+
+BATCH = 50
+PEOPLE = 600  # 540 active: 11 batches
+KILL_IN_BATCH = 4  # the stand-in holds this request long enough to kill the sender during it
+TIMEOUT = 60.0  # no step of this test waits longer
+
+
+def run_env(server: SendGridServer, settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
+    env.update(
+        NEWSLETTER_SENDGRID_HOST=server.url,
+        SENDGRID_API_KEY=server.api_key,
+        NEWSLETTER_DATABASE_URL=settings.database_url,
+    )
+    return env
+
+
+def newsletter(project: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "--project", str(project), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
+    output, _ = process.communicate(timeout=TIMEOUT)
+    return process.returncode, output
+
+
+def wait_for(condition: object, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_send_then_resume_loses_no_one(
+    project: Path, clean_env: None, sendgrid_server: SendGridServer
+) -> None:
+    path = project / "schedule.yaml"
+    text = path.read_text(encoding="utf-8").replace("transport: outbox", "transport: sendgrid")
+    path.write_text(text.replace("batch_size: 1000", f"batch_size: {BATCH}"), encoding="utf-8")
+    settings = load_settings(project, env={})
+    active, _ = seed(settings, PEOPLE)
+    env = run_env(sendgrid_server, settings)
+    # Slow answers; the KILL_IN_BATCH-th request is held for seconds and still goes out after
+    # the sender is dead: exactly the copy the ledger cannot know about.
+    slow = [Fault(delay=0.1, process=True)] * (KILL_IN_BATCH - 1)
+    sendgrid_server.inject(*slow, Fault(delay=2.0, process=True))
+
+    sender = newsletter(project, env, "send", MONTH, "--yes")
+    try:
+        wait_for(lambda: sendgrid_server.accepted_count == KILL_IN_BATCH - 1, "three batches")
+        time.sleep(0.5)  # the fourth request is now waiting in the stand-in
+        sender.send_signal(signal.SIGKILL)
+    finally:
+        sender.wait(timeout=TIMEOUT)
+    assert sender.returncode == -signal.SIGKILL
+    wait_for(lambda: sendgrid_server.accepted_count == KILL_IN_BATCH, "the in-flight batch")
+    in_flight = set(sendgrid_server.recipients()[-BATCH:])
+    assert Counter(ledger_rows(settings).values()) == {
+        "sent": (KILL_IN_BATCH - 1) * BATCH,
+        "pending": BATCH,
+    }
+
+    code, output = finish(newsletter(project, env, "send", MONTH, "--yes"))
+    assert code == 1 and "--resume" in output  # a plain send refuses an unfinished one
+
+    code, output = finish(newsletter(project, env, "send", MONTH, "--yes", "--resume"))
+    assert code == 0, output
+    assert f"{BATCH} recipient(s) were in flight" in output
+    counted = Counter(sendgrid_server.recipients())
+    everyone = {f"person{i}@example.com" for i in active}
+    assert set(counted) == everyone and set(counted.values()) == {1}  # no one lost, no one twice
+    report = send_report(settings, MONTH)
+    unconfirmed = {e for e, status, _ in report.problems if status == "unconfirmed"}
+    assert unconfirmed == in_flight
+    assert report.record.status == "completed"
+
+    args = ("send", MONTH, "--yes", "--resume", "--resend-unconfirmed")
+    code, output = finish(newsletter(project, env, *args))
+    assert code == 0, output
+    counted = Counter(sendgrid_server.recipients())
+    assert {e for e, n in counted.items() if n == 2} == in_flight  # resent only when asked
+    assert set(counted) == everyone and max(counted.values()) == 2
+    assert set(ledger_rows(settings).values()) == {"sent"}
+
+    code, output = finish(newsletter(project, env, "send", MONTH, "--yes"))
+    assert code == 0 and "already sent on" in output and "nothing to do" in output
