@@ -197,3 +197,19 @@ def test_timestamps_are_utc_after_reopening(db_path: Path, store: SubscriberStor
     person = reopened.get("ann@example.org")
     assert person is not None and person.subscribed_at is not None
     assert person.subscribed_at.tzinfo is UTC and person.subscribed_at >= before
+
+
+def test_a_concurrent_insert_of_the_same_address_is_reported_as_already_subscribed(
+    store: SubscriberStore, db_path: Path
+) -> None:
+    # Another process's row that our hash check cannot see (as if it committed just after it):
+    # the unique email_key makes our insert fail, and that becomes the ordinary refusal.
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(
+            "INSERT INTO subscribers (email, email_key, email_hash, status, topics, source,"
+            " subscribed_at, updated_at) VALUES ('ann@example.org', 'ann@example.org', 'other',"
+            " 'pending', '[]', 'web', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+    with pytest.raises(AlreadySubscribedError, match=r"already \(pending\)"):
+        store.add("Ann@example.org")
+    assert [p.email for p in store.iter_all()] == ["ann@example.org"]

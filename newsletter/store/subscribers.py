@@ -223,27 +223,42 @@ class SubscriberStore:
             topics=topics,
             at=now_utc(),
         )
-        with self.engine.begin() as conn:
-            self._refuse_known(conn, address)
-            subscriber_id = conn.execute(subscribers.insert().values(values)).inserted_primary_key
-            assert subscriber_id is not None
-            conn.execute(
-                subscriber_events.insert().values(
-                    subscribed_event(
-                        subscriber_id[0], status, source, source_detail, values["subscribed_at"]
-                    )
-                )
-            )
-            row = conn.execute(
-                sa.select(subscribers).where(subscribers.c.id == subscriber_id[0])
-            ).one()
+        try:
+            with self.engine.begin() as conn:
+                self._refuse_known(conn, address)
+                row = self._insert(conn, values)
+        except sa.exc.IntegrityError as err:
+            # Added by another process between our check and our insert (two form posts at once).
+            with self.engine.connect() as conn:
+                self._refuse_known(conn, address, by_key=True)
+            raise SubscriberError(f"{address} could not be added: {err.orig}") from err
         return to_subscriber(row)
 
-    def _refuse_known(self, conn: sa.Connection, address: str) -> None:
+    def _insert(self, conn: sa.Connection, values: Mapping[str, Any]) -> sa.Row[Any]:
+        subscriber_id = conn.execute(subscribers.insert().values(values)).inserted_primary_key
+        assert subscriber_id is not None
+        status = SubscriberStatus(values["status"])
+        event = subscribed_event(
+            subscriber_id[0],
+            status,
+            values["source"],
+            values["source_detail"],
+            values["updated_at"],
+        )
+        conn.execute(subscriber_events.insert().values(event))
+        return conn.execute(
+            sa.select(subscribers).where(subscribers.c.id == subscriber_id[0])
+        ).one()
+
+    def _refuse_known(self, conn: sa.Connection, address: str, by_key: bool = False) -> None:
+        """Raise ``AlreadySubscribedError`` if the address (its hash, or its key) is known."""
+        match = (
+            subscribers.c.email_key == email_key(address)
+            if by_key
+            else subscribers.c.email_hash == email_hash(address)
+        )
         row = conn.execute(
-            sa.select(subscribers.c.status, subscribers.c.forgotten_at).where(
-                subscribers.c.email_hash == email_hash(address)
-            )
+            sa.select(subscribers.c.status, subscribers.c.forgotten_at).where(match)
         ).first()
         if row is None:
             return
