@@ -379,6 +379,7 @@ class SubscriberStore:
         name: str | None,
         topics: Sequence[str],
         known_topics: Collection[str] | None = None,
+        source: str = "web",
     ) -> Subscriber:
         """Set name and topics (checked against ``known_topics`` when given); records an event."""
         topic_list = canonical_topics(topics, known_topics)
@@ -401,7 +402,7 @@ class SubscriberStore:
                     at=values["updated_at"],
                     kind="preferences",
                     reason="topics: " + ("; ".join(topic_list) or "all"),
-                    source="web",
+                    source=source,
                 )
             )
             row = conn.execute(
