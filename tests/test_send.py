@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 from newsletter.archive import list_archived
+from newsletter.cli import main
 from newsletter.config import Settings
 from newsletter.delivery.base import DeliveryResult
 from newsletter.delivery.memory import MemoryTransport
@@ -292,3 +301,117 @@ def test_no_leftover_temporary_files_in_the_archive(settings: Settings, tmp_path
     populate(settings, 1)
     send_issue(settings, load_issue(settings), transport=MemoryTransport())
     assert not [p for p in (settings.archive_dir / MONTH).iterdir() if p.name.startswith(".")]
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def make_draft(project: Path, month: str = "2021-02") -> str:
+    source = (project / "issues" / f"{MONTH}.md").read_text(encoding="utf-8")
+    assert "status: ready" in source
+    draft = source.replace("status: ready", "status: draft")
+    (project / "issues" / f"{month}.md").write_text(draft, encoding="utf-8")
+    return month
+
+
+def cli(project: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--project", str(project), *args])
+
+
+def test_cli_without_terminal_or_yes_refuses(project: Path, settings: Settings) -> None:
+    populate(settings, 2)
+    result = cli(project, "send", MONTH)
+    assert result.exit_code == 2
+    assert "no terminal" in result.output and "--yes" in result.output
+    assert send_row(settings) is None
+
+
+def test_cli_draft_is_sent_by_hand_after_a_warning(project: Path, settings: Settings) -> None:
+    populate(settings, 2)
+    month = make_draft(project)
+    result = cli(project, "send", month, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "is a draft" in result.output
+    assert set(ledger_rows(settings, month).values()) == {"sent"}
+    assert len(read_maildir(settings.delivery.outbox.path)) == 2
+
+
+def test_cli_dry_run_and_test_copies_leave_no_send(project: Path, settings: Settings) -> None:
+    populate(settings, 3)
+    result = cli(project, "send", MONTH, "--dry-run")
+    assert result.exit_code == 0 and "3 recipient(s) would get it" in result.output
+    result = cli(project, "send", MONTH, "--test-to", "editor@example.org")
+    assert result.exit_code == 0 and "test copy sent to editor@example.org" in result.output
+    [mail] = read_maildir(settings.delivery.outbox.path)
+    assert str(mail["Subject"]).startswith("[TEST] ") and mail["To"] == "editor@example.org"
+    assert send_row(settings) is None
+
+
+def test_cli_second_send_says_already_sent_and_succeeds(project: Path, settings: Settings) -> None:
+    populate(settings, 2)
+    assert cli(project, "send", MONTH, "--yes").exit_code == 0
+    result = cli(project, "send", MONTH, "--yes")
+    assert result.exit_code == 0
+    assert re.search(
+        r"already sent on \d{4}-\d\d-\d\d \d\d:\d\d UTC \(2 recipients\)", result.output
+    )
+    assert "nothing to do" in result.output
+    assert len(read_maildir(settings.delivery.outbox.path)) == 2
+
+
+def test_cli_issue_with_errors_is_never_sent(project: Path, settings: Settings) -> None:
+    populate(settings, 2)
+    broken = (project / "issues" / f"{MONTH}.md").read_text(encoding="utf-8")
+    (project / "issues" / "2021-03.md").write_text(
+        broken.replace("Topics: ", "Topics: Not A Topic; ", 1), encoding="utf-8"
+    )
+    result = cli(project, "send", "2021-03", "--yes")
+    assert result.exit_code == 1
+    assert "2021-03.md:" in result.output and "Traceback" not in result.output
+    assert send_row(settings, "2021-03") is None
+
+
+def _talk(project: Path, month: str, answer: str) -> tuple[int, str]:
+    """Run ``newsletter send MONTH`` on a pseudo-terminal and answer its question."""
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "--project", str(project), "send", month],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+    )
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 30
+    answered = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if not answered and b"now? [y/N]" in seen:
+            os.write(leader, answer.encode() + b"\n")
+            answered = True
+        if process.poll() is not None and not ready:
+            break
+    process.wait(timeout=30)
+    os.close(leader)
+    return process.returncode, seen.decode("utf-8", "replace")
+
+
+def test_cli_asks_on_a_terminal_and_a_no_sends_nothing(project: Path, settings: Settings) -> None:
+    populate(settings, 2)
+    month = make_draft(project)
+    code, output = _talk(project, month, "n")
+    assert "Send this draft now? [y/N]" in output and "Recipients: 2" in output
+    assert code == 1 and send_row(settings, month) is None
+    code, output = _talk(project, month, "y")
+    assert code == 0, output
+    assert set(ledger_rows(settings, month).values()) == {"sent"}
