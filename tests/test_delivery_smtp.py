@@ -198,3 +198,28 @@ def test_pacing_with_an_injected_clock(smtp_server):
     )
     send_all(transport, make_message(5))
     assert sleeps == pytest.approx([0.25] * 4)
+
+
+def test_421_closing_reconnects_and_sends():
+    with SmtpServer(mail_replies=["421 4.3.2 Service shutting down"]) as server:
+        transport = SmtpTransport(settings_for(server))
+        results = send_all(transport, make_message(2))
+        assert all(r.accepted for r in results)
+        assert len(server.messages) == 2
+        assert transport.connects == 2
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ("451 4.3.0 Try again later", TemporaryDeliveryError),
+        ("550 5.7.1 Sender address rejected", PermanentDeliveryError),
+    ],
+)
+def test_sender_refused_by_the_server(reply, error):
+    with SmtpServer(mail_replies=[reply]) as server:
+        transport = SmtpTransport(settings_for(server))
+        with pytest.raises(error) as caught:
+            send_all(transport, make_message(1))
+        assert reply.split(" ", 1)[1] in str(caught.value)
+        assert server.messages == []

@@ -185,8 +185,8 @@ class SendGridAPI:
 
     def _delay(self, attempt: int, asked: float | None) -> float:
         """Full jitter (0 … base·2ⁿ, capped), or what the server asked for when it said so."""
-        if asked is not None:
-            return max(0.0, asked)
+        if asked is not None and asked > 0:  # a reset already past (clock skew): back off anyway
+            return asked
         return float(self._jitter() * min(self._cap, self._base * 2 ** (attempt - 1)))
 
     def _once(

@@ -106,6 +106,10 @@ class _Handler:
         if drop and transport is not None:
             transport.abort()  # no answer at all: the client sees the connection vanish
             return "421 4.3.0 gone"
+        with owner.lock:
+            scripted = owner.mail_replies.pop(0) if owner.mail_replies else None
+        if scripted is not None:
+            return scripted
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -143,6 +147,7 @@ class SmtpServer:
     password: str | None = None
     refuse: set[str] = field(default_factory=set)  # recipients answered with 550
     drop_after: int | None = None  # abort the connection at the MAIL after this many messages
+    mail_replies: list[str] = field(default_factory=list)  # answers to the next MAIL commands
     messages: list[Received] = field(default_factory=list)
     connections: int = 0
     drops: int = 0
