@@ -1,7 +1,86 @@
-"""Commands of this area (filled in by its issue)."""
+"""``newsletter serve`` (the public web app under uvicorn) and ``newsletter archive`` (the archive as static files)."""
 
 from __future__ import annotations
 
+import logging
+import re
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+from newsletter.cli import Project, pass_project
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on.",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="FORWARDED_ALLOW_IPS",
+    help="Proxies trusted to set X-Forwarded-For/-Proto (comma-separated, or '*').",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+@pass_project
+def serve(project: Project, host: str, port: int, forwarded_allow_ips: str, log_level: str) -> None:
+    """Run the public web app: subscribe, confirm, unsubscribe, preferences, webhooks, archive."""
+    import uvicorn
+
+    from newsletter.web.app import create_app
+    from newsletter.web.webhooks import load_public_key
+
+    settings = project.settings
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)  # configuration mistakes stop here, before a port is taken
+    if settings.webhook_public_key:
+        load_public_key(settings.webhook_public_key)
+    else:
+        click.echo(
+            "note: NEWSLETTER_SENDGRID_WEBHOOK_KEY is not set; /webhooks/sendgrid answers 503",
+            err=True,
+        )
+    click.echo(f"serving {settings.links.base_url} on http://{host}:{port} (Ctrl-C stops)")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        server_header=False,
+        log_level=log_level,
+    )
+
+
+@click.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to write the site into (default: build/archive). Replaced whole.",
+)
+@pass_project
+def archive(project: Project, out_dir: Path | None) -> None:
+    """Write the archive of sent issues (pages, topic pages, Atom feed) as static files."""
+    from newsletter.web.archive import export_static
+
+    settings = project.settings
+    target = out_dir if out_dir is not None else settings.build_dir / "archive"
+    written = export_static(settings, target)
+    issues = sum(1 for path in written if re.fullmatch(r"\d{4}-\d{2}", path.parent.name))
+    click.echo(f"wrote {len(written)} files ({issues} issues) to {target}")
+
+
+COMMANDS: list[click.Command] = [serve, archive]

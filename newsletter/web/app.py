@@ -38,7 +38,7 @@ from newsletter.web.security import (
 
 log = logging.getLogger("newsletter.web")
 
-SUBSCRIBE_LIMIT = RateLimit(limit=5, window=15 * 60)  # subscribe posts per IP per 15 minutes
+SUBSCRIBE_LIMIT = RateLimit(limit=10, window=10 * 60)  # subscribe posts per IP per 10 minutes
 FORM_LIMIT = RateLimit(limit=30, window=10 * 60)  # preference saves per IP per 10 minutes
 _MONTH = r"{month:\d{4}-\d{2}}"
 

@@ -1,0 +1,335 @@
+"""Subscribing on the web, through real HTTP requests to a real uvicorn server.
+
+The whole path: form → confirmation email in the outbox Maildir → confirm → the next issue
+arrives → the mail client's one-click unsubscribe. Plus: no address enumeration, honeypot,
+rate limit, CSRF, expired links, error pages and security headers.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from newsletter.config import Settings
+from newsletter.delivery.memory import MemoryTransport
+from newsletter.delivery.outbox import OutboxTransport
+from newsletter.issues import load_topics, read_issue
+from newsletter.models import SubscriberStatus
+from newsletter.send import send_issue
+from newsletter.store.engine import open_database
+from newsletter.store.subscribers import SubscriberStore
+from newsletter.tokens import Purpose, load_signer
+from newsletter.web.security import RateLimit
+from tests.webkit import (
+    LiveServer,
+    confirm_path,
+    csrf_token,
+    mail_to,
+    outbox_messages,
+    path_of,
+    serving,
+    subscribe,
+    wait_for,
+)
+
+pytest_plugins = ["tests.webfixtures"]  # the live server and client fixtures
+
+
+def store_of(settings: Settings) -> SubscriberStore:
+    return SubscriberStore(open_database(settings.database_url))
+
+
+def test_subscribe_confirm_receive_and_leave_with_one_click(
+    settings: Settings, client: httpx.Client, live: LiveServer
+) -> None:
+    answer = subscribe(client, "reader@example.com", "Rea Der")
+    assert answer.status_code == 200
+    assert "Check your inbox" in answer.text
+
+    confirmation = wait_for(lambda: mail_to(settings, "reader@example.com"))[0]
+    assert "confirm" in str(confirmation["Subject"]).lower()
+    assert confirmation.get_body(preferencelist=("html",)) is not None
+    store = store_of(settings)
+    record = store.record("reader@example.com")
+    assert record is not None
+    assert record.subscriber.status is SubscriberStatus.PENDING
+    assert (record.source, record.source_ip) == ("web", "127.0.0.1")
+    assert record.subscriber.name == "Rea Der"
+
+    confirmed = client.get(confirm_path(confirmation))
+    assert confirmed.status_code == 200
+    assert "You are subscribed" in confirmed.text
+    record = store.record("reader@example.com")
+    assert record is not None
+    assert record.subscriber.status is SubscriberStatus.ACTIVE
+    assert record.confirmed_ip == "127.0.0.1"
+    assert record.subscriber.confirmed_at is not None
+    assert abs(record.subscriber.confirmed_at - datetime.now(UTC)) < timedelta(minutes=1)
+
+    issue = read_issue(settings.issues_dir / "2021-01.md", load_topics(settings.topics_file))
+    summary = send_issue(settings, issue, transport=OutboxTransport(settings.delivery.outbox))
+    assert summary.sent == 1
+    delivered = [m for m in mail_to(settings, "reader@example.com") if m["X-Newsletter-Issue"]]
+    assert len(delivered) == 1
+    assert delivered[0]["Subject"] == issue.subject
+    assert delivered[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe_url = str(delivered[0]["List-Unsubscribe"]).strip("<>")
+
+    # The mail client's one-click POST: no cookies, no CSRF token, just the RFC 8058 body.
+    with httpx.Client(base_url=live.url, timeout=10) as mail_client:
+        started = time.monotonic()
+        left = mail_client.post(
+            path_of(unsubscribe_url),
+            content=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        took = time.monotonic() - started
+    assert left.status_code == 200
+    assert took < 2.0
+    subscriber = store.get("reader@example.com")
+    assert subscriber is not None
+    assert subscriber.status is SubscriberStatus.UNSUBSCRIBED
+    last = store.events(subscriber.id)[-1]
+    assert (last.kind, last.source) == ("unsubscribed", "web")
+    assert "one-click" in last.reason
+
+
+def test_the_answer_is_the_same_whether_or_not_the_address_is_known(
+    settings: Settings, client: httpx.Client
+) -> None:
+    store = store_of(settings)
+    store.add("active@example.com")
+    gone = store.add("gone@example.com")
+    store.unsubscribe(gone.id, reason="test", source="cli")
+    store.add("waiting@example.com", status=SubscriberStatus.PENDING)
+
+    addresses = [
+        "new@example.com",
+        "active@example.com",
+        "ACTIVE@example.com",
+        "gone@example.com",
+        "waiting@example.com",
+        "someone@example.invalid",  # refused by the validator, but plausible
+    ]
+    answers = [subscribe(client, address) for address in addresses]
+    assert {answer.status_code for answer in answers} == {200}
+    assert len({answer.text for answer in answers}) == 1
+    assert len({frozenset(answer.headers.keys()) for answer in answers}) == 1
+
+    wait_for(lambda: mail_to(settings, "new@example.com"))
+    wait_for(lambda: mail_to(settings, "waiting@example.com"))  # pending: the link is sent again
+    time.sleep(0.3)
+    recipients = {str(m["To"]) for m in outbox_messages(settings)}
+    assert recipients == {"new@example.com", "waiting@example.com"}
+    gone_now = store.get("gone@example.com")
+    assert gone_now is not None and gone_now.status is SubscriberStatus.UNSUBSCRIBED
+    assert store.get("someone@example.invalid") is None
+
+
+def test_an_obvious_typo_gets_the_form_back_with_the_input_escaped(client: httpx.Client) -> None:
+    answer = subscribe(client, '"><script>alert(1)</script>', name="<b>Bold</b>")
+    assert answer.status_code == 400
+    assert "Please enter your email address" in answer.text
+    assert "<script>alert(1)</script>" not in answer.text
+    assert "&lt;script&gt;" in answer.text
+    assert "&lt;b&gt;Bold&lt;/b&gt;" in answer.text
+
+
+def test_the_honeypot_answers_the_same_and_does_nothing(
+    settings: Settings, client: httpx.Client
+) -> None:
+    trapped = subscribe(client, "bot@example.com", website="https://spam.example")
+    normal = subscribe(client, "human@example.com")
+    assert trapped.status_code == normal.status_code == 200
+    assert trapped.text == normal.text
+    wait_for(lambda: mail_to(settings, "human@example.com"))
+    time.sleep(0.3)
+    assert store_of(settings).get("bot@example.com") is None
+    assert mail_to(settings, "bot@example.com") == []
+
+
+def test_too_many_subscribe_posts_from_one_address_get_429(settings: Settings) -> None:
+    limit = RateLimit(limit=3, window=60)
+    with (
+        serving(settings, subscribe_limit=limit) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        answers = [subscribe(http, f"person{n}@example.com") for n in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    refused = answers[-1]
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "Too many requests" in refused.text
+    assert "Traceback" not in refused.text
+
+
+def test_forms_without_a_valid_csrf_token_are_refused(
+    settings: Settings, client: httpx.Client, live: LiveServer
+) -> None:
+    token = csrf_token(client.get("/subscribe"))
+    no_token = client.post("/subscribe", data={"email": "a@example.com"})
+    tampered = client.post(
+        "/subscribe", data={"email": "b@example.com", "csrf_token": token[:-2] + "xx"}
+    )
+    with httpx.Client(base_url=live.url, timeout=10) as other_browser:  # token without its cookie
+        no_cookie = other_browser.post(
+            "/subscribe", data={"email": "c@example.com", "csrf_token": token}
+        )
+    for answer in (no_token, tampered, no_cookie):
+        assert answer.status_code == 400
+        assert "This form expired" in answer.text
+        assert csrf_token(answer)  # the form comes back, ready to send again
+    time.sleep(0.3)
+    store = store_of(settings)
+    assert [store.get(f"{x}@example.com") for x in "abc"] == [None, None, None]
+    assert outbox_messages(settings) == []
+
+
+def test_csrf_cookie_is_httponly_and_samesite_strict(client: httpx.Client) -> None:
+    cookie = client.get("/subscribe").headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+
+
+def test_confirmation_links_that_are_forged_or_expired_are_refused(
+    settings: Settings, client: httpx.Client
+) -> None:
+    store = store_of(settings)
+    person = store.add("late@example.com", status=SubscriberStatus.PENDING)
+    signer = load_signer(settings)
+    old = signer.sign(Purpose.CONFIRM, person.id, now=datetime.now(UTC) - timedelta(days=8))
+    wrong_purpose = signer.sign(Purpose.UNSUBSCRIBE, person.id)
+    for token in (old, wrong_purpose, "c1.abc.forgedforgedforgedforged", "nonsense"):
+        answer = client.get(f"/confirm/{token}")
+        assert answer.status_code == 400
+        assert "not valid or has expired" in answer.text
+    pending = store.get("late@example.com")
+    assert pending is not None and pending.status is SubscriberStatus.PENDING
+
+    fresh = signer.sign(Purpose.CONFIRM, person.id)
+    assert "You are subscribed" in client.get(f"/confirm/{fresh}").text
+    again = client.get(f"/confirm/{fresh}")
+    assert again.status_code == 200
+    assert "already subscribed" in again.text
+    assert [e.kind for e in store.events(person.id)].count("confirmed") == 1
+
+
+def test_a_suppressed_person_cannot_be_confirmed_back(
+    settings: Settings, client: httpx.Client
+) -> None:
+    store = store_of(settings)
+    person = store.add("left@example.com", status=SubscriberStatus.PENDING)
+    token = load_signer(settings).sign(Purpose.CONFIRM, person.id)
+    store.unsubscribe(person.id, reason="changed their mind", source="web")
+    assert client.get(f"/confirm/{token}").status_code == 400
+    left = store.get("left@example.com")
+    assert left is not None and left.status is SubscriberStatus.UNSUBSCRIBED
+
+
+def test_error_pages_are_styled_and_carry_the_security_headers(client: httpx.Client) -> None:
+    missing = client.get("/no/such/page")
+    wrong_method = client.delete("/subscribe")
+    for answer in (missing, wrong_method):
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "<main" in answer.text
+        assert "Traceback" not in answer.text
+        assert "default-src 'none'" in answer.headers["content-security-policy"]
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+    assert missing.status_code == 404
+    assert wrong_method.status_code == 405
+    assert "<script" not in client.get("/subscribe").text
+
+
+def raw_get(live: LiveServer, path: str, host: str) -> http.client.HTTPResponse:
+    """A GET with the path exactly as given (httpx would normalise ``//host/``)."""
+    conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
+    conn.putrequest("GET", path, skip_host=True)
+    conn.putheader("Host", host)
+    conn.endheaders()
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response
+
+
+def test_no_redirect_goes_anywhere_but_this_site(live: LiveServer) -> None:
+    for path in (
+        "//evil.example/",
+        "//evil.example/archive",
+        "/archive//evil.example",
+        "/subscribe/",
+    ):
+        answer = raw_get(live, path, "evil.example")
+        assert answer.status == 404, path
+        assert answer.getheader("location") is None
+    for path, target in (("/archive", "/archive/"), ("/", "/subscribe")):
+        moved = raw_get(live, path, "evil.example")
+        assert moved.status in (302, 308)
+        assert moved.getheader("location") == target
+
+
+def test_an_oversized_form_is_refused_with_413(client: httpx.Client) -> None:
+    token = csrf_token(client.get("/subscribe"))
+    answer = client.post(
+        "/subscribe", data={"email": "x@example.com", "name": "n" * 100_000, "csrf_token": token}
+    )
+    assert answer.status_code == 413
+    assert "Traceback" not in answer.text
+
+
+def test_an_unexpected_failure_is_a_plain_500_page(settings: Settings, live: LiveServer) -> None:
+    person = store_of(settings).add("someone@example.com")
+    token = load_signer(settings).sign(Purpose.PREFERENCES, person.id)
+    database = settings.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:  # the database breaks under the running app
+        conn.execute("ALTER TABLE subscribers RENAME TO gone")
+    with httpx.Client(base_url=live.url, timeout=10) as http:
+        answer = http.get(f"/preferences/{token}")
+    assert answer.status_code == 500
+    assert "Something went wrong" in answer.text
+    assert "Traceback" not in answer.text and "sqlite" not in answer.text.lower()
+    assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_confirmation_email_goes_through_the_configured_transport(settings: Settings) -> None:
+    transport = MemoryTransport()
+    transport.refuse["refused@example.com"] = "550 no such user"
+    with serving(settings, transport=lambda: transport) as server:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            subscribe(http, "memo@example.com", "Me <mo>")
+            refused = subscribe(http, "refused@example.com")
+        wait_for(lambda: len(transport.batches) == 2)
+    assert refused.status_code == 200  # a refused email changes nothing the visitor sees
+    message, recipient = transport.delivered[0]
+    assert recipient.email == "memo@example.com"
+    assert recipient.subscriber_id is None
+    assert "<mo>" not in (message.html or "")  # the name is escaped in the HTML version
+    assert "Me &lt;mo&gt;" in (message.html or "")
+    assert re.search(r"https://newsletter.example.org/confirm/c\w+\.", message.text)
+    assert transport.opened == transport.closed == 2
+
+
+@pytest.mark.parametrize("field", ["email", "name"])
+def test_line_breaks_in_fields_never_reach_a_header(
+    settings: Settings, client: httpx.Client, field: str
+) -> None:
+    values = {"email": "crlf@example.com", "name": "Eve"}
+    values[field] = values[field] + "\r\nBcc: victim@example.com"
+    answer = subscribe(client, values["email"], values["name"])
+    assert answer.status_code == (400 if field == "email" else 200)
+    if field == "name":
+        wait_for(lambda: mail_to(settings, "crlf@example.com"))
+    time.sleep(0.3)
+    for message in outbox_messages(settings):
+        assert message["Bcc"] is None
+        assert [address.addr_spec for address in message["To"].addresses] == ["crlf@example.com"]
+    stored = store_of(settings).get("crlf@example.com")
+    if stored is not None:
+        assert stored.name == "Eve Bcc: victim@example.com"  # one line, harmless

@@ -1,0 +1,152 @@
+"""Helpers for the public web app's tests: a real uvicorn server on 127.0.0.1, forms, the outbox."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from newsletter.config import Settings
+from newsletter.web.app import create_app
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+CONFIRM_RE = re.compile(r"https?://[^\s\"<>]+/confirm/([A-Za-z0-9_.-]+)")
+
+
+class LiveServer:
+    """uvicorn serving an ASGI app in a thread on a free loopback port."""
+
+    def __init__(self, app: Any) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test web server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def serving(settings: Settings, **options: Any) -> Iterator[LiveServer]:
+    """``create_app(settings, **options)`` behind a live server for the duration of the block."""
+    server = LiveServer(create_app(settings, **options))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def csrf_token(page: httpx.Response) -> str:
+    match = CSRF_RE.search(page.text)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+def subscribe(
+    http: httpx.Client, email_address: str, name: str = "", **extra: str
+) -> httpx.Response:
+    """Load the form (cookie + token), then submit it."""
+    form = http.get("/subscribe")
+    assert form.status_code == 200
+    data = {"email": email_address, "name": name, "csrf_token": csrf_token(form), **extra}
+    return http.post("/subscribe", data=data)
+
+
+def outbox_messages(settings: Settings) -> list[EmailMessage]:
+    folder = settings.delivery.outbox.path / "new"
+    if not folder.is_dir():
+        return []
+    messages = []
+    for path in sorted(folder.iterdir()):
+        with path.open("rb") as handle:
+            parsed = email.message_from_binary_file(handle, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        messages.append(parsed)
+    return messages
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll until ``condition()`` is truthy (background tasks finish after the response)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def mail_to(settings: Settings, address: str) -> list[EmailMessage]:
+    return [m for m in outbox_messages(settings) if address in str(m["To"])]
+
+
+def text_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    content = part.get_content()
+    assert isinstance(content, str)
+    return content
+
+
+def confirm_path(message: EmailMessage) -> str:
+    match = CONFIRM_RE.search(text_of(message))
+    assert match, "no confirmation link in the email"
+    return f"/confirm/{match.group(1)}"
+
+
+def path_of(url: str) -> str:
+    """The path of an absolute link (the app's links use links.base_url, not the test server)."""
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def archive_fixture(root: Path, month: str, source: str, *, subject: str, finished_at: str) -> Path:
+    """An ``archive/MONTH/`` folder as a completed send leaves it."""
+    import json
+
+    folder = root / "archive" / month
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "issue.md").write_text(source, encoding="utf-8")
+    (folder / "index.html").write_text(
+        f"<!doctype html><html><head><title>{subject}</title></head>"
+        f"<body><h1>web version {month}</h1></body></html>",
+        encoding="utf-8",
+    )
+    (folder / "email.txt").write_text(f"text version {month}\n", encoding="utf-8")
+    record = {
+        "issue": month,
+        "subject": subject,
+        "started_at": finished_at,
+        "finished_at": finished_at,
+        "transport": "outbox",
+        "counts": {"sent": 3},
+    }
+    (folder / "send.json").write_text(json.dumps(record), encoding="utf-8")
+    return folder
