@@ -418,3 +418,10 @@ def test_standin_serves_many_requests_concurrently_bounded():
             list(pool.map(sender.send_batch, batches, timeout=60))
         assert server.rejected == []
         assert len(server.recipients()) == len(set(server.recipients())) == 2000
+
+
+def test_standin_answers_413_to_a_body_over_20_mb(sendgrid_server, sendgrid_settings):
+    """What SendGrid does when our own size check is bypassed (raw API call)."""
+    api = SendGridAPI(sendgrid_settings, sleep=Sleeps())
+    with pytest.raises(PermanentDeliveryError, match=r"HTTP 413 \(the request is too large\)"):
+        api.request("POST", "/v3/mail/send", data='"' + "a" * 20_000_001 + '"')

@@ -423,6 +423,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_PAYLOAD_BYTES:
+            while length > 0:  # read it all, so the client sees the 413 rather than a reset
+                length -= len(self.rfile.read(min(length, 1 << 20)) or b"x" * length)
             self._answer(
                 method, parts.path, Answer(413, {"errors": [_error("content too large", None)]})
             )
