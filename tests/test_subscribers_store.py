@@ -213,3 +213,9 @@ def test_a_concurrent_insert_of_the_same_address_is_reported_as_already_subscrib
     with pytest.raises(AlreadySubscribedError, match=r"already \(pending\)"):
         store.add("Ann@example.org")
     assert [p.email for p in store.iter_all()] == ["ann@example.org"]
+
+
+def test_a_huge_invalid_address_is_shortened_in_the_message() -> None:
+    with pytest.raises(SubscriberError) as refused:
+        normalise_email("x" * 5000 + "@example.org")
+    assert len(str(refused.value)) < 300

@@ -68,7 +68,8 @@ def normalise_email(raw: str) -> str:
     try:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as err:
-        raise SubscriberError(f"{text!r} is not a valid email address: {err}") from err
+        shown = text if len(text) <= 80 else text[:60] + "…"
+        raise SubscriberError(f"{shown!r} is not a valid email address: {err}") from err
 
 
 def email_key(email: str) -> str:
