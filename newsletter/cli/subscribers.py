@@ -110,7 +110,9 @@ def _print_report(report: ImportReport, shown_path: str) -> None:
 
 
 @subscribers.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "file", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option(
     "--status",
     type=NEW_STATUSES,
@@ -148,7 +150,9 @@ def _known_topics(project: Project) -> tuple[str, ...] | None:
 
 
 @subscribers.command("export")
-@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument(
+    "file", metavar="[FILE.csv]", required=False, type=click.Path(dir_okay=False, path_type=Path)
+)
 @click.option("--status", type=ANY_STATUS, help="Only people in this status.")
 @pass_project
 def export(project: Project, file: Path | None, status: str | None) -> None:
