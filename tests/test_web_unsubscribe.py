@@ -1,0 +1,200 @@
+"""Unsubscribe and preferences pages over real HTTP: GET never changes anything, POST does."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from newsletter.config import Settings
+from newsletter.issues import load_topics
+from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.store.engine import open_database
+from newsletter.store.subscribers import SubscriberStore
+from newsletter.tokens import Purpose, load_signer
+from tests.webkit import LiveServer, csrf_token
+
+pytest_plugins = ["tests.webfixtures"]  # the live server and client fixtures
+
+ONE_CLICK = b"List-Unsubscribe=One-Click"
+FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def store(settings: Settings) -> SubscriberStore:
+    return SubscriberStore(open_database(settings.database_url))
+
+
+@pytest.fixture
+def reader(store: SubscriberStore) -> Subscriber:
+    return store.add("reader@example.com", name="Reader")
+
+
+def token(settings: Settings, purpose: Purpose, subscriber: Subscriber) -> str:
+    return load_signer(settings).sign(purpose, subscriber.id)
+
+
+def status_of(store: SubscriberStore, subscriber: Subscriber) -> SubscriberStatus:
+    found = store.get_by_id(subscriber.id)
+    assert found is not None
+    return found.status
+
+
+def test_get_shows_one_button_and_changes_nothing(
+    settings: Settings, client: httpx.Client, store: SubscriberStore, reader: Subscriber
+) -> None:
+    path = f"/unsubscribe/{token(settings, Purpose.UNSUBSCRIBE, reader)}"
+    for _ in range(3):  # a mail scanner following the link, then a preview, then the person
+        page = client.get(path)
+        assert page.status_code == 200
+    assert page.text.count("<button") == 1
+    assert f'<form method="post" action="{path}">' in page.text
+    assert status_of(store, reader) is SubscriberStatus.ACTIVE
+    assert [event.kind for event in store.events(reader.id)] == ["subscribed"]
+    assert client.head(path).status_code in (200, 405)
+    assert status_of(store, reader) is SubscriberStatus.ACTIVE
+
+
+def test_post_from_the_page_unsubscribes_and_records_an_event(
+    settings: Settings, client: httpx.Client, store: SubscriberStore, reader: Subscriber
+) -> None:
+    path = f"/unsubscribe/{token(settings, Purpose.UNSUBSCRIBE, reader)}"
+    done = client.post(path, data={"confirm": "yes"})
+    assert done.status_code == 200
+    assert "You are unsubscribed" in done.text
+    assert status_of(store, reader) is SubscriberStatus.UNSUBSCRIBED
+    event = store.events(reader.id)[-1]
+    assert (event.kind, event.source, event.reason) == ("unsubscribed", "web", "unsubscribe page")
+    # Again: the same friendly page, and no second event.
+    assert client.post(path, data={"confirm": "yes"}).status_code == 200
+    assert len(store.events(reader.id)) == 2
+    assert "not on the list" in client.get(path).text
+
+
+def test_one_click_post_needs_no_cookie_and_no_csrf_token(
+    settings: Settings, live: LiveServer, store: SubscriberStore, reader: Subscriber
+) -> None:
+    path = f"/unsubscribe/{token(settings, Purpose.UNSUBSCRIBE, reader)}"
+    with httpx.Client(base_url=live.url, timeout=10) as mail_client:
+        answer = mail_client.post(path, content=ONE_CLICK, headers=FORM_TYPE)
+    assert answer.status_code == 200
+    assert "set-cookie" not in answer.headers
+    assert status_of(store, reader) is SubscriberStatus.UNSUBSCRIBED
+    assert "one-click" in store.events(reader.id)[-1].reason
+
+
+def test_one_click_also_works_as_multipart(
+    settings: Settings, live: LiveServer, store: SubscriberStore, reader: Subscriber
+) -> None:
+    path = f"/unsubscribe/{token(settings, Purpose.UNSUBSCRIBE, reader)}"
+    with httpx.Client(base_url=live.url, timeout=10) as mail_client:
+        answer = mail_client.post(path, files={"List-Unsubscribe": (None, "One-Click")})
+    assert answer.status_code == 200
+    assert status_of(store, reader) is SubscriberStatus.UNSUBSCRIBED
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_forged_and_wrong_purpose_tokens_change_nothing(
+    settings: Settings,
+    client: httpx.Client,
+    store: SubscriberStore,
+    reader: Subscriber,
+    method: str,
+) -> None:
+    real = token(settings, Purpose.UNSUBSCRIBE, reader)
+    forged = [
+        real[:-3] + ("AAA" if not real.endswith("AAA") else "BBB"),
+        token(settings, Purpose.PREFERENCES, reader),
+        token(settings, Purpose.CONFIRM, reader),
+        "u1.abc.0123456789012345678901",
+        "<script>",
+    ]
+    for candidate in forged:
+        answer = client.request(
+            method, f"/unsubscribe/{candidate}", content=ONE_CLICK, headers=FORM_TYPE
+        )
+        assert answer.status_code in (400, 404), candidate
+        assert "<script>" not in answer.text
+    assert status_of(store, reader) is SubscriberStatus.ACTIVE
+
+
+def test_a_forgotten_person_gets_the_same_quiet_answer(
+    settings: Settings, client: httpx.Client, store: SubscriberStore, reader: Subscriber
+) -> None:
+    path = f"/unsubscribe/{token(settings, Purpose.UNSUBSCRIBE, reader)}"
+    store.forget("reader@example.com")
+    assert client.post(path, content=ONE_CLICK, headers=FORM_TYPE).status_code == 200
+    assert "not on the list" in client.get(path).text
+
+
+# --- preferences ---------------------------------------------------------------------------------
+
+
+def test_preferences_show_and_save_name_and_topics(
+    settings: Settings, client: httpx.Client, store: SubscriberStore, reader: Subscriber
+) -> None:
+    topics = load_topics(settings.topics_file)
+    path = f"/preferences/{token(settings, Purpose.PREFERENCES, reader)}"
+    page = client.get(path)
+    assert page.status_code == 200
+    assert 'value="Reader"' in page.text
+    assert page.text.count('type="checkbox"') == len(topics)
+    assert "Attendance, Attrition, and Drop-Out" in page.text
+
+    chosen = [topics[0], topics[3]]
+    saved = client.post(
+        path, data={"csrf_token": csrf_token(page), "name": "  New   Name ", "topics": chosen}
+    )
+    assert saved.status_code == 200
+    assert "Your preferences are saved" in saved.text
+    updated = store.get_by_id(reader.id)
+    assert updated is not None
+    assert updated.name == "New Name"
+    assert list(updated.topics) == chosen
+    assert updated.status is SubscriberStatus.ACTIVE
+    assert store.events(reader.id)[-1].kind == "preferences"
+    checked = re.findall(r'value="([^"]+)" checked', saved.text)
+    assert [html_unescape(value) for value in checked] == chosen
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+def test_preferences_refuse_unknown_topics_and_missing_csrf(
+    settings: Settings, client: httpx.Client, store: SubscriberStore, reader: Subscriber
+) -> None:
+    path = f"/preferences/{token(settings, Purpose.PREFERENCES, reader)}"
+    page = client.get(path)
+    unknown = client.post(
+        path, data={"csrf_token": csrf_token(page), "topics": ["<b>Astrology</b>"]}
+    )
+    assert unknown.status_code == 400
+    assert "unknown topic" in unknown.text
+    assert "<b>Astrology</b>" not in unknown.text
+    no_csrf = client.post(path, data={"name": "Mallory"})
+    assert no_csrf.status_code == 400
+    kept = store.get_by_id(reader.id)
+    assert kept is not None and kept.name == "Reader" and kept.topics == ()
+
+
+def test_preferences_page_unsubscribe_button_posts_to_the_unsubscribe_link(
+    settings: Settings, client: httpx.Client, store: SubscriberStore, reader: Subscriber
+) -> None:
+    page = client.get(f"/preferences/{token(settings, Purpose.PREFERENCES, reader)}")
+    action = re.search(r'<form method="post" action="(/unsubscribe/[^"]+)">', page.text)
+    assert action is not None
+    assert status_of(store, reader) is SubscriberStatus.ACTIVE
+    assert client.post(action.group(1), data={"confirm": "yes"}).status_code == 200
+    assert status_of(store, reader) is SubscriberStatus.UNSUBSCRIBED
+
+
+def test_preferences_with_a_bad_token_are_refused(
+    settings: Settings, client: httpx.Client, reader: Subscriber
+) -> None:
+    bad = token(settings, Purpose.UNSUBSCRIBE, reader)
+    assert client.get(f"/preferences/{bad}").status_code == 400
+    assert client.post(f"/preferences/{bad}", data={"name": "x"}).status_code == 400

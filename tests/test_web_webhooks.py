@@ -1,0 +1,313 @@
+"""The SendGrid Signed Event Webhook over real HTTP, signed with a throwaway ECDSA P-256 key.
+
+Valid posts change statuses and the ledger once; tampered, unsigned, stale, foreign-key and
+replayed posts change nothing; without a configured key the route refuses to work at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from newsletter.config import Settings
+from newsletter.delivery.memory import MemoryTransport
+from newsletter.issues import load_topics, read_issue
+from newsletter.models import LedgerStatus, Subscriber, SubscriberStatus
+from newsletter.send import send_issue
+from newsletter.store.engine import open_database
+from newsletter.store.schema import deliveries
+from newsletter.store.subscribers import SubscriberStore
+from tests.webkit import LiveServer, serving
+
+PATH = "/webhooks/sendgrid"
+MONTH = "2021-01"
+SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+
+def public_key_text(key: ec.EllipticCurvePrivateKey) -> str:
+    """The public key as SendGrid's console shows it: base64 of the DER SubjectPublicKeyInfo."""
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(der).decode("ascii")
+
+
+def signed_headers(
+    key: ec.EllipticCurvePrivateKey, body: bytes, timestamp: int | None = None
+) -> dict[str, str]:
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    signature = key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return {
+        SIGNATURE: base64.b64encode(signature).decode("ascii"),
+        TIMESTAMP: stamp,
+        "Content-Type": "application/json",
+    }
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture
+def keyed(settings: Settings, signing_key: ec.EllipticCurvePrivateKey) -> Settings:
+    return dataclasses.replace(settings, webhook_public_key=public_key_text(signing_key))
+
+
+@dataclasses.dataclass
+class World:
+    settings: Settings
+    store: SubscriberStore
+    engine: sa.Engine
+    people: dict[str, Subscriber]
+    server: LiveServer
+    key: ec.EllipticCurvePrivateKey
+
+    def post(self, events: list[dict[str, Any]], **options: Any) -> httpx.Response:
+        body = json.dumps(events).encode()
+        headers = signed_headers(self.key, body, **options)
+        return httpx.post(self.server.url + PATH, content=body, headers=headers, timeout=10)
+
+    def status(self, name: str) -> SubscriberStatus:
+        found = self.store.get_by_id(self.people[name].id)
+        assert found is not None
+        return found.status
+
+    def statuses(self) -> dict[str, SubscriberStatus]:
+        return {name: self.status(name) for name in self.people}
+
+    def ledger(self, name: str) -> sa.Row[Any]:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(deliveries).where(deliveries.c.subscriber_id == self.people[name].id)
+            ).one()
+
+    def event_count(self) -> int:
+        return sum(len(self.store.events(person.id)) for person in self.people.values())
+
+
+NAMES = ("bounced", "complainer", "leaver", "grouper", "dropped", "delivered", "quiet")
+
+
+@pytest.fixture
+def world(keyed: Settings, signing_key: ec.EllipticCurvePrivateKey) -> Iterator[World]:
+    """Seven active readers who all got the 2021-01 issue (a real send run, memory transport)."""
+    engine = open_database(keyed.database_url)
+    store = SubscriberStore(engine)
+    people = {name: store.add(f"{name}@example.com") for name in NAMES}
+    issue = read_issue(keyed.issues_dir / f"{MONTH}.md", load_topics(keyed.topics_file))
+    assert send_issue(keyed, issue, transport=MemoryTransport()).sent == len(NAMES)
+    with serving(keyed) as server:
+        yield World(keyed, store, engine, people, server, signing_key)
+
+
+def event(world: World, name: str, kind: str, event_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "email": f"{name}@example.com",
+        "timestamp": int(time.time()),
+        "event": kind,
+        "sg_event_id": event_id,
+        "sg_message_id": "abc123.filter0001.1.0",
+        "newsletter_issue": MONTH,
+        "newsletter_subscriber_id": str(world.people[name].id),
+        **extra,
+    }
+
+
+def valid_batch(world: World) -> list[dict[str, Any]]:
+    return [
+        event(world, "bounced", "bounce", "ev-1", reason="550 5.1.1 no such user", type="bounce"),
+        event(world, "complainer", "spamreport", "ev-2"),
+        event(world, "leaver", "unsubscribe", "ev-3"),
+        event(world, "grouper", "group_unsubscribe", "ev-4", asm_group_id=1),
+        event(world, "dropped", "dropped", "ev-5", reason="Bounced Address"),
+        event(world, "delivered", "delivered", "ev-6", response="250 OK"),
+        event(world, "quiet", "open", "ev-7"),  # not ours to act on
+        event(world, "quiet", "processed", "ev-8"),
+    ]
+
+
+def test_a_valid_signed_post_maps_events_to_statuses_and_the_ledger(world: World) -> None:
+    answer = world.post(valid_batch(world))
+    assert answer.status_code == 200
+    assert answer.json()["status_changes"] == 5
+    assert world.statuses() == {
+        "bounced": SubscriberStatus.BOUNCED,
+        "complainer": SubscriberStatus.COMPLAINED,
+        "leaver": SubscriberStatus.UNSUBSCRIBED,
+        "grouper": SubscriberStatus.UNSUBSCRIBED,
+        "dropped": SubscriberStatus.BOUNCED,
+        "delivered": SubscriberStatus.ACTIVE,
+        "quiet": SubscriberStatus.ACTIVE,
+    }
+    last = world.store.events(world.people["bounced"].id)[-1]
+    assert (last.kind, last.source, last.external_id) == ("bounced", "webhook", "sendgrid:ev-1")
+    assert "550 5.1.1" in last.reason
+    bounced_row = world.ledger("bounced")
+    assert bounced_row.status == LedgerStatus.FAILED.value
+    assert "550 5.1.1" in bounced_row.error
+    assert world.ledger("delivered").delivered_at is not None
+    assert world.ledger("delivered").status == LedgerStatus.SENT.value
+    assert world.ledger("quiet").delivered_at is None
+
+
+def test_a_replayed_post_changes_nothing_twice(world: World) -> None:
+    batch = valid_batch(world)
+    assert world.post(batch).status_code == 200
+    events_after_first = world.event_count()
+    delivered_at = world.ledger("delivered").delivered_at
+    # The editor reactivates someone by hand; a replay of the old bounce must not undo that.
+    world.store.set_status(
+        world.people["bounced"].id, SubscriberStatus.ACTIVE, reason="fixed", source="cli"
+    )
+    events_after_first += 1
+
+    again = world.post(batch)
+    assert again.status_code == 200
+    assert again.json()["status_changes"] == 0
+    assert again.json()["ledger_changes"] == 0
+    assert world.event_count() == events_after_first
+    assert world.status("bounced") is SubscriberStatus.ACTIVE
+    assert world.ledger("delivered").delivered_at == delivered_at
+
+
+def test_a_tampered_body_is_refused_and_changes_nothing(world: World) -> None:
+    body = json.dumps(valid_batch(world)).encode()
+    headers = signed_headers(world.key, body)
+    tampered = body.replace(b"bounced@example.com", b"quiet@example.com")
+    answer = httpx.post(world.server.url + PATH, content=tampered, headers=headers)
+    assert answer.status_code == 403
+    assert set(world.statuses().values()) == {SubscriberStatus.ACTIVE}
+
+
+def test_a_tampered_timestamp_is_refused(world: World) -> None:
+    body = json.dumps(valid_batch(world)).encode()
+    headers = signed_headers(world.key, body)
+    headers[TIMESTAMP] = str(int(headers[TIMESTAMP]) + 1)
+    assert httpx.post(world.server.url + PATH, content=body, headers=headers).status_code == 403
+    assert set(world.statuses().values()) == {SubscriberStatus.ACTIVE}
+
+
+@pytest.mark.parametrize("missing", [SIGNATURE, TIMESTAMP, "both"])
+def test_an_unsigned_post_is_refused(world: World, missing: str) -> None:
+    body = json.dumps(valid_batch(world)).encode()
+    headers = signed_headers(world.key, body)
+    for name in (SIGNATURE, TIMESTAMP) if missing == "both" else (missing,):
+        del headers[name]
+    assert httpx.post(world.server.url + PATH, content=body, headers=headers).status_code == 403
+    assert set(world.statuses().values()) == {SubscriberStatus.ACTIVE}
+
+
+@pytest.mark.parametrize("age", [11 * 60, -11 * 60, 10**9])
+def test_stale_or_future_timestamps_are_refused(world: World, age: int) -> None:
+    answer = world.post(valid_batch(world), timestamp=int(time.time()) - age)
+    assert answer.status_code == 403
+    assert set(world.statuses().values()) == {SubscriberStatus.ACTIVE}
+
+
+def test_a_slightly_old_timestamp_is_accepted(world: World) -> None:
+    answer = world.post(
+        [event(world, "leaver", "unsubscribe", "ev-x")], timestamp=int(time.time()) - 60
+    )
+    assert answer.status_code == 200
+    assert world.status("leaver") is SubscriberStatus.UNSUBSCRIBED
+
+
+def test_a_post_signed_with_another_key_is_refused(world: World) -> None:
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    body = json.dumps(valid_batch(world)).encode()
+    answer = httpx.post(
+        world.server.url + PATH, content=body, headers=signed_headers(stranger, body)
+    )
+    assert answer.status_code == 403
+    assert set(world.statuses().values()) == {SubscriberStatus.ACTIVE}
+
+
+def test_garbage_signatures_are_refused_not_crashed_on(world: World) -> None:
+    body = json.dumps(valid_batch(world)).encode()
+    for signature in ("not base64!", "", "QUJD", "A" * 5000):
+        headers = signed_headers(world.key, body)
+        headers[SIGNATURE] = signature
+        answer = httpx.post(world.server.url + PATH, content=body, headers=headers)
+        assert answer.status_code == 403, signature
+    assert set(world.statuses().values()) == {SubscriberStatus.ACTIVE}
+
+
+def test_signed_but_malformed_json_is_a_400(world: World) -> None:
+    for body in (b"{not json", b'{"event": "bounce"}', b"[1, 2]"):
+        answer = httpx.post(
+            world.server.url + PATH, content=body, headers=signed_headers(world.key, body)
+        )
+        assert answer.status_code == 400
+
+
+def test_events_without_custom_args_are_matched_by_address(world: World) -> None:
+    bare = {"email": "LEAVER@example.com", "event": "unsubscribe", "sg_event_id": "ev-bare"}
+    wrong_id = {
+        "email": "complainer@example.com",
+        "event": "spamreport",
+        "sg_event_id": "ev-wrong",
+        "newsletter_subscriber_id": str(world.people["quiet"].id),  # does not match the address
+    }
+    unknown = {"email": "stranger@example.com", "event": "bounce", "sg_event_id": "ev-unknown"}
+    answer = world.post([bare, wrong_id, unknown])
+    assert answer.json()["unmatched"] == 1
+    assert world.status("leaver") is SubscriberStatus.UNSUBSCRIBED
+    assert world.status("complainer") is SubscriberStatus.COMPLAINED
+    assert world.status("quiet") is SubscriberStatus.ACTIVE
+
+
+def test_a_complaint_is_not_weakened_by_a_later_unsubscribe(world: World) -> None:
+    world.post([event(world, "complainer", "spamreport", "ev-a")])
+    world.post([event(world, "complainer", "unsubscribe", "ev-b")])
+    assert world.status("complainer") is SubscriberStatus.COMPLAINED
+
+
+def test_a_blocked_bounce_fails_the_delivery_but_keeps_the_reader(world: World) -> None:
+    world.post(
+        [event(world, "quiet", "bounce", "ev-block", type="blocked", reason="421 try later")]
+    )
+    assert world.status("quiet") is SubscriberStatus.ACTIVE
+    assert world.ledger("quiet").status == LedgerStatus.FAILED.value
+
+
+def test_without_a_key_the_route_refuses_to_work(
+    settings: Settings, signing_key: ec.EllipticCurvePrivateKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SubscriberStore(open_database(settings.database_url))
+    person = store.add("person@example.com")
+    events = [{"email": "person@example.com", "event": "unsubscribe", "sg_event_id": "e"}]
+    body = json.dumps(events).encode()
+    assert settings.webhook_public_key is None
+    with serving(settings) as server:
+        answer = httpx.post(
+            server.url + PATH, content=body, headers=signed_headers(signing_key, body)
+        )
+    assert answer.status_code == 503
+    assert "NEWSLETTER_SENDGRID_WEBHOOK_KEY" in caplog.text
+    found = store.get_by_id(person.id)
+    assert found is not None and found.status is SubscriberStatus.ACTIVE
+
+
+def test_an_unusable_key_also_refuses(settings: Settings) -> None:
+    broken = dataclasses.replace(settings, webhook_public_key="bm90IGEga2V5")
+    with serving(broken) as server:
+        answer = httpx.post(
+            server.url + PATH, content=b"[]", headers={TIMESTAMP: "1", SIGNATURE: "x"}
+        )
+    assert answer.status_code == 503
+
+
+def test_get_is_not_allowed(world: World) -> None:
+    assert httpx.get(world.server.url + PATH).status_code == 405
