@@ -2,7 +2,8 @@
 
 A small stdlib HTTP server on 127.0.0.1. The page shows the email in a desktop-wide and a
 phone-wide frame, the plain text and the check findings, and polls ``/version`` (a hash of the
-issue file, the topics file and every template) to reload itself within half a second of a save.
+issue file, the topics file and every template) to reload itself within half a second of a save;
+the page it reloads renders the files again.
 A broken file shows its findings on the page; the server keeps answering.
 """
 
@@ -122,24 +123,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         route = urlsplit(self.path).path
-        previewer = self.server.previewer
         try:
-            state = previewer.state()
+            self._route(route)
         except Exception as err:  # never let one bad request stop the author's preview
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", f"preview failed: {err}")
+
+    def _route(self, route: str) -> None:
+        previewer = self.server.previewer
+        if route == "/version":  # the files' hash only: the signal never waits for a render
+            body = json.dumps({"version": previewer.fingerprint()})
+            self._send(HTTPStatus.OK, "application/json", body)
             return
+        if route not in ("/", "/email.html", "/email.txt", "/findings.json"):
+            self._send(HTTPStatus.NOT_FOUND, "text/plain", "not found")
+            return
+        state = previewer.state()
         if route == "/":
             self._send(HTTPStatus.OK, "text/html", page(previewer.source, state))
         elif route == "/email.html":
             self._send(HTTPStatus.OK, "text/html", state.html or _placeholder_page())
         elif route == "/email.txt":
             self._send(HTTPStatus.OK, "text/plain", state.text or "(no text: see the errors)")
-        elif route == "/version":
-            self._send(HTTPStatus.OK, "application/json", json.dumps({"version": state.version}))
-        elif route == "/findings.json":
-            self._send(HTTPStatus.OK, "application/json", _findings_json(state))
         else:
-            self._send(HTTPStatus.NOT_FOUND, "text/plain", "not found")
+            self._send(HTTPStatus.OK, "application/json", _findings_json(state))
 
     def _send(self, status: HTTPStatus, content_type: str, body: str) -> None:
         data = body.encode("utf-8")
