@@ -1,0 +1,163 @@
+"""Benchmark (not a test): send one issue to N subscribers through the SendGrid stand-in.
+
+    .venv/bin/python bench/send.py 10000 100000 1000000
+
+For each N: a fresh project in a temporary folder, N active subscribers bulk-inserted into its
+SQLite file, the stand-in started in a *separate process* (so it does not take the sender's
+GIL), then ``newsletter.send.send_issue`` timed end to end (render, ledger, signing, JSON,
+HTTP). Prints recipients per second and the sender's peak RSS. By default the stand-in runs in
+its light mode: every request is checked against SendGrid's limits but only one in
+``--validate-every`` against the full JSON Schema (the schema validator would otherwise be the
+bottleneck of the benchmark, not the sender); the output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import multiprocessing.connection
+import os
+import resource
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from newsletter.config import load_settings  # noqa: E402
+from newsletter.issues import load_topics, read_issue  # noqa: E402
+from newsletter.send import Progress, SendSummary, send_issue  # noqa: E402
+from newsletter.store.engine import open_database  # noqa: E402
+
+MONTH = "2021-01"
+
+
+def serve(conn: multiprocessing.connection.Connection, validate_every: int) -> None:
+    """The stand-in's process: report its URL, serve until told to stop, report counts."""
+    from tests.peers.sendgrid_server import SendGridServer
+
+    with SendGridServer(validate_every=validate_every, record=False) as server:
+        conn.send((server.url, server.api_key))
+        conn.recv()
+        conn.send((server.accepted_count, server.recipient_count, len(server.rejected)))
+
+
+def make_project(folder: Path, batch_size: int) -> Path:
+    root = folder / "project"
+    root.mkdir()
+    for name in ("issues", "templates"):
+        shutil.copytree(REPO / name, root / name)
+    text = (REPO / "schedule.yaml").read_text(encoding="utf-8")
+    text = text.replace("transport: outbox", "transport: sendgrid")
+    text = text.replace("batch_size: 1000", f"batch_size: {batch_size}")
+    (root / "schedule.yaml").write_text(text, encoding="utf-8")
+    return root
+
+
+def seed(database: Path, count: int) -> float:
+    """Insert ``count`` active subscribers with one executemany per 50,000; return seconds."""
+    started = time.perf_counter()
+    conn = sqlite3.connect(database)
+    now = "2026-01-01 00:00:00.000000"
+    sql = (
+        "INSERT INTO subscribers (email, email_key, email_hash, name, status, topics, source,"
+        " subscribed_at, confirmed_at, updated_at) VALUES (?, ?, ?, ?, 'active', '[]', 'import',"
+        " ?, ?, ?)"
+    )
+    with conn:
+        for start in range(0, count, 50_000):
+            rows = [
+                (f"r{i}@example.com", f"r{i}@example.com", f"{i:064x}", f"Reader {i}", now, now, now)
+                for i in range(start, min(count, start + 50_000))
+            ]
+            conn.executemany(sql, rows)
+    conn.close()
+    return time.perf_counter() - started
+
+
+class Ticker(Progress):
+    """A line every 10 s, so a long run shows it is alive."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.total = 0
+        self.started = self.last = time.perf_counter()
+
+    def start(self, total: int, *, issue: str, transport: str) -> None:
+        self.total = total
+        self.started = self.last = time.perf_counter()
+
+    def advance(self, sent: int, failed: int) -> None:
+        self.done += sent + failed
+        now = time.perf_counter()
+        if now - self.last >= 10:
+            self.last = now
+            rate = self.done / (now - self.started)
+            print(f"    … {self.done:,}/{self.total:,} ({rate:,.0f}/s)", flush=True)
+
+
+def run(count: int, batch_size: int, validate_every: int) -> tuple[SendSummary, float, float]:
+    """One benchmark run; returns (summary, seconds, seeding seconds)."""
+    with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
+        root = make_project(Path(tmp), batch_size)
+        database = root / "subscribers" / "subscribers.db"
+        env = {"NEWSLETTER_SECRET_KEY": "bench-" + "k" * 32}
+        url = f"sqlite:///{database}"
+        open_database(url).dispose()
+        seeding = seed(database, count)
+        parent, child = multiprocessing.Pipe()
+        server = multiprocessing.Process(target=serve, args=(child, validate_every), daemon=True)
+        server.start()
+        host, key = parent.recv()
+        env |= {"NEWSLETTER_SENDGRID_HOST": host, "SENDGRID_API_KEY": key}
+        settings = load_settings(root, env=env)
+        issue = read_issue(root / "issues" / f"{MONTH}.md", load_topics(settings.topics_file))
+        started = time.perf_counter()
+        summary = send_issue(settings, issue, progress=Ticker())
+        seconds = time.perf_counter() - started
+        parent.send("stop")
+        requests, recipients, rejected = parent.recv()
+        server.join(timeout=10)
+        if recipients != count or rejected or summary.sent != count:
+            raise SystemExit(
+                f"MISMATCH: sent {summary.sent:,}, stand-in got {recipients:,} "
+                f"in {requests:,} requests, {rejected} rejected"
+            )
+        return summary, seconds, seeding
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument(
+        "--validate-every",
+        type=int,
+        default=100,
+        help="full JSON Schema check on one request in this many (1: every request)",
+    )
+    args = parser.parse_args()
+    mode = "every request" if args.validate_every == 1 else f"1 in {args.validate_every} requests"
+    print(
+        f"SendGrid stand-in in its own process; JSON Schema validation of {mode}, "
+        "SendGrid's limits checked on every request"
+    )
+    print(f"cores: {os.cpu_count()}, batch size {args.batch_size}")
+    print("| recipients | seconds | recipients/s | peak RSS (MB) | seeding (s) |")
+    print("|---:|---:|---:|---:|---:|")
+    for count in args.sizes:
+        summary, seconds, seeding = run(count, args.batch_size, args.validate_every)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"| {count:,} | {seconds:.1f} | {summary.sent / seconds:,.0f} | {peak:.0f} "
+            f"| {seeding:.1f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
