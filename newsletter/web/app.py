@@ -7,6 +7,7 @@ transport) into a Starlette app whose every error is a plain styled page, never 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,10 +38,10 @@ from newsletter.web.security import (
 )
 
 log = logging.getLogger("newsletter.web")
+_MONTH_RE = re.compile(r"\d{4}-\d{2}")
 
 SUBSCRIBE_LIMIT = RateLimit(limit=10, window=10 * 60)  # subscribe posts per IP per 10 minutes
 FORM_LIMIT = RateLimit(limit=30, window=10 * 60)  # preference saves per IP per 10 minutes
-_MONTH = r"{month:\d{4}-\d{2}}"
 
 
 def _site(request: Request) -> ArchiveSite:
@@ -64,7 +65,8 @@ async def archive_topic(request: Request) -> Response:
 
 
 async def archive_issue(request: Request) -> Response:
-    path = _site(request).issue_file(request.path_params["month"])
+    month = request.path_params["month"]
+    path = _site(request).issue_file(month) if _MONTH_RE.fullmatch(month) else None
     if path is None:
         raise HTTPException(404)
     return FileResponse(path, media_type="text/html; charset=utf-8")
@@ -103,7 +105,7 @@ ROUTES = [
     Route("/archive/feed.xml", archive_feed),
     Route("/archive/topics/", archive_topics),
     Route("/archive/topics/{slug:str}/", archive_topic),
-    Route(f"/archive/{_MONTH}/", archive_issue),
+    Route("/archive/{month}/", archive_issue),
 ]
 
 
