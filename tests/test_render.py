@@ -38,6 +38,8 @@ Pneumonoultramicroscopicsilicovolcanoconiosis-and-then-some-more-letters-to-over
 
 ![A chart of drop-out rates by month](https://example.org/chart.png)
 
+    rate = early_exits / (early_exits + completers)  # per clinic
+
 ### Practice Implications
 - Ask early about expectations; this bullet is long enough that it must wrap onto a second line.
 - Keep <script> as text.
