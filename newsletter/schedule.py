@@ -32,7 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from newsletter.config import SendRule, Settings
 from newsletter.errors import ConfigError
-from newsletter.monthly import Decision, Outcome, read_claim, run_monthly
+from newsletter.monthly import Decision, Outcome, format_duration, read_claim, run_monthly
 from newsletter.store.engine import open_database
 
 log = logging.getLogger(__name__)
@@ -395,6 +395,6 @@ def _on_missed(event: JobExecutionEvent) -> None:
         "ago than send.misfire_grace (%s); not sending late (send it by hand: newsletter send %s)",
         month_of(local),
         local.strftime("%Y-%m-%d %H:%M %Z"),
-        settings.send.misfire_grace,
+        format_duration(settings.send.misfire_grace),
         month_of(local),
     )
