@@ -49,22 +49,22 @@ def _site(request: Request) -> ArchiveSite:
     return site
 
 
-async def archive_index(request: Request) -> Response:
+def archive_index(request: Request) -> Response:
     return HTMLResponse(_site(request).index_page())
 
 
-async def archive_topics(request: Request) -> Response:
+def archive_topics(request: Request) -> Response:
     return HTMLResponse(_site(request).topics_page())
 
 
-async def archive_topic(request: Request) -> Response:
+def archive_topic(request: Request) -> Response:
     page = _site(request).topic_page(request.path_params["slug"])
     if page is None:
         raise HTTPException(404)
     return HTMLResponse(page)
 
 
-async def archive_issue(request: Request) -> Response:
+def archive_issue(request: Request) -> Response:
     month = request.path_params["month"]
     path = _site(request).issue_file(month) if _MONTH_RE.fullmatch(month) else None
     if path is None:
@@ -72,7 +72,7 @@ async def archive_issue(request: Request) -> Response:
     return FileResponse(path, media_type="text/html; charset=utf-8")
 
 
-async def archive_feed(request: Request) -> Response:
+def archive_feed(request: Request) -> Response:
     return Response(_site(request).feed(), media_type="application/atom+xml; charset=utf-8")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -72,7 +73,7 @@ def _subscriber(ctx: WebContext, request: Request) -> Subscriber | None:
     return ctx.store.get_by_id(subscriber_id)
 
 
-async def preferences_page(request: Request) -> Response:
+def preferences_page(request: Request) -> Response:
     """GET: the form, filled with what is stored."""
     ctx = context_of(request)
     subscriber = _subscriber(ctx, request)
@@ -87,14 +88,20 @@ async def preferences_submit(request: Request) -> Response:
     refused = rate_limited(ctx, ctx.form_limiter, request)
     if refused is not None:
         return refused
-    subscriber = _subscriber(ctx, request)
-    if subscriber is None:
-        return ctx.error_page(400, INVALID)
     form = await request.form()
     name = " ".join(str(form.get("name", "")).split())[:MAX_NAME_LENGTH]
     chosen = [str(topic) for topic in form.getlist("topics")]
+    csrf = str(form.get(CSRF_FIELD, ""))
+    return await run_in_threadpool(_save, ctx, request, name, chosen, csrf)
+
+
+def _save(ctx: WebContext, request: Request, name: str, chosen: list[str], csrf: str) -> Response:
+    """Check the token and the form, store the choice, answer with the form again."""
+    subscriber = _subscriber(ctx, request)
+    if subscriber is None:
+        return ctx.error_page(400, INVALID)
     try:
-        ctx.csrf.check(FORM, request, str(form.get(CSRF_FIELD, "")))
+        ctx.csrf.check(FORM, request, csrf)
     except CsrfError as err:
         log.info("preferences form refused: %s", err)
         message = "This form expired or your browser did not send its cookie. Please try again."
@@ -107,14 +114,7 @@ async def preferences_submit(request: Request) -> Response:
             known_topics=(*known_topics(ctx), *subscriber.topics),
         )
     except SubscriberError as err:
-        return _page(
-            ctx,
-            request,
-            subscriber,
-            status=400,
-            error=f"Not saved: {err}.",
-            name=name,
-            chosen=chosen,
-        )
+        error = f"Not saved: {err}."
+        return _page(ctx, request, subscriber, status=400, error=error, name=name, chosen=chosen)
     log.info("subscriber %s changed their preferences", subscriber.id)
     return _page(ctx, request, updated, saved=True)

@@ -54,7 +54,7 @@ def _form_page(
     return response
 
 
-async def subscribe_form(request: Request) -> Response:
+def subscribe_form(request: Request) -> Response:
     """GET /subscribe: the form."""
     return _form_page(context_of(request), request)
 
@@ -174,7 +174,7 @@ def send_confirmation(ctx: WebContext, subscriber: Subscriber) -> None:
             log.info("confirmation email sent to subscriber %s", subscriber.id)
 
 
-async def confirm(request: Request) -> Response:
+def confirm(request: Request) -> Response:
     """GET /confirm/{token}: pending → active, recording when and from which IP (CASL consent)."""
     ctx = context_of(request)
     invalid = (

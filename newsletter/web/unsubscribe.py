@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -32,7 +33,7 @@ def _subscriber_id(ctx: WebContext, token: str) -> int | None:
         return None
 
 
-async def unsubscribe_page(request: Request) -> Response:
+def unsubscribe_page(request: Request) -> Response:
     """GET: the page with the button (posting back to this same path)."""
     ctx = context_of(request)
     token = request.path_params["token"]
@@ -50,6 +51,13 @@ async def unsubscribe_page(request: Request) -> Response:
     )
 
 
+def _unsubscribe(ctx: WebContext, subscriber_id: int, reason: str) -> bool:
+    try:
+        return ctx.store.unsubscribe(subscriber_id, reason=reason, source="web")
+    except SubscriberError:
+        return False  # forgotten or gone: nobody left to mail, which is what was asked
+
+
 async def unsubscribe_submit(request: Request) -> Response:
     """POST: unsubscribe now and record why; the one-click POST gets the same quick 200."""
     ctx = context_of(request)
@@ -59,10 +67,7 @@ async def unsubscribe_submit(request: Request) -> Response:
     form = await request.form()
     one_click = form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE
     reason = "one-click unsubscribe from the mail client" if one_click else "unsubscribe page"
-    try:
-        changed = ctx.store.unsubscribe(subscriber_id, reason=reason, source="web")
-    except SubscriberError:
-        changed = False  # forgotten or gone: nobody left to mail, which is what was asked
+    changed = await run_in_threadpool(_unsubscribe, ctx, subscriber_id, reason)
     log.info(
         "subscriber %s unsubscribed (%s)%s", subscriber_id, reason, "" if changed else ": no change"
     )

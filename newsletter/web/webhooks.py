@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -115,6 +116,6 @@ async def sendgrid_webhook(request: Request) -> Response:
         events = _parse_events(body)
     except ValueError as err:
         return JSONResponse({"error": str(err)}, status_code=400)
-    outcome = apply_events(ctx.store, ctx.engine, events)
+    outcome = await run_in_threadpool(apply_events, ctx.store, ctx.engine, events)
     log.info("SendGrid webhook: %s", outcome)
     return JSONResponse(outcome.as_dict())
