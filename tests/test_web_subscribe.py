@@ -8,10 +8,17 @@ rate limit, CSRF, expired links, error pages and security headers.
 from __future__ import annotations
 
 import http.client
+import os
+import queue
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +32,7 @@ from newsletter.send import send_issue
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
-from newsletter.web.security import RateLimit
+from newsletter.web.security import RateLimit, RateLimiter
 from tests.webkit import (
     LiveServer,
     confirm_path,
@@ -333,3 +340,86 @@ def test_line_breaks_in_fields_never_reach_a_header(
     stored = store_of(settings).get("crlf@example.com")
     if stored is not None:
         assert stored.name == "Eve Bcc: victim@example.com"  # one line, harmless
+
+
+def test_behind_a_proxy_the_forwarded_address_is_recorded_and_rate_limited(
+    settings: Settings,
+) -> None:
+    # uvicorn trusts X-Forwarded-For from 127.0.0.1 only (the proxy), as `newsletter serve` does.
+    limit = RateLimit(limit=2, window=60)
+    with (
+        serving(settings, subscribe_limit=limit) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        forwarded = {"X-Forwarded-For": "203.0.113.7"}
+        form = http.get("/subscribe")
+        data = {"email": "proxied@example.com", "csrf_token": csrf_token(form)}
+        assert http.post("/subscribe", data=data, headers=forwarded).status_code == 200
+        assert http.post("/subscribe", data=data, headers=forwarded).status_code == 200
+        assert http.post("/subscribe", data=data, headers=forwarded).status_code == 429
+        other = {"X-Forwarded-For": "198.51.100.9"}
+        assert http.post("/subscribe", data=data, headers=other).status_code == 200
+        wait_for(lambda: store_of(settings).record("proxied@example.com"))
+    record = store_of(settings).record("proxied@example.com")
+    assert record is not None and record.source_ip == "203.0.113.7"
+
+
+def test_the_rate_limiter_forgets_old_addresses_to_stay_bounded() -> None:
+    limiter = RateLimiter(RateLimit(limit=2, window=60), max_clients=100)
+    for number in range(5000):
+        assert limiter.hit(f"10.0.{number // 256}.{number % 256}", now=float(number)) is None
+    assert len(limiter) == 100
+    assert limiter.hit("a", now=0.0) is None
+    assert limiter.hit("a", now=1.0) is None
+    assert limiter.hit("a", now=2.0) == pytest.approx(58.0)
+    assert limiter.hit("a", now=61.0) is None  # the first hit left the window
+
+
+def test_serve_command_answers_and_stops(project: Path, clean_env: None) -> None:
+    env = {**os.environ, "NEWSLETTER_SECRET_KEY": "k" * 32}
+    command = [sys.executable, "-m", "newsletter", "--project", str(project)]
+    process = subprocess.Popen(
+        [*command, "serve", "--port", "0"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stderr is not None
+    stderr = process.stderr
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in stderr], daemon=True)
+    reader.start()
+    seen: list[str] = []
+    try:
+        port = None
+        while port is None:
+            seen.append(lines.get(timeout=20))  # bounded: queue.Empty fails the test
+            found = re.search(r"running on http://127\.0\.0\.1:(\d+)", seen[-1])
+            port = int(found.group(1)) if found else None
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").text == "ok\n"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+        reader.join(timeout=5)
+    assert process.returncode == 0
+    assert process.stdout is not None
+    out = process.stdout.read()
+    assert "serving https://newsletter.example.org" in out
+    while not lines.empty():
+        seen.append(lines.get())
+    assert "NEWSLETTER_SENDGRID_WEBHOOK_KEY is not set" in "".join(seen)
+
+
+def test_serve_refuses_a_bad_webhook_key_before_listening(project: Path, clean_env: None) -> None:
+    env = {**os.environ, "NEWSLETTER_SENDGRID_WEBHOOK_KEY": "not-a-key"}
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "--project", str(project), "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "NEWSLETTER_SENDGRID_WEBHOOK_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
