@@ -9,7 +9,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 
+from newsletter.cli import main
 from newsletter.config import Settings, load_settings
 from newsletter.issues import load_topics, read_issue
 from newsletter.models import SubscriberStatus
@@ -262,3 +264,35 @@ def test_a_failed_suppression_pull_holds_the_send_for_the_next_look(
     assert held.outcome is Outcome.WAITING and "suppressions" in held.reason
     assert retried.outcome is Outcome.SENT
     assert sorted(sendgrid_server.recipients()) == sorted(ACTIVE)
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def test_scheduler_once_with_nothing_due(project: Path, settings: Settings) -> None:
+    result = CliRunner().invoke(main, ["--project", str(project), "scheduler", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "nothing is due now" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--recheck-every", "0s"], "--recheck-every"),
+        (["--recheck-every", "soon"], "--recheck-every"),
+        (["--fire-at", "tomorrow"], "--fire-at"),
+    ],
+)
+def test_scheduler_refuses_bad_options(
+    project: Path, clean_env: None, args: list[str], complaint: str
+) -> None:
+    result = CliRunner().invoke(main, ["--project", str(project), "scheduler", *args])
+    assert result.exit_code == 2
+    assert complaint in result.output
+
+
+def test_scheduler_refuses_a_bad_cron_line_before_starting(project: Path, clean_env: None) -> None:
+    edit_schedule(project, cron="0 9 * * 9")
+    result = CliRunner().invoke(main, ["--project", str(project), "scheduler"])
+    assert result.exit_code == 2
+    assert "`send.cron`" in result.output and "Traceback" not in result.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +43,7 @@ class Scheduler:
     def __init__(self, project: Path, env: dict[str, str], *args: str) -> None:
         Scheduler.count += 1
         self.log = project.parent / f"scheduler-{Scheduler.count}.log"
+        self.project = project
         self._log_file = self.log.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "newsletter", "--project", str(project), "scheduler", *args],
@@ -87,8 +89,8 @@ class Scheduler:
 def spawn(project: Path) -> Iterator[object]:
     started: list[Scheduler] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Scheduler:
-        scheduler = Scheduler(project, {**base_env(), **(env or {})}, *args)
+    def start(*args: str, env: dict[str, str] | None = None, where: Path = project) -> Scheduler:
+        scheduler = Scheduler(where, {**base_env(), **(env or {})}, *args)
         started.append(scheduler)
         return scheduler
 
@@ -253,28 +255,45 @@ def test_two_schedulers_at_once_send_once(
 
 
 @pytest.mark.slow
-def test_the_monthly_rule_set_a_minute_ahead_sends_the_month_once(
+def test_the_monthly_rule_a_minute_ahead_sends_once_also_after_downtime(
     spawn: object, project: Path, clean_env: None
 ) -> None:
-    """The real monthly job (no --fire-at): a cron line for the next minute, Toronto time."""
+    """The real monthly job (no --fire-at): a cron line for the next minute, Toronto time.
+
+    Two projects at once: in one the scheduler runs through the send time, then restarts; in the
+    other the machine is down at the send time and the scheduler starts a few seconds after it.
+    """
     now = datetime.now(TORONTO)
-    fire = (now + timedelta(minutes=2 if now.second > 45 else 1)).replace(second=0, microsecond=0)
-    edit_schedule(project, cron=f"{fire.minute} {fire.hour} * * *")
-    settings = load_settings(project, env={})
+    fire = (now + timedelta(minutes=2 if now.second > 40 else 1)).replace(second=0, microsecond=0)
     month = fire.strftime("%Y-%m")
-    write_issue(project, month, "ready")
-    add_people(settings)
+    edit_schedule(project, cron=f"{fire.minute} {fire.hour} * * *")
+    other = project.parent / "other"
+    shutil.copytree(project, other)
+    settings = {}
+    for where in (project, other):
+        settings[where] = load_settings(where, env={})
+        write_issue(where, month, "ready")
+        add_people(settings[where])
 
-    scheduler = spawn("--recheck-every", "1s")  # type: ignore[operator]
-    scheduler.wait_for(rf"scheduled: send this month's issue, next at {fire.isoformat()}")
-    scheduler.wait_for(rf"issue {month}: sent:", timeout=150)
-    scheduler.stop()
-    assert outbox_recipients(settings) == sorted(ACTIVE)
+    running = spawn("--recheck-every", "1s")  # type: ignore[operator]
+    down = spawn("--recheck-every", "1s", where=other)  # type: ignore[operator]
+    for scheduler in (running, down):
+        scheduler.wait_for(rf"scheduled: send this month's issue, next at {fire.isoformat()}")
+    down.kill()
+    assert datetime.now(TORONTO) < fire, "the scheduler took too long to start"
 
+    running.wait_for(rf"issue {month}: sent:", timeout=150)
+    assert running.stop() == 0
+    sleep_until(fire + timedelta(seconds=3))
+    up = spawn("--recheck-every", "1s", where=other)  # type: ignore[operator]
+    up.wait_for(rf"issue {month}: sent:")
     restarted = spawn("--recheck-every", "1s")  # type: ignore[operator]
-    tomorrow = fire + timedelta(days=1)
-    restarted.wait_for(rf"next at {tomorrow.isoformat()}")
+    restarted.wait_for(rf"next at {(fire + timedelta(days=1)).isoformat()}")
     time.sleep(2)
+    up.stop()
     restarted.stop()
-    assert outbox_recipients(settings) == sorted(ACTIVE)
-    assert sent_lines(scheduler, restarted, month=month) == 1
+
+    for where in (project, other):
+        assert outbox_recipients(settings[where]) == sorted(ACTIVE)
+    assert sent_lines(running, restarted, month=month) == 1
+    assert sent_lines(down, up, month=month) == 1

@@ -125,13 +125,19 @@ def scheduler(project: Project, once: bool, recheck_every: str, fire_at: str | N
     )
 
 
+class _DecisionLog(logging.StreamHandler):  # type: ignore[type-arg]
+    """Timestamped log lines on standard error: the scheduler's record of what it decided."""
+
+
 def _configure_logging() -> None:
     root = logging.getLogger()
-    if not any(getattr(h, "_newsletter", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    handler = next((h for h in root.handlers if isinstance(h, _DecisionLog)), None)
+    if handler is None:
+        handler = _DecisionLog(sys.stderr)
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        handler._newsletter = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+    else:
+        handler.setStream(sys.stderr)  # a second call in one process (tests) may have a new stderr
     root.setLevel(logging.INFO)
 
 
