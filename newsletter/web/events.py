@@ -94,9 +94,15 @@ def find_subscriber(store: SubscriberStore, event: Mapping[str, Any]) -> Subscri
     return store.get(email) if email and "@" in email else None
 
 
+LEDGER_EVENTS = ("delivered", "bounce", "dropped")
+
+
 def _ledger_rows(event: Mapping[str, Any], subscriber_id: int) -> sa.Select[tuple[int]]:
     """The ledger row(s) of this event: by issue custom arg, else by SendGrid's message id."""
     query = sa.select(deliveries.c.id).where(deliveries.c.subscriber_id == subscriber_id)
+    email = _text(event, "email")
+    if email:  # a custom arg pointing at someone else's row matches nothing
+        query = query.where(sa.func.lower(deliveries.c.email) == email.lower())
     issue = _text(event, CUSTOM_ARG_ISSUE)
     if issue:
         return query.where(
@@ -108,29 +114,25 @@ def _ledger_rows(event: Mapping[str, Any], subscriber_id: int) -> sa.Select[tupl
     return query.where(deliveries.c.provider_message_id == message_id)
 
 
-def update_ledger(engine: sa.Engine, event: Mapping[str, Any], subscriber_id: int) -> bool:
+def ledger_update(event: Mapping[str, Any], subscriber_id: int) -> sa.Update | None:
     """``delivered`` stamps delivered_at once; ``bounce``/``dropped`` mark the row failed once."""
     kind = _text(event, "event")
     now = datetime.now(UTC)
     rows = _ledger_rows(event, subscriber_id)
     if kind == "delivered":
-        at = _event_time(event) or now
-        statement = (
+        return (
             deliveries.update()
             .where(deliveries.c.id.in_(rows), deliveries.c.delivered_at.is_(None))
-            .values(delivered_at=at, updated_at=now)
+            .values(delivered_at=_event_time(event) or now, updated_at=now)
         )
-    elif kind in ("bounce", "dropped"):
+    if kind in ("bounce", "dropped"):
         error = f"{kind}: {_text(event, 'reason') or _text(event, 'type') or 'no reason given'}"
-        statement = (
+        return (
             deliveries.update()
             .where(deliveries.c.id.in_(rows), deliveries.c.status != LedgerStatus.FAILED.value)
             .values(status=LedgerStatus.FAILED.value, error=error[:1000], updated_at=now)
         )
-    else:
-        return False
-    with engine.begin() as conn:
-        return conn.execute(statement).rowcount > 0
+    return None
 
 
 def _event_time(event: Mapping[str, Any]) -> datetime | None:
@@ -159,27 +161,59 @@ def _change_status(
     )
 
 
+def _ledger_subscriber(store: SubscriberStore, event: Mapping[str, Any]) -> int | None:
+    """Whose ledger row a delivery event is about; the custom arg needs no lookup (SQL checks the address)."""
+    raw_id = _text(event, CUSTOM_ARG_SUBSCRIBER)
+    if raw_id.isdigit():
+        return int(raw_id)
+    found = find_subscriber(store, event)
+    return found.id if found is not None else None
+
+
+def _apply_status(store: SubscriberStore, event: Mapping[str, Any]) -> bool | None:
+    """Change the subscriber's status for this event; None when nobody matches."""
+    subscriber = find_subscriber(store, event)
+    if subscriber is None:
+        return None
+    try:
+        return _change_status(store, subscriber, event)
+    except SubscriberError as err:
+        log.warning("event %s not applied: %s", _text(event, "sg_event_id"), err)
+        return False
+
+
 def apply_events(
     store: SubscriberStore, engine: sa.Engine, events: Iterable[Mapping[str, Any]]
 ) -> Outcome:
-    """Apply each event once; unknown people and event kinds are counted, not errors."""
+    """Apply each event once; unknown people and event kinds are counted, not errors.
+
+    Status changes are few (one transaction each, through the store); ledger updates are most of
+    the traffic (one ``delivered`` per recipient) and share one transaction.
+    """
     outcome = Outcome()
+    changed: list[bool] = []
+    ledger_work: list[tuple[int, sa.Update]] = []
     for event in events:
         outcome.received += 1
-        if target_status(event) is None and _text(event, "event") not in ("delivered", "bounce"):
+        wants_status = target_status(event) is not None
+        if not wants_status and _text(event, "event") not in LEDGER_EVENTS:
             outcome.ignored += 1
             continue
-        subscriber = find_subscriber(store, event)
-        if subscriber is None:
+        status_changed = _apply_status(store, event) if wants_status else False
+        subscriber_id = _ledger_subscriber(store, event)
+        if status_changed is None or subscriber_id is None:
             outcome.unmatched += 1
             continue
-        try:
-            changed_status = _change_status(store, subscriber, event)
-        except SubscriberError as err:
-            log.warning("event %s not applied: %s", _text(event, "sg_event_id"), err)
-            changed_status = False
-        changed_ledger = update_ledger(engine, event, subscriber.id)
-        outcome.status_changes += changed_status
-        outcome.ledger_changes += changed_ledger
-        outcome.unchanged += not (changed_status or changed_ledger)
+        outcome.status_changes += status_changed
+        statement = ledger_update(event, subscriber_id)
+        if statement is not None:
+            ledger_work.append((len(changed), statement))
+        changed.append(status_changed)
+    if ledger_work:
+        with engine.begin() as conn:
+            for index, statement in ledger_work:
+                if conn.execute(statement).rowcount > 0:
+                    outcome.ledger_changes += 1
+                    changed[index] = True
+    outcome.unchanged = changed.count(False)
     return outcome
