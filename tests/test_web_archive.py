@@ -256,3 +256,25 @@ def test_an_empty_archive_is_a_friendly_page_and_an_empty_feed(settings: Setting
         assert "No issue has been sent yet" in get(server, "/archive/").text
         feed = ET.fromstring(get(server, "/archive/feed.xml").content)
     assert feed.findall(f"{ATOM}entry") == []
+
+
+def test_the_web_commands_and_their_options_are_documented() -> None:
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "web.md").read_text(encoding="utf-8")
+    deploy = (REPO / "docs" / "deploy-web.md").read_text(encoding="utf-8")
+    for name in ("serve", "archive"):
+        command = main.commands[name]
+        assert f"`newsletter {name}" in doc, name
+        for parameter in command.params:
+            for option in getattr(parameter, "opts", []):
+                if option.startswith("--") and option != "--help":
+                    assert f"`{option}" in doc, f"{name} {option}"
+    for needed in (
+        "newsletter serve",
+        "X-Forwarded-For",
+        "[Service]",
+        "proxy_pass",
+        "FORWARDED_ALLOW_IPS",
+    ):
+        assert needed in deploy, needed
