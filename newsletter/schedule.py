@@ -364,10 +364,16 @@ def _recheck(month: str, fired_at: str) -> None:
 
 
 def _fire(context: _Context, month: str, fired_at: datetime, now: datetime) -> None:
-    decision = run_monthly(context.settings, month, now=now, fired_at=fired_at, stop=context.stop)
+    try:
+        outcome = run_monthly(
+            context.settings, month, now=now, fired_at=fired_at, stop=context.stop
+        ).outcome
+    except Exception:  # e.g. the database is locked or gone: look again rather than lose the month
+        log.exception("issue %s: error: could not decide; looking again later", month)
+        outcome = Outcome.WAITING
     job_id = RECHECK_JOB.format(month=month)
     scheduler = context.scheduler
-    if decision.outcome is Outcome.WAITING:
+    if outcome is Outcome.WAITING:
         if scheduler.get_job(job_id) is None:
             scheduler.add_job(
                 "newsletter.schedule:_recheck",

@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from newsletter.config import Settings
 from newsletter.delivery.sendgrid import SendGridAPI
 from newsletter.errors import PermanentDeliveryError
 from newsletter.models import SubscriberStatus
-from newsletter.store.subscribers import SubscriberStore
+from newsletter.store.schema import subscribers
+from newsletter.store.subscribers import SubscriberStore, email_key
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +102,13 @@ def sync_suppressions(
     reports = []
     for suppression in LISTS:
         report = ListReport(suppression.name)
-        for record in _records(api, suppression):
-            report.fetched += 1
-            _apply(store, suppression, record, report)
-            if progress is not None:
-                progress(suppression.name, report.fetched)
+        for page in _pages(api, suppression):
+            known = _on_our_list(store, page)
+            for record in page:
+                report.fetched += 1
+                _apply(store, suppression, record, known, report)
+                if progress is not None:
+                    progress(suppression.name, report.fetched)
         log.info(
             "SendGrid %s: %d fetched, %d suppressed now, %d already, %d not on the list",
             suppression.title,
@@ -116,14 +121,14 @@ def sync_suppressions(
     return SyncReport(tuple(reports))
 
 
-def _records(api: SendGridAPI, suppression: SuppressionList) -> Iterator[dict[str, Any]]:
-    """Every record of one list, page by page, until a page comes back short."""
+def _pages(api: SendGridAPI, suppression: SuppressionList) -> Iterator[list[dict[str, Any]]]:
+    """The records of one list, page by page, until a page comes back short."""
     for page_number in range(MAX_PAGES):
         body, _headers = api.get(
             suppression.path, {"limit": PAGE_SIZE, "offset": page_number * PAGE_SIZE}
         )
         page = _page(body, suppression)
-        yield from page
+        yield page
         if len(page) < PAGE_SIZE:
             return
     log.warning("SendGrid %s: stopped after %d pages", suppression.title, MAX_PAGES)
@@ -146,30 +151,51 @@ def _page(body: Any, suppression: SuppressionList) -> list[dict[str, Any]]:
     return records
 
 
+def _on_our_list(store: SubscriberStore, page: list[dict[str, Any]]) -> dict[str, _Known]:
+    """The people of one page who are on our list, by address key: one query a page."""
+    keys = {email_key(record["email"]) for record in page}
+    query = sa.select(subscribers.c.id, subscribers.c.email_key, subscribers.c.email)
+    query = query.add_columns(subscribers.c.status).where(subscribers.c.email_key.in_(keys))
+    with store.engine.connect() as conn:
+        return {
+            row.email_key: _Known(row.id, row.email, SubscriberStatus(row.status))
+            for row in conn.execute(query)
+        }
+
+
+@dataclass
+class _Known:
+    id: int
+    email: str
+    status: SubscriberStatus
+
+
 def _apply(
     store: SubscriberStore,
     suppression: SuppressionList,
     record: dict[str, Any],
+    known: dict[str, _Known],
     report: ListReport,
 ) -> None:
     email = record["email"].strip()
-    subscriber = store.get(email)
-    if subscriber is None:
+    person = known.get(email_key(email))
+    if person is None:
         report.unknown += 1
         return
-    if subscriber.status.is_suppressed:
+    if person.status.is_suppressed:
         report.already += 1
         return
     changed = store.set_status(
-        subscriber.id,
+        person.id,
         suppression.status,
         reason=_reason(suppression, record),
         source="sync",
         external_id=_external_id(suppression, email, record),
     )
     if changed:
-        report.suppressed.append(subscriber.email)
-        log.info("%s: %s (SendGrid %s)", subscriber.email, suppression.status, suppression.title)
+        person.status = suppression.status
+        report.suppressed.append(person.email)
+        log.info("%s: %s (SendGrid %s)", person.email, suppression.status, suppression.title)
     else:
         report.already += 1
 
