@@ -11,18 +11,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from newsletter.archive import generic_links, write_archive
-from newsletter.config import Links, Settings
+from newsletter.batches import Delivery, Personaliser, Pipeline
+from newsletter.config import Settings
 from newsletter.delivery import get_transport
 from newsletter.delivery.base import DeliveryResult, Transport
 from newsletter.delivery.ledger import (
-    ClaimedRow,
     Ledger,
     MessageIds,
     SendRecord,
@@ -31,7 +31,6 @@ from newsletter.delivery.ledger import (
 )
 from newsletter.errors import (
     DeliveryError,
-    PermanentDeliveryError,
     SendError,
     TemporaryDeliveryError,
 )
@@ -40,13 +39,12 @@ from newsletter.models import (
     Issue,
     LedgerStatus,
     OutgoingMessage,
-    Placeholder,
     Recipient,
     RenderedIssue,
 )
 from newsletter.render import render_issue
 from newsletter.store.engine import open_database
-from newsletter.tokens import LinkSigner, Purpose, load_signer
+from newsletter.tokens import LinkSigner, load_signer
 
 log = logging.getLogger(__name__)
 
@@ -263,11 +261,10 @@ class _Run:
         self.record = record
         self.transport = transport
         self.progress = progress
-        self.personalise = _Personaliser(signer, settings.links)
+        self.personaliser = Personaliser(signer, settings.links)
         self.message_ids = MessageIds(issue.month, settings.sender.email)
         self.batch_size = max(1, int(transport.max_batch))
-        self.sent = 0
-        self.failed = 0
+        self.delivery = Delivery(ledger, record.id, transport, self._message, progress.advance)
         self.found_unconfirmed = 0
         self.started = time.monotonic()
         self.started_at = datetime.now(UTC)
@@ -316,48 +313,24 @@ class _Run:
             while rows := self.ledger.claim_unconfirmed(
                 self.record.id, batch, limit=self.batch_size
             ):
-                self._deliver(batch, rows)
+                recipients = tuple(
+                    self.personaliser.recipient(r.subscriber_id, r.email, r.name, r.message_id)
+                    for r in rows
+                )
+                self.ledger.record(self.record.id, self.delivery.deliver(batch, recipients))
                 batch += 1
                 if stop.is_set():
                     return False
         if not new_recipients:
             return True
-        after = 0
-        swept = False
-        while True:
-            rows = self.ledger.claim(
-                self.record.id,
-                batch,
-                after_id=after,
-                limit=self.batch_size,
-                message_ids=self.message_ids,
-            )
-            if not rows:
-                if swept or after == 0:
-                    return True
-                # One pass from the start catches anyone activated below the cursor meanwhile.
-                after, swept = 0, True
-                continue
-            self._deliver(batch, rows)
-            after = max(after, rows[-1].subscriber_id)
-            batch += 1
-            if stop.is_set():
-                return False
-
-    def _deliver(self, batch: int, rows: Sequence[ClaimedRow]) -> None:
-        """Hand one claimed batch to the transport and record what it says."""
-        message = self._message(self.personalise.recipients(rows))
-        try:
-            results = self.transport.send_batch(message)
-        except (TemporaryDeliveryError, PermanentDeliveryError):
-            # The transport says the batch did not go out: give it back so --resume sends it.
-            self.ledger.release(self.record.id, batch)
-            raise
-        self.ledger.record(self.record.id, batch, len(rows), results)
-        sent = sum(1 for result in results if result.accepted)
-        self.sent += sent
-        self.failed += len(results) - sent
-        self.progress.advance(sent, len(results) - sent)
+        pipeline = Pipeline(
+            self.delivery,
+            self.personaliser,
+            self.message_ids,
+            batch_size=self.batch_size,
+            stop=stop,
+        )
+        return pipeline.run(batch)
 
     def _message(self, recipients: tuple[Recipient, ...]) -> OutgoingMessage:
         return _outgoing(self.settings, self.rendered, recipients, self.rendered.subject)
@@ -369,8 +342,8 @@ class _Run:
             transport=self.record.transport,
             status=status,
             recipients=total,
-            sent=self.sent,
-            failed=self.failed,
+            sent=self.delivery.tally.sent,
+            failed=self.delivery.tally.failed,
             found_unconfirmed=self.found_unconfirmed,
             totals=self.ledger.counts(self.record.id),
             started_at=self.started_at,
@@ -410,37 +383,6 @@ def _stopped_because(err: DeliveryError, month: str) -> str:
 
 def _resume_hint(month: str) -> str:
     return f"Run `newsletter send {month} --resume` to continue where it stopped."
-
-
-class _Personaliser:
-    """Makes the per-recipient strings: two signed links and nothing else."""
-
-    def __init__(self, signer: LinkSigner, links: Links) -> None:
-        self.signer = signer
-        self.unsubscribe_base = links.unsubscribe_url("")
-        self.preferences_base = links.preferences_url("")
-
-    def recipients(self, rows: Iterable[ClaimedRow]) -> tuple[Recipient, ...]:
-        sign = self.signer.sign
-        unsubscribe, preferences = Purpose.UNSUBSCRIBE, Purpose.PREFERENCES
-        made = []
-        for row in rows:
-            unsubscribe_url = self.unsubscribe_base + sign(unsubscribe, row.subscriber_id)
-            made.append(
-                Recipient(
-                    subscriber_id=row.subscriber_id,
-                    email=row.email,
-                    name=row.name,
-                    substitutions={
-                        Placeholder.UNSUBSCRIBE_URL: unsubscribe_url,
-                        Placeholder.PREFERENCES_URL: self.preferences_base
-                        + sign(preferences, row.subscriber_id),
-                    },
-                    message_id=row.message_id,
-                    list_unsubscribe_url=unsubscribe_url,
-                )
-            )
-        return tuple(made)
 
 
 def _outgoing(

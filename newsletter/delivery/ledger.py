@@ -59,6 +59,24 @@ class ClaimedRow:
     message_id: str
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """An active subscriber who has not had the issue yet (not claimed: nothing written)."""
+
+    subscriber_id: int
+    email: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the transport said about a claimed batch of ``claimed`` recipients."""
+
+    batch: int
+    claimed: int
+    results: Sequence[DeliveryResult]
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -168,37 +186,67 @@ class Ledger:
             )
         return int(result.rowcount or 0)
 
-    def claim(
-        self, send_id: int, batch: int, *, after_id: int, limit: int, message_ids: MessageIds
-    ) -> list[ClaimedRow]:
-        """Claim the next ``limit`` active subscribers (ids above ``after_id``) with no row yet."""
-        candidates = (
-            sa.select(
-                sa.literal(send_id),
-                subscribers.c.id,
-                subscribers.c.email,
-                sa.literal(LedgerStatus.PENDING.value),
-                sa.literal(batch),
-                message_ids.expression(subscribers.c.id),
-                sa.literal(_now(), sa.DateTime(timezone=True)),
-            )
-            .where(
-                subscribers.c.status == SubscriberStatus.ACTIVE.value,
-                subscribers.c.id > after_id,
-                subscribers.c.email.is_not(None),
-                ~sa.exists().where(
+    def candidates(self, send_id: int, *, after_id: int, limit: int) -> list[Candidate]:
+        """The next ``limit`` active subscribers (ids above ``after_id``) with no row yet; reads only."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                _CANDIDATES, {"c_send_id": send_id, "c_after": after_id, "c_limit": limit}
+            ).all()
+        return [Candidate(int(r[0]), str(r[1]), r[2]) for r in rows]
+
+    def record_and_claim(
+        self,
+        send_id: int,
+        done: Outcome | None,
+        batch: int,
+        ids: Sequence[int],
+        message_ids: MessageIds,
+    ) -> set[int] | None:
+        """Record the batch that went out and claim the next, in one transaction (one commit).
+
+        Claims those of ``ids`` still active and without a row; returns None when that is all
+        of them (the usual case), else the set of ids claimed.
+        """
+        try:
+            with self.engine.begin() as conn:
+                if done is not None:
+                    _record_outcome(conn, send_id, done)
+                return self._claim_ids(conn, send_id, batch, ids, message_ids)
+        except sa.exc.IntegrityError as err:
+            raise SendError(
+                "another process is sending this issue at the same time; stopped"
+            ) from err
+
+    def _claim_ids(
+        self,
+        conn: sa.Connection,
+        send_id: int,
+        batch: int,
+        ids: Sequence[int],
+        message_ids: MessageIds,
+    ) -> set[int] | None:
+        claimed = conn.execute(
+            _CLAIM_IDS,
+            {
+                "c_send_id": send_id,
+                "c_batch": batch,
+                "c_ids": list(ids),
+                "c_prefix": message_ids.prefix,
+                "c_suffix": message_ids.suffix,
+                "c_now": _now(),
+            },
+        ).rowcount
+        if claimed == len(ids):
+            return None
+        return set(
+            conn.scalars(
+                sa.select(deliveries.c.subscriber_id).where(
                     deliveries.c.send_id == send_id,
-                    deliveries.c.subscriber_id == subscribers.c.id,
-                ),
+                    deliveries.c.status == LedgerStatus.PENDING.value,
+                    deliveries.c.batch == batch,
+                )
             )
-            .order_by(subscribers.c.id)
-            .limit(limit)
         )
-        insert = deliveries.insert().from_select(
-            ["send_id", "subscriber_id", "email", "status", "batch", "message_id", "updated_at"],
-            candidates,
-        )
-        return self._claim_with(insert, send_id, batch)
 
     def claim_unconfirmed(self, send_id: int, batch: int, *, limit: int) -> list[ClaimedRow]:
         """Claim ``unconfirmed`` rows of still-active subscribers again (``--resend-unconfirmed``)."""
@@ -250,42 +298,10 @@ class Ledger:
             ) from err
         return [ClaimedRow(r[0], r[1], r[2], r[3]) for r in rows]
 
-    def record(
-        self, send_id: int, batch: int, claimed: int, results: Sequence[DeliveryResult]
-    ) -> None:
-        """Store what the transport said about each recipient of the batch, in one transaction."""
-        now = _now()
-        in_batch = (
-            deliveries.c.send_id == send_id,
-            deliveries.c.status == LedgerStatus.PENDING.value,
-            deliveries.c.batch == batch,
-        )
+    def record(self, send_id: int, done: Outcome) -> None:
+        """Store what the transport said about each recipient of a batch, in one transaction."""
         with self.engine.begin() as conn:
-            if _uniform(results, claimed):
-                # One statement for the whole batch: the common case, and the fast one.
-                conn.execute(
-                    deliveries.update()
-                    .where(*in_batch)
-                    .values(
-                        status=LedgerStatus.SENT.value,
-                        provider_message_id=results[0].provider_message_id,
-                        error=None,
-                        updated_at=now,
-                    )
-                )
-                return
-            if results:
-                conn.execute(_RECORD_ONE, [_result_params(send_id, r, now) for r in results])
-            # Anything the transport said nothing about may or may not have gone out.
-            conn.execute(
-                deliveries.update()
-                .where(*in_batch)
-                .values(
-                    status=LedgerStatus.UNCONFIRMED.value,
-                    error="the transport gave no result for this recipient",
-                    updated_at=now,
-                )
-            )
+            _record_outcome(conn, send_id, done)
 
     def release(self, send_id: int, batch: int) -> int:
         """Give a batch back (the transport refused it whole): ``--resume`` will send it again."""
@@ -384,9 +400,6 @@ class MessageIds:
         self.prefix = f"<{issue}."
         self.suffix = f".{secrets.token_hex(6)}@{domain}>"
 
-    def expression(self, subscriber_id: sa.ColumnElement[int]) -> sa.ColumnElement[str]:
-        return sa.literal(self.prefix) + sa.cast(subscriber_id, sa.String) + sa.literal(self.suffix)
-
     def for_id(self, subscriber_id: int) -> str:
         return f"{self.prefix}{subscriber_id}{self.suffix}"
 
@@ -401,6 +414,83 @@ def refusal(record: SendRecord) -> SendError:
         f"the send of {record.issue} started on {started} did not finish ({record.status}); "
         f"run `newsletter send {record.issue} --resume` to continue it"
     )
+
+
+def _record_outcome(conn: sa.Connection, send_id: int, done: Outcome) -> None:
+    now = _now()
+    in_batch = (
+        deliveries.c.send_id == send_id,
+        deliveries.c.status == LedgerStatus.PENDING.value,
+        deliveries.c.batch == done.batch,
+    )
+    if _uniform(done.results, done.claimed):
+        # One statement for the whole batch: the common case, and the fast one.
+        conn.execute(
+            deliveries.update()
+            .where(*in_batch)
+            .values(
+                status=LedgerStatus.SENT.value,
+                provider_message_id=done.results[0].provider_message_id,
+                error=None,
+                updated_at=now,
+            )
+        )
+        return
+    if done.results:
+        conn.execute(_RECORD_ONE, [_result_params(send_id, r, now) for r in done.results])
+    # Anything the transport said nothing about may or may not have gone out.
+    conn.execute(
+        deliveries.update()
+        .where(*in_batch)
+        .values(
+            status=LedgerStatus.UNCONFIRMED.value,
+            error="the transport gave no result for this recipient",
+            updated_at=now,
+        )
+    )
+
+
+def _not_in_send(send_id: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
+    return ~sa.exists().where(
+        deliveries.c.send_id == send_id, deliveries.c.subscriber_id == subscribers.c.id
+    )
+
+
+_ACTIVE = (
+    subscribers.c.status == SubscriberStatus.ACTIVE.value,
+    subscribers.c.email.is_not(None),
+)
+
+# Module-level statements with bound parameters: compiled once, cached by SQLAlchemy.
+_CANDIDATES = (
+    sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name)
+    .where(
+        *_ACTIVE,
+        subscribers.c.id > sa.bindparam("c_after"),
+        _not_in_send(sa.bindparam("c_send_id")),
+    )
+    .order_by(subscribers.c.id)
+    .limit(sa.bindparam("c_limit"))
+)
+
+_CLAIM_IDS = deliveries.insert().from_select(
+    ["send_id", "subscriber_id", "email", "status", "batch", "message_id", "updated_at"],
+    sa.select(
+        sa.bindparam("c_send_id", type_=sa.Integer),
+        subscribers.c.id,
+        subscribers.c.email,
+        sa.literal(LedgerStatus.PENDING.value),
+        sa.bindparam("c_batch", type_=sa.Integer),
+        sa.bindparam("c_prefix", type_=sa.String)
+        + sa.cast(subscribers.c.id, sa.String)
+        + sa.bindparam("c_suffix", type_=sa.String),
+        sa.bindparam("c_now", type_=sa.DateTime(timezone=True)),
+    ).where(
+        subscribers.c.id.in_(sa.bindparam("c_ids", expanding=True)),
+        *_ACTIVE,
+        _not_in_send(sa.bindparam("c_send_id")),
+    ),
+)
 
 
 def _uniform(results: Sequence[DeliveryResult], claimed: int) -> bool:

@@ -1,0 +1,219 @@
+"""The batch loop of a send run, in two stages so the database, the CPU and the network overlap.
+
+The preparing stage (the caller's thread) reads the next subscribers who still need the issue
+and makes their personal strings; the delivering stage (one worker thread) claims exactly those
+people in the ledger, hands them to the transport and records the outcome. Recording batch *n*
+and claiming batch *n+1* share one transaction, so a batch costs one commit. A batch is claimed
+only just before the transport gets it, so at most one batch is ever ``pending``: after a crash
+exactly the batch in flight is unconfirmed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from newsletter.config import Links
+from newsletter.delivery.base import Transport
+from newsletter.delivery.ledger import Candidate, Ledger, MessageIds, Outcome
+from newsletter.errors import PermanentDeliveryError, TemporaryDeliveryError
+from newsletter.models import OutgoingMessage, Placeholder, Recipient
+from newsletter.tokens import LinkSigner, Purpose
+
+POLL_SECONDS = 0.1  # how often a blocked stage looks whether the other one has stopped
+
+
+class Personaliser:
+    """Makes the per-recipient strings: two signed links and nothing else."""
+
+    def __init__(self, signer: LinkSigner, links: Links) -> None:
+        self.sign = signer.sign
+        self.unsubscribe_base = links.unsubscribe_url("")
+        self.preferences_base = links.preferences_url("")
+
+    def recipient(
+        self, subscriber_id: int, email: str, name: str | None, message_id: str
+    ) -> Recipient:
+        unsubscribe_url = self.unsubscribe_base + self.sign(Purpose.UNSUBSCRIBE, subscriber_id)
+        preferences_url = self.preferences_base + self.sign(Purpose.PREFERENCES, subscriber_id)
+        return Recipient(
+            subscriber_id=subscriber_id,
+            email=email,
+            name=name,
+            substitutions={
+                Placeholder.UNSUBSCRIBE_URL: unsubscribe_url,
+                Placeholder.PREFERENCES_URL: preferences_url,
+            },
+            message_id=message_id,
+            list_unsubscribe_url=unsubscribe_url,
+        )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A batch made ready by the first stage, not yet claimed."""
+
+    batch: int
+    recipients: tuple[Recipient, ...]
+
+
+@dataclass
+class Tally:
+    """Running counts of one run (written by the delivering stage only)."""
+
+    sent: int = 0
+    failed: int = 0
+
+
+BatchDone = Callable[[int, int], None]  # (sent, failed) of one batch
+
+
+class Delivery:
+    """What both stages share: the ledger, the transport and how to build a message."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        send_id: int,
+        transport: Transport,
+        message: Callable[[tuple[Recipient, ...]], OutgoingMessage],
+        on_batch: BatchDone,
+    ) -> None:
+        self.ledger = ledger
+        self.send_id = send_id
+        self.transport = transport
+        self.message = message
+        self.on_batch = on_batch
+        self.tally = Tally()
+
+    def deliver(self, batch: int, recipients: tuple[Recipient, ...]) -> Outcome:
+        """Hand a claimed batch to the transport; give it back if the transport refused it whole."""
+        try:
+            results = self.transport.send_batch(self.message(recipients))
+        except (TemporaryDeliveryError, PermanentDeliveryError):
+            self.ledger.release(self.send_id, batch)
+            raise
+        sent = sum(1 for result in results if result.accepted)
+        self.tally.sent += sent
+        self.tally.failed += len(results) - sent
+        self.on_batch(sent, len(results) - sent)
+        return Outcome(batch, len(recipients), results)
+
+
+class Pipeline:
+    """Runs the two stages over every subscriber still waiting for the issue."""
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        personaliser: Personaliser,
+        message_ids: MessageIds,
+        *,
+        batch_size: int,
+        stop: threading.Event,
+    ) -> None:
+        self.delivery = delivery
+        self.personaliser = personaliser
+        self.message_ids = message_ids
+        self.batch_size = batch_size
+        self.stop = stop
+        self.handoff: queue.Queue[Prepared | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.cut_short = False  # the delivering stage left prepared work behind (stop)
+        self._worker = threading.Thread(target=self._deliver_all, name="send-delivery")
+
+    def run(self, first_batch: int) -> bool:
+        """Deliver to everyone left: True when done, False when stopped; re-raises failures."""
+        self._worker.start()
+        try:
+            done = self._prepare_all(first_batch)
+        finally:
+            self._put(None)
+            self._worker.join()
+        if self.error is not None:
+            raise self.error
+        return done and not self.cut_short
+
+    # --- stage 1: read and personalise (this thread) ------------------------------------
+
+    def _prepare_all(self, batch: int) -> bool:
+        after, swept = 0, False
+        ledger, send_id = self.delivery.ledger, self.delivery.send_id
+        while not self.stop.is_set():
+            rows = ledger.candidates(send_id, after_id=after, limit=self.batch_size)
+            if not rows:
+                if swept or after == 0:
+                    return True
+                # One pass from the start catches anyone activated below the cursor meanwhile.
+                after, swept = 0, True
+                continue
+            if not self._put(Prepared(batch, self._personalise(rows))):
+                return False
+            after, batch = rows[-1].subscriber_id, batch + 1
+        return False
+
+    def _personalise(self, rows: list[Candidate]) -> tuple[Recipient, ...]:
+        make, message_id = self.personaliser.recipient, self.message_ids.for_id
+        return tuple(
+            make(row.subscriber_id, row.email, row.name, message_id(row.subscriber_id))
+            for row in rows
+        )
+
+    def _put(self, item: Prepared | None) -> bool:
+        """Hand over ``item``; False if the delivering stage has ended and will take no more."""
+        while self._worker.is_alive():
+            try:
+                self.handoff.put(item, timeout=POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    # --- stage 2: claim, send, record (worker thread) --------------------------------------
+
+    def _deliver_all(self) -> None:
+        pending: Outcome | None = None  # delivered, not yet recorded
+        ledger, send_id = self.delivery.ledger, self.delivery.send_id
+        try:
+            while True:
+                item = self._next(pending)
+                if item is _IDLE:
+                    assert pending is not None
+                    ledger.record(send_id, pending)  # nothing to claim yet: record alone
+                    pending = None
+                    continue
+                if item is None or self.stop.is_set():
+                    self.cut_short = item is not None
+                    if pending is not None:
+                        ledger.record(send_id, pending)
+                    return
+                assert isinstance(item, Prepared)
+                pending = self._claim_and_send(pending, item)
+        except BaseException as err:  # handed to the caller's thread by run()
+            self.error = err
+
+    def _next(self, pending: Outcome | None) -> Prepared | object | None:
+        if pending is None:
+            return self.handoff.get()
+        try:
+            return self.handoff.get_nowait()
+        except queue.Empty:
+            return _IDLE
+
+    def _claim_and_send(self, pending: Outcome | None, item: Prepared) -> Outcome | None:
+        ids = [r.subscriber_id for r in item.recipients if r.subscriber_id is not None]
+        ledger = self.delivery.ledger
+        claimed = ledger.record_and_claim(
+            self.delivery.send_id, pending, item.batch, ids, self.message_ids
+        )
+        recipients = item.recipients
+        if claimed is not None:  # someone left the list (or was claimed elsewhere) meanwhile
+            recipients = tuple(r for r in recipients if r.subscriber_id in claimed)
+        if not recipients:
+            return None
+        return self.delivery.deliver(item.batch, recipients)
+
+
+_IDLE = object()
