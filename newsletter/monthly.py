@@ -138,10 +138,12 @@ def _decide(
     claim = read_claim(engine, month)
     if claim is not None and claim.outcome != Claim.WAITING:
         return Decision(month, Outcome.SKIPPED, _claimed_reason(claim, settings))
-    sent = _sent_before(engine, month, settings)
-    if sent is not None:
-        _finish_claim(engine, month, fired_at, Claim.SENT)
-        return Decision(month, Outcome.SKIPPED, sent)
+    started = _send_started(engine, month, settings)
+    if started is not None:
+        completed, why = started
+        if completed:
+            _finish_claim(engine, month, fired_at, Claim.SENT)
+        return Decision(month, Outcome.SKIPPED, why)
     if claim is None and now - fired_at > settings.send.misfire_grace:
         return Decision(month, Outcome.MISSED, _missed_reason(settings, month, now, fired_at))
     window_start = claim.claimed_at if claim is not None else fired_at
@@ -334,16 +336,16 @@ def _failed(engine: sa.Engine, month: str, why: str) -> Decision:
     return Decision(month, Outcome.FAILED, why if hint in why else f"{why}; {hint}")
 
 
-def _sent_before(engine: sa.Engine, month: str, settings: Settings) -> str | None:
-    """Why the month needs no send (a send run exists in the ledger), or None."""
+def _send_started(engine: sa.Engine, month: str, settings: Settings) -> tuple[bool, str] | None:
+    """(completed, why no send is needed) when the ledger has a send run of the month."""
     with engine.connect() as conn:
         row = conn.execute(sa.select(sends).where(sends.c.issue == month)).first()
     if row is None:
         return None
     started = _local(_aware(row.started_at), settings)
     if row.status == "completed":
-        return f"already sent ({row.transport}, started {started} by {row.triggered_by})"
-    return (
+        return True, f"already sent ({row.transport}, started {started} by {row.triggered_by})"
+    return False, (
         f"a send of it started {started} by {row.triggered_by} and is {row.status}; "
         f"finish it with `newsletter send {month} --resume`"
     )

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import Settings, load_settings
+from newsletter.delivery.ledger import Ledger
 from newsletter.issues import load_topics, read_issue
 from newsletter.models import SubscriberStatus
 from newsletter.monthly import Decision, Outcome, month_status, read_claim, run_monthly
@@ -128,6 +129,21 @@ def test_an_issue_already_sent_by_hand_is_skipped(ready: Settings) -> None:
     assert decision.outcome is Outcome.SKIPPED
     assert "already sent" in decision.reason and "by cli" in decision.reason
     assert outbox_recipients(ready) == sorted(ACTIVE)  # once each, from the manual send
+
+
+def test_a_send_started_by_hand_and_unfinished_is_left_to_resume(ready: Settings) -> None:
+    engine = open_database(ready.database_url)
+    Ledger(engine).start(MONTH, "December", "outbox", "cli")  # a manual send that died
+
+    decision = run(ready)
+
+    assert decision.outcome is Outcome.SKIPPED
+    assert (
+        "is running" in decision.reason and f"newsletter send {MONTH} --resume" in decision.reason
+    )
+    assert read_claim(engine, MONTH) is None  # not marked sent: it is not
+    assert month_status(ready, engine, MONTH) == "send running"
+    assert outbox_recipients(ready) == []
 
 
 def test_a_send_time_missed_beyond_the_grace_is_not_made_up(ready: Settings) -> None:
