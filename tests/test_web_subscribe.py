@@ -42,6 +42,7 @@ from tests.webkit import (
     path_of,
     serving,
     subscribe,
+    text_of,
     wait_for,
 )
 
@@ -62,6 +63,7 @@ def test_subscribe_confirm_receive_and_leave_with_one_click(
     confirmation = wait_for(lambda: mail_to(settings, "reader@example.com"))[0]
     assert "confirm" in str(confirmation["Subject"]).lower()
     assert confirmation.get_body(preferencelist=("html",)) is not None
+    assert "works for 7 days" in text_of(confirmation)
     store = store_of(settings)
     record = store.record("reader@example.com")
     assert record is not None

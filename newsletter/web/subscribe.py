@@ -28,8 +28,13 @@ HONEYPOT_FIELD = "website"
 MAX_EMAIL_LENGTH = 320
 
 
-def confirm_days(ctx: WebContext) -> int:
-    return max(1, ctx.settings.links.confirm_max_age.days)
+def confirm_period(ctx: WebContext) -> str:
+    """How long a confirmation link works, in words: "7 days", "1 day", "12 hours"."""
+    seconds = int(ctx.settings.links.confirm_max_age.total_seconds())
+    days, hours = seconds // 86400, max(1, seconds // 3600)
+    if days >= 1 and seconds % 86400 == 0:
+        return f"{days} day{'s' if days != 1 else ''}"
+    return f"{hours} hour{'s' if hours != 1 else ''}"
 
 
 def _form_page(
@@ -93,7 +98,7 @@ async def subscribe_submit(request: Request) -> Response:
             email,
             name,
         )
-    sent = ctx.page("subscribe_sent.html.j2", confirm_days=confirm_days(ctx))
+    sent = ctx.page("subscribe_sent.html.j2", confirm_period=confirm_period(ctx))
     if str(form.get(HONEYPOT_FIELD, "")).strip():
         log.info("subscribe form from %s filled the honeypot; ignored", client_ip(request))
         return sent
@@ -138,7 +143,7 @@ def confirmation_message(ctx: WebContext, subscriber: Subscriber) -> OutgoingMes
     values = {
         "name": subscriber.name,
         "confirm_url": settings.links.confirm_url(token),
-        "confirm_days": confirm_days(ctx),
+        "confirm_period": confirm_period(ctx),
     }
     recipient = Recipient(
         subscriber_id=None,
