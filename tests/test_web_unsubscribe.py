@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import httpx
@@ -13,7 +14,7 @@ from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
-from tests.webkit import LiveServer, csrf_token
+from tests.webkit import LiveServer, csrf_token, wait_for
 
 pytest_plugins = ["tests.webfixtures"]  # the live server and client fixtures
 
@@ -198,3 +199,25 @@ def test_preferences_with_a_bad_token_are_refused(
     bad = token(settings, Purpose.UNSUBSCRIBE, reader)
     assert client.get(f"/preferences/{bad}").status_code == 400
     assert client.post(f"/preferences/{bad}", data={"name": "x"}).status_code == 400
+
+
+def test_the_access_log_leaves_link_tokens_out(
+    settings: Settings,
+    client: httpx.Client,
+    reader: Subscriber,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="newsletter.web.access")
+    secret = token(settings, Purpose.UNSUBSCRIBE, reader)
+    client.get(f"/unsubscribe/{secret}")
+    client.post(f"/unsubscribe/{secret}", content=ONE_CLICK, headers=FORM_TYPE)
+    client.get(f"/preferences/{token(settings, Purpose.PREFERENCES, reader)}")
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "newsletter.web.access"]
+
+    wait_for(lambda: len(lines()) == 3)  # each line is written once its answer has gone out
+    assert any('"GET /unsubscribe/…" 200' in line for line in lines()), lines()
+    assert any('"POST /unsubscribe/…" 200' in line for line in lines()), lines()
+    assert secret not in caplog.text
+    assert reader.email not in caplog.text

@@ -59,6 +59,7 @@ def serve(project: Project, host: str, port: int, forwarded_allow_ips: str, log_
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
         server_header=False,
+        access_log=False,  # our own access log leaves the link tokens out
         log_level=log_level,
     )
 

@@ -29,6 +29,7 @@ from newsletter.web.archive import ArchiveSite
 from newsletter.web.pages import WebContext, context_of, template_environment
 from newsletter.web.security import (
     SECURITY_HEADERS,
+    AccessLog,
     BodyLimit,
     BodyTooLarge,
     CsrfProtect,
@@ -171,7 +172,7 @@ def create_app(
     ctx.extra["archive"] = ArchiveSite(settings, templates)
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
+        middleware=[Middleware(AccessLog), Middleware(SecurityHeaders), Middleware(BodyLimit)],
         exception_handlers={
             HTTPException: http_error,
             BodyTooLarge: too_large,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
+import re
 import secrets
 import threading
 import time
@@ -200,3 +202,45 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+_TOKEN_PATH_RE = re.compile(r"^/(unsubscribe|confirm|preferences)/[^/]+")
+access_log = logging.getLogger("newsletter.web.access")
+
+
+def redact_path(path: str) -> str:
+    """The path without its link token: a token in a log would let its reader unsubscribe someone."""
+    return _TOKEN_PATH_RE.sub(r"/\1/…", path)
+
+
+class AccessLog:
+    """ASGI middleware: one log line per request (client, method, path without tokens, status, time)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            access_log.info(
+                '%s "%s %s" %d %.0f ms',
+                client[0],
+                scope["method"],
+                redact_path(scope["path"]),
+                status,
+                (time.monotonic() - started) * 1000,
+            )
