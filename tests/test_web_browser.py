@@ -8,13 +8,13 @@ import pytest
 from playwright.sync_api import Browser
 
 from newsletter.config import Settings
-from newsletter.issues import load_topics
+from newsletter.issues import load_topics, read_issue
 from newsletter.models import SubscriberStatus
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
 from tests.browser import chromium, horizontal_overflow, page_at
-from tests.webkit import LiveServer, confirm_path, mail_to, wait_for
+from tests.webkit import LiveServer, archive_fixture, confirm_path, mail_to, serving, wait_for
 
 pytestmark = pytest.mark.browser
 pytest_plugins = ["tests.webfixtures"]  # the live server fixture
@@ -107,3 +107,30 @@ def test_pages_run_no_script_and_the_csp_forbids_it(browser: Browser, live: Live
         assert answer is not None
         assert "script-src" not in answer.headers["content-security-policy"]
         assert page.locator("script").count() == 0
+
+
+@pytest.mark.parametrize("width", [320, PHONE])
+def test_archive_pages_fit_a_phone(browser: Browser, settings: Settings, width: int) -> None:
+    topics = load_topics(settings.topics_file)
+    for month in ("2020-12", "2021-01"):
+        issue = read_issue(settings.issues_dir / f"{month}.md", topics)
+        archive_fixture(
+            settings.root,
+            month,
+            issue.source,
+            subject=issue.subject,
+            finished_at=f"{month}-05T14:00:00+00:00",
+        )
+    with serving(settings) as server, page_at(browser, width) as page:
+        for path in (
+            "/archive/",
+            "/archive/topics/",
+            "/archive/topics/attendance-attrition-and-drop-out/",
+        ):
+            page.goto(server.url + path)
+            scroll, client = horizontal_overflow(page)
+            assert scroll <= client, f"{path} scrolls sideways at {width}px ({scroll} > {client})"
+        page.get_by_role("link", name="Efficacy of Treatments").first.click()
+        page.wait_for_load_state()
+        assert page.url.endswith("/archive/topics/efficacy-of-treatments/")
+        assert "A Second Try" in page.content()

@@ -32,6 +32,7 @@ from newsletter.cli import Project, pass_project
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
     show_default=True,
+    help="How much to log (one access line per request at info).",
 )
 @pass_project
 def serve(project: Project, host: str, port: int, forwarded_allow_ips: str, log_level: str) -> None:
