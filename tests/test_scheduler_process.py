@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -85,8 +85,11 @@ class Scheduler:
         self._log_file.close()
 
 
+Spawn = Callable[..., Scheduler]  # spawn(*args, env=None, where=project) -> Scheduler
+
+
 @pytest.fixture
-def spawn(project: Path) -> Iterator[object]:
+def spawn(project: Path) -> Iterator[Spawn]:
     started: list[Scheduler] = []
 
     def start(*args: str, env: dict[str, str] | None = None, where: Path = project) -> Scheduler:
@@ -134,16 +137,16 @@ def sent_lines(*schedulers: Scheduler, month: str) -> int:
 
 
 def test_fires_within_seconds_sends_once_and_a_restart_does_not_resend(
-    spawn: object, month_ready: tuple[Settings, str, datetime]
+    spawn: Spawn, month_ready: tuple[Settings, str, datetime]
 ) -> None:
     settings, month, when = month_ready
-    first = spawn(*fire_args(when))  # type: ignore[operator]
+    first = spawn(*fire_args(when))
     first.wait_for(rf"issue {month}: sent: sent with outbox to 3 subscriber\(s\)")
     assert first.stop() == 0
     assert "scheduler stopped" in first.text()
     assert outbox_recipients(settings) == sorted(ACTIVE)
 
-    again = spawn(*fire_args(when))  # type: ignore[operator]
+    again = spawn(*fire_args(when))
     again.wait_for(rf"issue {month}: skipped: already sent")
     assert again.stop(signal.SIGINT) == 0
     assert outbox_recipients(settings) == sorted(ACTIVE)
@@ -151,7 +154,7 @@ def test_fires_within_seconds_sends_once_and_a_restart_does_not_resend(
 
 
 def test_sends_once_through_the_sendgrid_stand_in(
-    spawn: object, project: Path, clean_env: None, sendgrid_server: SendGridServer
+    spawn: Spawn, project: Path, clean_env: None, sendgrid_server: SendGridServer
 ) -> None:
     edit_schedule(project, transport="sendgrid")
     env = {
@@ -166,7 +169,7 @@ def test_sends_once_through_the_sendgrid_stand_in(
     lists = SuppressionLists().install(sendgrid_server)
     lists.add("spam_reports", ACTIVE[2])
 
-    scheduler = spawn(*fire_args(when), env=env)  # type: ignore[operator]
+    scheduler = spawn(*fire_args(when), env=env)
     scheduler.wait_for(rf"issue {month}: sent: sent with sendgrid to 2 subscriber\(s\)")
     scheduler.stop()
 
@@ -179,11 +182,11 @@ def test_sends_once_through_the_sendgrid_stand_in(
 
 
 def test_a_draft_is_sent_as_soon_as_it_becomes_ready(
-    spawn: object, project: Path, month_ready: tuple[Settings, str, datetime]
+    spawn: Spawn, project: Path, month_ready: tuple[Settings, str, datetime]
 ) -> None:
     settings, month, when = month_ready
     write_issue(project, month, "draft")
-    scheduler = spawn(*fire_args(when))  # type: ignore[operator]
+    scheduler = spawn(*fire_args(when))
     scheduler.wait_for(
         rf"WARNING newsletter\.monthly: issue {month}: waiting: issues/{month}\.md is a draft"
     )
@@ -196,17 +199,17 @@ def test_a_draft_is_sent_as_soon_as_it_becomes_ready(
 
 
 def test_a_fire_missed_inside_the_grace_is_sent_once_after_a_restart(
-    spawn: object, month_ready: tuple[Settings, str, datetime]
+    spawn: Spawn, month_ready: tuple[Settings, str, datetime]
 ) -> None:
     settings, month, _ = month_ready
     when = ahead(15)
-    down = spawn(*fire_args(when))  # type: ignore[operator]
+    down = spawn(*fire_args(when))
     down.wait_for(r"scheduled: send \d{4}-\d{2} at")
     down.kill()  # the machine goes down before the send time
     assert datetime.now(TORONTO) < when, "the scheduler took too long to start"
     sleep_until(when + timedelta(seconds=2))
 
-    up = spawn(*fire_args(when))  # type: ignore[operator]
+    up = spawn(*fire_args(when))
     up.wait_for(rf"issue {month}: sent:")
     up.stop()
     assert outbox_recipients(settings) == sorted(ACTIVE)
@@ -214,18 +217,18 @@ def test_a_fire_missed_inside_the_grace_is_sent_once_after_a_restart(
 
 
 def test_a_fire_missed_beyond_the_grace_is_not_made_up(
-    spawn: object, project: Path, month_ready: tuple[Settings, str, datetime]
+    spawn: Spawn, project: Path, month_ready: tuple[Settings, str, datetime]
 ) -> None:
     settings, month, _ = month_ready
     edit_schedule(project, misfire_grace="2s")
     when = ahead(15)
-    down = spawn(*fire_args(when))  # type: ignore[operator]
+    down = spawn(*fire_args(when))
     down.wait_for(r"scheduled: send \d{4}-\d{2} at")
     down.kill()
     assert datetime.now(TORONTO) < when, "the scheduler took too long to start"
     sleep_until(when + timedelta(seconds=5))
 
-    up = spawn(*fire_args(when))  # type: ignore[operator]
+    up = spawn(*fire_args(when))
     up.wait_for(rf"ERROR newsletter\.schedule: issue {month}: missed: the send time")
     time.sleep(1)
     up.stop()
@@ -234,12 +237,12 @@ def test_a_fire_missed_beyond_the_grace_is_not_made_up(
 
 
 def test_two_schedulers_at_once_send_once(
-    spawn: object, month_ready: tuple[Settings, str, datetime]
+    spawn: Spawn, month_ready: tuple[Settings, str, datetime]
 ) -> None:
     settings, month, _ = month_ready
     when = ahead(12)
-    one = spawn(*fire_args(when))  # type: ignore[operator]
-    two = spawn(*fire_args(when))  # type: ignore[operator]
+    one = spawn(*fire_args(when))
+    two = spawn(*fire_args(when))
     one.wait_for(r"scheduled: send \d{4}-\d{2} at")
     two.wait_for(r"scheduled: send \d{4}-\d{2} at")
     sleep_until(when + timedelta(seconds=1))
@@ -256,7 +259,7 @@ def test_two_schedulers_at_once_send_once(
 
 @pytest.mark.slow
 def test_the_monthly_rule_a_minute_ahead_sends_once_also_after_downtime(
-    spawn: object, project: Path, clean_env: None
+    spawn: Spawn, project: Path, clean_env: None
 ) -> None:
     """The real monthly job (no --fire-at): a cron line for the next minute, Toronto time.
 
@@ -275,8 +278,8 @@ def test_the_monthly_rule_a_minute_ahead_sends_once_also_after_downtime(
         write_issue(where, month, "ready")
         add_people(settings[where])
 
-    running = spawn("--recheck-every", "1s")  # type: ignore[operator]
-    down = spawn("--recheck-every", "1s", where=other)  # type: ignore[operator]
+    running = spawn("--recheck-every", "1s")
+    down = spawn("--recheck-every", "1s", where=other)
     for scheduler in (running, down):
         scheduler.wait_for(rf"scheduled: send this month's issue, next at {fire.isoformat()}")
     down.kill()
@@ -285,9 +288,9 @@ def test_the_monthly_rule_a_minute_ahead_sends_once_also_after_downtime(
     running.wait_for(rf"issue {month}: sent:", timeout=150)
     assert running.stop() == 0
     sleep_until(fire + timedelta(seconds=3))
-    up = spawn("--recheck-every", "1s", where=other)  # type: ignore[operator]
+    up = spawn("--recheck-every", "1s", where=other)
     up.wait_for(rf"issue {month}: sent:")
-    restarted = spawn("--recheck-every", "1s")  # type: ignore[operator]
+    restarted = spawn("--recheck-every", "1s")
     restarted.wait_for(rf"next at {(fire + timedelta(days=1)).isoformat()}")
     time.sleep(2)
     up.stop()
