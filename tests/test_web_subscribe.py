@@ -117,8 +117,11 @@ def test_the_answer_is_the_same_whether_or_not_the_address_is_known(
     gone = store.add("gone@example.com")
     store.unsubscribe(gone.id, reason="test", source="cli")
     store.add("waiting@example.com", status=SubscriberStatus.PENDING)
+    store.add("erased@example.com")
+    store.forget("erased@example.com")
 
     addresses = [
+        "erased@example.com",
         "new@example.com",
         "active@example.com",
         "ACTIVE@example.com",
@@ -139,6 +142,8 @@ def test_the_answer_is_the_same_whether_or_not_the_address_is_known(
     gone_now = store.get("gone@example.com")
     assert gone_now is not None and gone_now.status is SubscriberStatus.UNSUBSCRIBED
     assert store.get("someone@example.invalid") is None
+    assert store.get("erased@example.com") is None  # still forgotten, not re-added
+    assert store.is_suppressed("erased@example.com")
 
 
 def test_an_obvious_typo_gets_the_form_back_with_the_input_escaped(client: httpx.Client) -> None:
