@@ -278,3 +278,14 @@ def test_the_web_commands_and_their_options_are_documented() -> None:
         "FORWARDED_ALLOW_IPS",
     ):
         assert needed in deploy, needed
+
+
+def test_an_unwritable_destination_is_a_one_line_error(archived: Settings, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(
+        main, ["--project", str(archived.root), "archive", "--out", str(blocker / "site")]
+    )
+    assert result.exit_code == 1
+    assert "cannot create the folder" in result.output
+    assert "Traceback" not in result.output

@@ -125,7 +125,10 @@ class ArchiveSite:
         vocabulary: tuple[str, ...] | None = None
         found: list[Entry] = []
         for archived in list_archived(self.settings.archive_dir):
-            stamp = max(archived.source_path.stat().st_mtime, archived.folder.stat().st_mtime)
+            try:
+                stamp = max(archived.source_path.stat().st_mtime, archived.folder.stat().st_mtime)
+            except OSError:  # removed since it was listed
+                continue
             with self._lock:
                 cached = self._cache.get(archived.folder)
             if cached is not None and cached[0] == stamp:
@@ -270,8 +273,11 @@ def export_static(settings: Settings, out_dir: Path) -> list[Path]:
         raise NewsletterError(
             f"{out_dir}: this folder holds other files; give an empty or new folder for the archive"
         )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as err:
+        raise NewsletterError(f"{out_dir}: cannot create the folder: {err}") from err
     written: list[Path] = []
     try:
         for relative, content in _pages(ArchiveSite(settings)):
@@ -284,6 +290,9 @@ def export_static(settings: Settings, out_dir: Path) -> list[Path]:
             written.append(out_dir / relative)
         os.chmod(staging, 0o755)  # noqa: S103 - a public web folder (mkdtemp made it 0700)
         _swap_in(staging, out_dir)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise NewsletterError(f"{out_dir}: the archive could not be written: {err}") from err
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
