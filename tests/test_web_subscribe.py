@@ -26,12 +26,14 @@ import pytest
 from newsletter.config import Settings
 from newsletter.delivery.memory import MemoryTransport
 from newsletter.delivery.outbox import OutboxTransport
+from newsletter.errors import ConfigError
 from newsletter.issues import load_topics, read_issue
 from newsletter.models import SubscriberStatus
 from newsletter.send import send_issue
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
+from newsletter.web.app import create_app
 from newsletter.web.security import RateLimit, RateLimiter
 from tests.webkit import (
     LiveServer,
@@ -430,3 +432,15 @@ def test_serve_refuses_a_bad_webhook_key_before_listening(project: Path, clean_e
     assert result.returncode == 2
     assert "NEWSLETTER_SENDGRID_WEBHOOK_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_missing_or_broken_templates_stop_the_start_with_a_located_error(
+    settings: Settings,
+) -> None:
+    broken = settings.templates_dir / "web" / "subscribe.html.j2"
+    broken.write_text("{% block content %}never closed")
+    with pytest.raises(ConfigError, match=r"subscribe\.html\.j2:1"):
+        create_app(settings)
+    broken.unlink()
+    with pytest.raises(ConfigError, match=r"subscribe\.html\.j2: not found"):
+        create_app(settings)

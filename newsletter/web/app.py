@@ -26,7 +26,12 @@ from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import load_key, load_signer
 from newsletter.web import preferences, subscribe, unsubscribe, webhooks
 from newsletter.web.archive import ArchiveSite
-from newsletter.web.pages import WebContext, context_of, template_environment
+from newsletter.web.pages import (
+    WebContext,
+    check_templates,
+    context_of,
+    template_environment,
+)
 from newsletter.web.security import (
     SECURITY_HEADERS,
     AccessLog,
@@ -154,9 +159,10 @@ def create_app(
     form_limit: RateLimit = FORM_LIMIT,
     transport: Callable[[], Transport] | None = None,
 ) -> Starlette:
-    """The public ASGI app for ``settings``; opens (and migrates) the database now."""
+    """The public ASGI app for ``settings``; opens (and migrates) the database and loads the templates now."""
     engine = open_database(settings.database_url)
     templates = template_environment(Path(settings.templates_dir))
+    check_templates(templates, Path(settings.templates_dir))
     ctx = WebContext(
         settings=settings,
         engine=engine,

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+)
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -18,7 +25,7 @@ from starlette.responses import HTMLResponse
 from newsletter import markdown
 from newsletter.config import Settings
 from newsletter.delivery.base import Transport
-from newsletter.errors import RenderError
+from newsletter.errors import ConfigError, RenderError
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import LinkSigner
 from newsletter.web.security import CsrfProtect, RateLimiter, client_ip
@@ -70,6 +77,39 @@ def template_environment(templates_dir: Path) -> Environment:
     env.filters["inline_markdown"] = _inline_markdown
     env.filters["month_name"] = month_name
     return env
+
+
+TEMPLATES = (
+    "web/base.html.j2",
+    "web/error.html.j2",
+    "web/subscribe.html.j2",
+    "web/subscribe_sent.html.j2",
+    "web/confirmed.html.j2",
+    "web/unsubscribe.html.j2",
+    "web/unsubscribed.html.j2",
+    "web/preferences.html.j2",
+    "web/archive_index.html.j2",
+    "web/archive_topics.html.j2",
+    "web/archive_topic.html.j2",
+    "email/confirm.txt.j2",
+    "email/confirm.html.j2",
+)
+
+
+def check_templates(env: Environment, templates_dir: Path) -> None:
+    """Load every template the app uses now, so a missing or broken one stops the start, not a visitor."""
+    for name in TEMPLATES:
+        try:
+            env.get_template(name)
+        except TemplateNotFound as err:
+            raise ConfigError(
+                f"{templates_dir / name}: not found; the web app needs the templates/web/ and "
+                "templates/email/confirm.* files of the newsletter repository"
+            ) from err
+        except TemplateSyntaxError as err:
+            raise ConfigError(
+                f"{err.filename or templates_dir / name}:{err.lineno}: {err.message}"
+            ) from err
 
 
 def common_values(settings: Settings) -> dict[str, Any]:
