@@ -51,6 +51,14 @@ _SHORTEST_MONTH = {2: 28, 4: 30, 6: 30, 9: 30, 11: 30}  # months that lack some 
 
 def trigger_for(rule: SendRule, tz: ZoneInfo) -> BaseTrigger:
     """The APScheduler trigger of a send rule: ``cron`` if given, else ``day`` at ``time``, in ``tz``."""
+    trigger = _trigger(rule, tz)
+    if trigger.get_next_fire_time(None, datetime.now(tz)) is None:
+        key = "send.cron" if rule.cron else "send.day"
+        raise ConfigError(f"schedule.yaml: `{key}`: this rule never matches a date")
+    return trigger
+
+
+def _trigger(rule: SendRule, tz: ZoneInfo) -> BaseTrigger:
     if rule.cron:
         return _crontab_trigger(rule.cron, tz)
     at = {"hour": rule.time.hour, "minute": rule.time.minute, "second": 0, "timezone": tz}
@@ -154,7 +162,9 @@ def month_of(fire_time: datetime) -> str:
 # --- running once (cron, systemd timers) --------------------------------------------------------
 
 
-def run_once(settings: Settings, *, now: datetime) -> Decision | None:
+def run_once(
+    settings: Settings, *, now: datetime, stop: threading.Event | None = None
+) -> Decision | None:
     """Do what the scheduler would do now, then return: for cron or a systemd timer.
 
     Acts on the latest send time if it is within ``misfire_grace`` (a fresh fire) or its month is
@@ -173,7 +183,7 @@ def run_once(settings: Settings, *, now: datetime) -> Decision | None:
             engine.dispose()
         if claim is None or claim.outcome != Outcome.WAITING.value:
             return None
-    return run_monthly(settings, month, now=now, fired_at=fired_at)
+    return run_monthly(settings, month, now=now, fired_at=fired_at, stop=stop)
 
 
 # --- the foreground scheduler --------------------------------------------------------------------

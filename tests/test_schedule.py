@@ -132,7 +132,9 @@ def test_a_cron_line_overrides_day_and_time_across_dst(project: Path, clean_env:
     assert shown(times) == ["2026-10-06 09:00 -0400", "2026-11-03 09:00 -0500"]
 
 
-@pytest.mark.parametrize("cron", ["0 9 * * 8", "61 9 * * *", "0 9 32 * *", "0 9 * * fri-mon"])
+@pytest.mark.parametrize(
+    "cron", ["0 9 * * 8", "61 9 * * *", "0 9 32 * *", "0 9 * * fri-mon", "0 9 30 2 *"]
+)
 def test_a_bad_cron_line_names_the_key(project: Path, clean_env: None, cron: str) -> None:
     settings = settings_for(project, cron=cron)
     with pytest.raises(ConfigError, match=r"`send\.cron`"):

@@ -6,6 +6,8 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
@@ -107,22 +109,18 @@ def _table(settings: Settings, times: list[datetime]) -> Table:
 def scheduler(project: Project, once: bool, recheck_every: str, fire_at: str | None) -> None:
     """Run in the foreground and send each month's issue at its send time (SIGTERM stops it)."""
     settings = project.settings
+    recheck = _duration(recheck_every, "--recheck-every")
+    extra = _moment(fire_at, settings, "--fire-at") if fire_at else None
     _configure_logging()
-    if once:
-        decision = run_once(settings, now=datetime.now(settings.timezone))
-        if decision is None:
-            logging.getLogger("newsletter.schedule").info("nothing is due now")
-        elif decision.outcome in FAILED_OUTCOMES:
-            sys.exit(1)
-        return
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    run_scheduler(
-        settings,
-        stop=stop,
-        recheck_every=_duration(recheck_every, "--recheck-every"),
-        fire_at=_moment(fire_at, settings, "--fire-at") if fire_at else None,
-    )
+    with _stop_on_signals() as stop:
+        if not once:
+            run_scheduler(settings, stop=stop, recheck_every=recheck, fire_at=extra)
+            return
+        decision = run_once(settings, now=datetime.now(settings.timezone), stop=stop)
+    if decision is None:
+        logging.getLogger("newsletter.schedule").info("nothing is due now")
+    elif decision.outcome in FAILED_OUTCOMES:
+        sys.exit(1)
 
 
 class _DecisionLog(logging.StreamHandler):  # type: ignore[type-arg]
@@ -141,13 +139,21 @@ def _configure_logging() -> None:
     root.setLevel(logging.INFO)
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGTERM and SIGINT set (a graceful stop); the old handlers come back after."""
+    stop = threading.Event()
+
     def handle(signum: int, _frame: FrameType | None) -> None:
         logging.getLogger("newsletter.schedule").info("%s received", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _duration(text: str, option: str) -> timedelta:
