@@ -94,15 +94,12 @@ def test_subscribe_confirm_receive_and_leave_with_one_click(
 
     # The mail client's one-click POST: no cookies, no CSRF token, just the RFC 8058 body.
     with httpx.Client(base_url=live.url, timeout=10) as mail_client:
-        started = time.monotonic()
         left = mail_client.post(
             path_of(unsubscribe_url),
             content=b"List-Unsubscribe=One-Click",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
-        took = time.monotonic() - started
     assert left.status_code == 200
-    assert took < 2.0
     subscriber = store.get("reader@example.com")
     assert subscriber is not None
     assert subscriber.status is SubscriberStatus.UNSUBSCRIBED
