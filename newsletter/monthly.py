@@ -195,13 +195,15 @@ def check_issue(settings: Settings, month: str) -> IssueCheck:
 
 def month_status(settings: Settings, engine: sa.Engine, month: str) -> str:
     """One word or two for ``newsletter schedule``: ready, draft, missing, has errors, sent …"""
+    with engine.connect() as conn:
+        sent = conn.scalar(sa.select(sends.c.status).where(sends.c.issue == month))
+    if sent == "completed":
+        return "already sent"  # also after a failed scheduled send was finished by hand
     claim = read_claim(engine, month)
     if claim is not None and claim.outcome in _CLAIM_STATUS:
         return _CLAIM_STATUS[claim.outcome]
-    with engine.connect() as conn:
-        sent = conn.scalar(sa.select(sends.c.status).where(sends.c.issue == month))
     if sent is not None:
-        return "already sent" if sent == "completed" else f"send {sent}"
+        return f"send {sent}"
     check = check_issue(settings, month)
     if check.readiness is Readiness.ERRORS and check.errors:
         return f"has errors ({check.errors})"
