@@ -21,7 +21,7 @@ from newsletter.schedule import run_once
 from newsletter.send import send_issue
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
-from tests.peers.sendgrid_server import Fault, SendGridServer
+from tests.peers.sendgrid_server import Answer, Fault, PeerRequest, SendGridServer
 from tests.peers.sendgrid_suppressions import SuppressionLists
 from tests.schedkit import ACTIVE, add_people, edit_schedule, outbox_recipients, write_issue
 
@@ -312,3 +312,27 @@ def test_scheduler_refuses_a_bad_cron_line_before_starting(project: Path, clean_
     result = CliRunner().invoke(main, ["--project", str(project), "scheduler"])
     assert result.exit_code == 2
     assert "`send.cron`" in result.output and "Traceback" not in result.output
+
+
+def test_a_failed_send_is_reported_and_left_to_resume(
+    sendgrid_project: tuple[Settings, SuppressionLists], sendgrid_server: SendGridServer
+) -> None:
+    settings, _lists = sendgrid_project
+
+    def last_list_then_refuse(_request: PeerRequest) -> Answer:
+        sendgrid_server.inject(Fault(status=403))  # the Mail Send request that follows
+        return Answer(200, [])
+
+    sendgrid_server._routes.insert(
+        0, ("GET", "/v3/suppression/invalid_emails", last_list_then_refuse)
+    )
+
+    failed = run(settings)
+    later = run(settings, 5)
+
+    assert failed.outcome is Outcome.FAILED
+    assert "403" in failed.reason and f"newsletter send {MONTH} --resume" in failed.reason
+    assert later.outcome is Outcome.SKIPPED and "failed earlier" in later.reason
+    assert sendgrid_server.recipients() == []
+    engine = open_database(settings.database_url)
+    assert month_status(settings, engine, MONTH) == "send failed"
