@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from newsletter.config import Settings
+from newsletter.delivery import get_transport
 from newsletter.errors import AlreadySentError, DeliveryError, NewsletterError
 from newsletter.issues import lint_issue, load_topics
 from newsletter.models import Issue, IssueStatus
@@ -34,6 +35,7 @@ from newsletter.store.engine import open_database
 from newsletter.store.schema import schedule_claims, sends
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.suppressions import sync_suppressions
+from newsletter.tokens import load_signer
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +169,12 @@ def _decide(
         assert claim is not None
         return Decision(month, Outcome.SKIPPED, _claimed_reason(claim, settings))
     return _send(settings, engine, check.issue, window_start, stop)
+
+
+def preflight(settings: Settings) -> None:
+    """Refuse to start with a transport or signing key that cannot work (ConfigError), not at 09:00."""
+    get_transport(settings.delivery.transport, settings.delivery)
+    load_signer(settings)
 
 
 # --- the issue file ------------------------------------------------------------------------------
@@ -310,6 +318,8 @@ def _send(
                 f"SendGrid's suppressions could not be pulled before sending ({err}); "
                 "trying again at the next look",
             )
+        except NewsletterError as err:
+            return _failed(engine, month, f"SendGrid's suppressions could not be pulled: {err}")
         log.info("issue %s: suppression sync before sending: %s", month, report.summary())
     try:
         summary = send_issue(settings, issue, triggered_by="scheduler", stop=stop)

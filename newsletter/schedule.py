@@ -32,7 +32,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from newsletter.config import SendRule, Settings
 from newsletter.errors import ConfigError
-from newsletter.monthly import Decision, Outcome, format_duration, read_claim, run_monthly
+from newsletter.monthly import (
+    Decision,
+    Outcome,
+    format_duration,
+    preflight,
+    read_claim,
+    run_monthly,
+)
 from newsletter.store.engine import open_database
 
 log = logging.getLogger(__name__)
@@ -170,6 +177,7 @@ def run_once(
     Acts on the latest send time if it is within ``misfire_grace`` (a fresh fire) or its month is
     still waiting for the issue to become ready; otherwise there is nothing to do (None).
     """
+    preflight(settings)
     rule = settings.send
     fired_at = latest_fire_time(settings, now, max(rule.misfire_grace, rule.wait_for_ready))
     if fired_at is None:
@@ -257,6 +265,7 @@ def run_scheduler(
     a month whose issue is not ready yet is looked at again.
     """
     trigger = trigger_for(settings.send, settings.timezone)  # a bad cron line fails before start
+    preflight(settings)
     engine = open_database(settings.database_url)
     scheduler = _new_scheduler(settings, engine)
     context = _Context(settings, stop, recheck_every, scheduler)

@@ -336,3 +336,13 @@ def test_a_failed_send_is_reported_and_left_to_resume(
     assert sendgrid_server.recipients() == []
     engine = open_database(settings.database_url)
     assert month_status(settings, engine, MONTH) == "send failed"
+
+
+@pytest.mark.parametrize("once", [[], ["--once"]])
+def test_scheduler_refuses_to_start_without_the_transport_secrets(
+    project: Path, clean_env: None, once: list[str]
+) -> None:
+    edit_schedule(project, transport="sendgrid")
+    result = CliRunner().invoke(main, ["--project", str(project), "scheduler", *once])
+    assert result.exit_code == 2
+    assert "SENDGRID_API_KEY" in result.output and "Traceback" not in result.output
