@@ -1,11 +1,12 @@
 """The batch loop of a send run, in two stages so the database, the CPU and the network overlap.
 
-The preparing stage (the caller's thread) reads the next subscribers who still need the issue
-and makes their personal strings; the delivering stage (one worker thread) claims exactly those
-people in the ledger, hands them to the transport and records the outcome. Recording batch *n*
-and claiming batch *n+1* share one transaction, so a batch costs one commit. A batch is claimed
-only just before the transport gets it, so at most one batch is ever ``pending``: after a crash
-exactly the batch in flight is unconfirmed.
+Stage 1 (the caller's thread) reads the next subscribers who still need the issue and makes
+their personal strings; stage 2 (a thread) claims exactly those people in the ledger (one
+transaction) and hands them to the transport; stage 3 (a thread) records what the transport
+said (one transaction) while the next batch is already on the wire. A batch is claimed only
+just before the transport gets it, so after a crash the ``pending`` rows are the batch in flight
+plus at most the two delivered batches waiting to be recorded: all of them may have gone out,
+which is what ``unconfirmed`` means. Nobody who surely did not get it is ever marked so.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class Delivery:
 
 
 class Pipeline:
-    """Runs the two stages over every subscriber still waiting for the issue."""
+    """Runs the three stages over every subscriber still waiting for the issue."""
 
     def __init__(
         self,
@@ -119,21 +120,26 @@ class Pipeline:
         self.message_ids = message_ids
         self.batch_size = batch_size
         self.stop = stop
-        self.handoff: queue.Queue[Prepared | None] = queue.Queue(maxsize=1)
-        self.error: BaseException | None = None
+        self.prepared: queue.Queue[Prepared | None] = queue.Queue(maxsize=1)
+        self.delivered: queue.Queue[Outcome | None] = queue.Queue(maxsize=2)
+        self.errors: list[BaseException] = []
         self.cut_short = False  # the delivering stage left prepared work behind (stop)
-        self._worker = threading.Thread(target=self._deliver_all, name="send-delivery")
+        self._sender = threading.Thread(target=self._send_all, name="send-deliver")
+        self._recorder = threading.Thread(target=self._record_all, name="send-record")
 
     def run(self, first_batch: int) -> bool:
         """Deliver to everyone left: True when done, False when stopped; re-raises failures."""
-        self._worker.start()
+        self._recorder.start()
+        self._sender.start()
         try:
             done = self._prepare_all(first_batch)
         finally:
-            self._put(None)
-            self._worker.join()
-        if self.error is not None:
-            raise self.error
+            _put(self.prepared, None, self._sender)
+            self._sender.join()
+            _put(self.delivered, None, self._recorder)
+            self._recorder.join()
+        if self.errors:
+            raise self.errors[0]
         return done and not self.cut_short
 
     # --- stage 1: read and personalise (this thread) ------------------------------------
@@ -149,7 +155,7 @@ class Pipeline:
                 # One pass from the start catches anyone activated below the cursor meanwhile.
                 after, swept = 0, True
                 continue
-            if not self._put(Prepared(batch, self._personalise(rows))):
+            if not _put(self.prepared, Prepared(batch, self._personalise(rows)), self._sender):
                 return False
             after, batch = rows[-1].subscriber_id, batch + 1
         return False
@@ -161,52 +167,24 @@ class Pipeline:
             for row in rows
         )
 
-    def _put(self, item: Prepared | None) -> bool:
-        """Hand over ``item``; False if the delivering stage has ended and will take no more."""
-        while self._worker.is_alive():
-            try:
-                self.handoff.put(item, timeout=POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
+    # --- stage 2: claim and send (worker thread) -------------------------------------------
 
-    # --- stage 2: claim, send, record (worker thread) --------------------------------------
-
-    def _deliver_all(self) -> None:
-        pending: Outcome | None = None  # delivered, not yet recorded
-        ledger, send_id = self.delivery.ledger, self.delivery.send_id
+    def _send_all(self) -> None:
         try:
-            while True:
-                item = self._next(pending)
-                if item is _IDLE:
-                    assert pending is not None
-                    ledger.record(send_id, pending)  # nothing to claim yet: record alone
-                    pending = None
-                    continue
-                if item is None or self.stop.is_set():
-                    self.cut_short = item is not None
-                    if pending is not None:
-                        ledger.record(send_id, pending)
+            while (item := self.prepared.get()) is not None:
+                if self.stop.is_set() or not self._recorder.is_alive():
+                    self.cut_short = True
                     return
-                assert isinstance(item, Prepared)
-                pending = self._claim_and_send(pending, item)
+                outcome = self._claim_and_send(item)
+                if outcome is not None and not _put(self.delivered, outcome, self._recorder):
+                    return
         except BaseException as err:  # handed to the caller's thread by run()
-            self.error = err
+            self.errors.append(err)
 
-    def _next(self, pending: Outcome | None) -> Prepared | object | None:
-        if pending is None:
-            return self.handoff.get()
-        try:
-            return self.handoff.get_nowait()
-        except queue.Empty:
-            return _IDLE
-
-    def _claim_and_send(self, pending: Outcome | None, item: Prepared) -> Outcome | None:
+    def _claim_and_send(self, item: Prepared) -> Outcome | None:
         ids = [r.subscriber_id for r in item.recipients if r.subscriber_id is not None]
-        ledger = self.delivery.ledger
-        claimed = ledger.record_and_claim(
-            self.delivery.send_id, pending, item.batch, ids, self.message_ids
+        claimed = self.delivery.ledger.claim_ids(
+            self.delivery.send_id, item.batch, ids, self.message_ids
         )
         recipients = item.recipients
         if claimed is not None:  # someone left the list (or was claimed elsewhere) meanwhile
@@ -215,5 +193,27 @@ class Pipeline:
             return None
         return self.delivery.deliver(item.batch, recipients)
 
+    # --- stage 3: record what the transport said (worker thread) ---------------------------
 
-_IDLE = object()
+    def _record_all(self) -> None:
+        # Recording batch n while batch n+1 is on the wire: the database works during the wait.
+        try:
+            while (outcome := self.delivered.get()) is not None:
+                self.delivery.ledger.record(self.delivery.send_id, outcome)
+        except BaseException as err:
+            self.errors.append(err)
+
+
+def _put(
+    handoff: queue.Queue[Prepared | None] | queue.Queue[Outcome | None],
+    item: Prepared | Outcome | None,
+    taker: threading.Thread,
+) -> bool:
+    """Hand ``item`` over; False if the taking stage has ended and will take no more."""
+    while taker.is_alive():
+        try:
+            handoff.put(item, timeout=POLL_SECONDS)  # type: ignore[arg-type]
+            return True
+        except queue.Full:
+            continue
+    return False

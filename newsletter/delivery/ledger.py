@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import enum
 import secrets
+import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -107,6 +109,15 @@ class Ledger:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        # The send run writes from two threads; taking turns here is cheaper than SQLite's
+        # busy handler, which sleeps in steps of milliseconds.
+        self._write_lock = threading.Lock()
+
+    @contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        """A write transaction, one at a time within this process."""
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     # --- the send row -----------------------------------------------------------------------
 
@@ -120,7 +131,7 @@ class Ledger:
         """Create the send of ``issue``; refuse when it exists (the unique column decides races)."""
         now = _now()
         try:
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 conn.execute(
                     sends.insert().values(
                         issue=issue,
@@ -140,7 +151,7 @@ class Ledger:
 
     def reopen(self, record: SendRecord, transport: str) -> SendRecord:
         """Mark an existing send running again (``--resume``), with the transport used now."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 sends.update()
                 .where(sends.c.id == record.id)
@@ -156,7 +167,7 @@ class Ledger:
         if status is SendStatus.COMPLETED:
             # A send completes once: resending unconfirmed copies later keeps that date.
             values["finished_at"] = sa.func.coalesce(sends.c.finished_at, _now())
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(sends.update().where(sends.c.id == send_id).values(**values))
 
     # --- batches ----------------------------------------------------------------------------
@@ -171,7 +182,7 @@ class Ledger:
 
     def mark_in_flight_unconfirmed(self, send_id: int) -> int:
         """Rows still ``pending`` were in flight when a run died: they may have gone out."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             result = conn.execute(
                 deliveries.update()
                 .where(
@@ -194,23 +205,15 @@ class Ledger:
             ).all()
         return [Candidate(int(r[0]), str(r[1]), r[2]) for r in rows]
 
-    def record_and_claim(
-        self,
-        send_id: int,
-        done: Outcome | None,
-        batch: int,
-        ids: Sequence[int],
-        message_ids: MessageIds,
+    def claim_ids(
+        self, send_id: int, batch: int, ids: Sequence[int], message_ids: MessageIds
     ) -> set[int] | None:
-        """Record the batch that went out and claim the next, in one transaction (one commit).
+        """Claim those of ``ids`` still active and without a row, in one transaction.
 
-        Claims those of ``ids`` still active and without a row; returns None when that is all
-        of them (the usual case), else the set of ids claimed.
+        Returns None when that is all of them (the usual case), else the set of ids claimed.
         """
         try:
-            with self.engine.begin() as conn:
-                if done is not None:
-                    _record_outcome(conn, send_id, done)
+            with self._writing() as conn:
                 return self._claim_ids(conn, send_id, batch, ids, message_ids)
         except sa.exc.IntegrityError as err:
             raise SendError(
@@ -289,7 +292,7 @@ class Ledger:
             .order_by(deliveries.c.id)
         )
         try:
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 conn.execute(statement)
                 rows = conn.execute(query).all()
         except sa.exc.IntegrityError as err:
@@ -300,12 +303,12 @@ class Ledger:
 
     def record(self, send_id: int, done: Outcome) -> None:
         """Store what the transport said about each recipient of a batch, in one transaction."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             _record_outcome(conn, send_id, done)
 
     def release(self, send_id: int, batch: int) -> int:
         """Give a batch back (the transport refused it whole): ``--resume`` will send it again."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             fresh = conn.execute(
                 deliveries.delete().where(
                     deliveries.c.send_id == send_id,
