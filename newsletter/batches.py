@@ -124,8 +124,8 @@ class Pipeline:
         self.delivered: queue.Queue[Outcome | None] = queue.Queue(maxsize=2)
         self.errors: list[BaseException] = []
         self.cut_short = False  # the delivering stage left prepared work behind (stop)
-        self._sender = threading.Thread(target=self._send_all, name="send-deliver")
-        self._recorder = threading.Thread(target=self._record_all, name="send-record")
+        self._sender = threading.Thread(target=self._send_all, name="send-deliver", daemon=True)
+        self._recorder = threading.Thread(target=self._record_all, name="send-record", daemon=True)
 
     def run(self, first_batch: int) -> bool:
         """Deliver to everyone left: True when done, False when stopped; re-raises failures."""
@@ -133,14 +133,24 @@ class Pipeline:
         self._sender.start()
         try:
             done = self._prepare_all(first_batch)
-        finally:
-            _put(self.prepared, None, self._sender)
-            self._sender.join()
-            _put(self.delivered, None, self._recorder)
-            self._recorder.join()
+        except KeyboardInterrupt:
+            # A second Ctrl-C: leave at once. The threads are daemons and die with the process;
+            # rows of batches in flight stay pending and become unconfirmed on --resume.
+            raise
+        except BaseException:
+            self._wind_down()
+            raise
+        self._wind_down()
         if self.errors:
             raise self.errors[0]
         return done and not self.cut_short
+
+    def _wind_down(self) -> None:
+        """Let the other stages finish what they hold, then stop them."""
+        _put(self.prepared, None, self._sender)
+        self._sender.join()
+        _put(self.delivered, None, self._recorder)
+        self._recorder.join()
 
     # --- stage 1: read and personalise (this thread) ------------------------------------
 

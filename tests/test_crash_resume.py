@@ -110,3 +110,33 @@ def test_sigkill_mid_send_then_resume_loses_no_one(
 
     code, output = finish(newsletter(project, env, "send", MONTH, "--yes"))
     assert code == 0 and "already sent on" in output and "nothing to do" in output
+
+
+@pytest.mark.slow
+def test_sigterm_stops_after_the_current_batch_and_resume_finishes(
+    project: Path, clean_env: None, sendgrid_server: SendGridServer
+) -> None:
+    path = project / "schedule.yaml"
+    text = path.read_text(encoding="utf-8").replace("transport: outbox", "transport: sendgrid")
+    path.write_text(text.replace("batch_size: 1000", f"batch_size: {BATCH}"), encoding="utf-8")
+    settings = load_settings(project, env={})
+    active, _ = seed(settings, PEOPLE)
+    env = run_env(sendgrid_server, settings)
+    sendgrid_server.inject(*[Fault(delay=0.3, process=True)] * 4)
+
+    sender = newsletter(project, env, "send", MONTH, "--yes")
+    wait_for(lambda: sendgrid_server.accepted_count >= 1, "the first batch")
+    sender.send_signal(signal.SIGTERM)
+    code, output = finish(sender)
+    assert code == 1, output
+    assert "stopping after the current batch" in output and "--resume" in output
+    rows = ledger_rows(settings)
+    assert set(rows.values()) == {"sent"}  # nothing left in flight: a clean stop
+    assert len(rows) == sendgrid_server.recipient_count < len(active)
+    assert send_report(settings, MONTH).record.status == "interrupted"
+
+    code, output = finish(newsletter(project, env, "send", MONTH, "--yes", "--resume"))
+    assert code == 0, output
+    counted = Counter(sendgrid_server.recipients())
+    assert set(counted) == {f"person{i}@example.com" for i in active}
+    assert set(counted.values()) == {1}
