@@ -516,7 +516,15 @@ def test_doi_with_a_space_warns(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "link", ["http://example.org/x", "ftp://example.org", "https://", "example.org", "https://a b"]
+    "link",
+    [
+        "http://example.org/x",
+        "ftp://example.org",
+        "https://",
+        "example.org",
+        "https://a b",
+        "https://[x",
+    ],
 )
 def test_link_must_be_https(tmp_path: Path, link: str) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {11: f"Link: {link}"}))
@@ -716,10 +724,12 @@ def test_deeply_nested_yaml(tmp_path: Path) -> None:
 
 
 def test_huge_file(tmp_path: Path) -> None:
-    _, findings = lint(tmp_path, GOOD + "x" * 1_000_001)
+    _, findings = lint(tmp_path, GOOD + "x" * 256 * 1024)
     assert findings == [
-        "f.md:1: error: the file is larger than 1 MB; an issue is a few KB of Markdown"
+        "f.md:1: error: the file is larger than 256 KB; an issue is a few KB of Markdown"
     ]
+    issue, _ = lint(tmp_path, GOOD + "x" * (256 * 1024 - len(GOOD) - 1))
+    assert issue is not None  # just under the limit
 
 
 def test_unreadable_paths(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ __all__ = [
     "resolve_issue",
 ]
 
-MAX_BYTES = 1_000_000  # an issue is a few KB; anything this big is the wrong file
+MAX_BYTES = 256 * 1024  # an issue is a few KB; anything this big is the wrong file
 MAX_ARTICLES = 5
 
 _MONTH_RE = re.compile(r"(\d{4})-(\d{2})")
@@ -173,7 +173,7 @@ def _read_source(path: Path, report: Report) -> str | None:
         report.error(1, f"cannot read the file: {err.strerror or err}")
         return None
     if len(data) > MAX_BYTES:
-        report.error(1, "the file is larger than 1 MB; an issue is a few KB of Markdown")
+        report.error(1, "the file is larger than 256 KB; an issue is a few KB of Markdown")
         return None
     return _decode(data.removeprefix(codecs.BOM_UTF8), report)
 
@@ -228,8 +228,9 @@ def _parse_body(
         )
     _check_article_count(body, starts, closing_line)
     ends = [heading.index for heading in starts[1:]] + [len(body.lines)]  # longer when no article
+    inner = _implications_by_article(headings)
     articles = tuple(
-        parse_article(body, start, end, headings, topics)
+        parse_article(body, start, end, inner[start.index], topics)
         for start, end in zip(starts, ends, strict=False)
     )
     _check_duplicate_dois(body.report, articles)
@@ -239,6 +240,18 @@ def _parse_body(
                 body.line_no(heading.index), f'"### {IMPLICATIONS}" before the first article'
             )
     return intro, articles
+
+
+def _implications_by_article(headings: list[Heading]) -> dict[int, list[Heading]]:
+    """The "### Practice Implications" headings of each article, keyed by its title's line."""
+    inner: dict[int, list[Heading]] = {}
+    current: list[Heading] | None = None
+    for heading in headings:
+        if heading.kind == "article":
+            current = inner.setdefault(heading.index, [])
+        elif heading.kind == "implications" and current is not None:
+            current.append(heading)
+    return inner
 
 
 def _check_article_count(body: Body, starts: list[Heading], closing_line: int) -> None:

@@ -17,19 +17,18 @@ from newsletter.issues.body import (
     check_section,
     label,
 )
-from newsletter.issues.common import Report, canonical_topic, hint, parse_doi, short
+from newsletter.issues.common import Report, canonical_topic, parse_doi, short
 from newsletter.models import Article
 
 
 def parse_article(
-    body: Body, start: Heading, end: int, headings: list[Heading], topics: Sequence[str]
+    body: Body, start: Heading, end: int, inner: list[Heading], topics: Sequence[str]
 ) -> Article:
     """One article, from its '## ' heading to the next; every problem is reported on the way."""
     report, title_line = body.report, body.line_no(start.index)
     if not start.title:
         report.error(title_line, "the article title is empty: write it after '## '")
     check_links(body, start.index, start.index + 1)
-    inner = [h for h in headings if h.kind == "implications" and start.index < h.index < end]
     summary_end = inner[0].index if inner else end
     fields, summary_start = _fields(body, start.index + 1, summary_end)
     citation = _required(fields, "Citation", title_line, start.title, report)
@@ -67,7 +66,9 @@ def _add_field(
 ) -> None:
     canonical = next((known for known in FIELDS if known.lower() == name.lower()), None)
     if canonical is None:
-        suggestion = hint(name, FIELDS) or " (fields are Citation, DOI, Link and Topics)"
+        suggestion = (
+            body.report.hint(name, FIELDS) or " (fields are Citation, DOI, Link and Topics)"
+        )
         body.report.error(line, f'unknown field "{short(name)}"{suggestion}')
     elif canonical in found:
         body.report.error(
@@ -135,11 +136,20 @@ def _doi_and_link(
 
 
 def _link(raw: str, line: int, report: Report) -> str | None:
-    parts = urlsplit(raw) if not any(char.isspace() for char in raw) else None
-    if parts is None or parts.scheme.lower() != "https" or not parts.hostname:
+    if not _is_https_address(raw):
         report.error(line, f'Link must be an https:// address, not "{short(raw)}"')
         return None
     return raw
+
+
+def _is_https_address(raw: str) -> bool:
+    if any(char.isspace() for char in raw):
+        return False
+    try:
+        parts = urlsplit(raw)
+        return parts.scheme.lower() == "https" and bool(parts.hostname)
+    except ValueError:  # e.g. "https://[x" (a bracketed host that is no IP address)
+        return False
 
 
 def _topics(
@@ -170,5 +180,5 @@ def _topics(
 def _topic(name: str, topics: Sequence[str], line: int, report: Report) -> str | None:
     topic = canonical_topic(name, topics)
     if topic is None:
-        report.error(line, f'unknown topic "{short(name)}"{hint(name, topics)}')
+        report.error(line, f'unknown topic "{short(name)}"{report.hint(name, topics)}')
     return topic

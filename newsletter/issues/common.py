@@ -16,7 +16,8 @@ _DOI_RE = re.compile(r"10\.\d+(?:\.\d+)*/.+", re.DOTALL)
 # Characters a URL path may hold as they are (RFC 3986 sub-delims, ":" and "@"); quote() keeps
 # letters, digits and "_.-~" too and percent-encodes everything else (<, >, #, %, ", ?, space …).
 _DOI_PATH_SAFE = "/!$&'()*+,;=:@"
-LINE_BREAKS = ("Cc", "Zl", "Zp")  # Unicode categories of control characters and line separators
+LINE_BREAKS = ("Cc", "Zl", "Zp")
+MAX_FINDINGS = 200  # a file with more problems than this is not worth listing in full  # Unicode categories of control characters and line separators
 
 
 # --- public helpers ------------------------------------------------------------------------------
@@ -64,27 +65,44 @@ def closest(name: str, choices: Sequence[str]) -> str | None:
 
 
 class Report:
-    """The findings of one file, in the order they are found; sorted by line at the end."""
+    """The findings of one file, sorted by line at the end; past ``limit`` they are only counted."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, limit: int = MAX_FINDINGS) -> None:
         self.path = path
+        self.limit = limit
         self.findings: list[Finding] = []
+        self.hidden: list[Finding] = []  # over the limit: counted, not shown
 
     def error(self, line: int, message: str) -> None:
-        self.findings.append(Finding(self.path, max(line, 1), Severity.ERROR, message))
+        self._add(Finding(self.path, max(line, 1), Severity.ERROR, message))
 
     def warning(self, line: int, message: str) -> None:
-        self.findings.append(Finding(self.path, max(line, 1), Severity.WARNING, message))
+        self._add(Finding(self.path, max(line, 1), Severity.WARNING, message))
+
+    def _add(self, finding: Finding) -> None:
+        (self.hidden if self.full else self.findings).append(finding)
+
+    @property
+    def full(self) -> bool:
+        """True once ``limit`` findings are collected: callers may skip costly suggestions."""
+        return len(self.findings) >= self.limit
 
     @property
     def has_errors(self) -> bool:
-        return any(finding.is_error for finding in self.findings)
+        return any(finding.is_error for finding in (*self.findings, *self.hidden))
+
+    def hint(self, name: str, choices: Sequence[str]) -> str:
+        """' (did you mean "…"?)' for a misspelt name; nothing once the report is full."""
+        return "" if self.full else hint(name, choices)
 
     def result(self) -> tuple[Finding, ...]:
-        return tuple(sorted(self.findings, key=lambda finding: finding.line))
-
-
-# --- small helpers -------------------------------------------------------------------------------
+        shown = sorted(self.findings, key=lambda finding: finding.line)
+        if self.hidden:
+            severity = Severity.ERROR if any(f.is_error for f in self.hidden) else Severity.WARNING
+            line = self.hidden[0].line
+            message = f"{len(self.hidden)} more findings not shown; fix the ones above first"
+            shown.append(Finding(self.path, line, severity, message))
+        return tuple(shown)
 
 
 def fold(text: str) -> str:

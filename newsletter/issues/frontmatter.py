@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from newsletter.issues.common import Report, has_line_break, hint, short, yaml_line, yaml_problem
+from newsletter.issues.common import Report, has_line_break, short, yaml_line, yaml_problem
 from newsletter.models import IssueStatus
 
 KEYS = ("subject", "preheader", "status")
@@ -82,7 +82,7 @@ def _front_matter_key(node: yaml.Node, seen: dict[str, int], report: Report) -> 
         return None
     seen[key] = line
     if key not in KEYS:
-        report.error(line, f'unknown front matter key "{short(key)}"{hint(key, KEYS)}')
+        report.error(line, f'unknown front matter key "{short(key)}"{report.hint(key, KEYS)}')
         return None
     return key
 
