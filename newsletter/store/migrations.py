@@ -6,6 +6,7 @@ has shipped. Each runs in its own transaction and is recorded in ``schema_migrat
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -30,8 +31,23 @@ MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
 ]
 
 
-def migrate(engine: sa.Engine) -> list[str]:
-    """Apply every migration not yet applied; return the names applied now."""
+def migrate(engine: sa.Engine, attempts: int = 5) -> list[str]:
+    """Apply every migration not yet applied; return the names applied now.
+
+    Two processes opening a new database at once race here (one sees "table already exists" or
+    a duplicate migration row); the loser re-reads what is applied and carries on.
+    """
+    for attempt in range(attempts):
+        try:
+            return _migrate_once(engine)
+        except (sa.exc.IntegrityError, sa.exc.OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    return []
+
+
+def _migrate_once(engine: sa.Engine) -> list[str]:
     schema.metadata.create_all(engine, tables=[schema.schema_migrations])
     applied_now: list[str] = []
     with engine.begin() as conn:
