@@ -183,7 +183,7 @@ def test_doi_and_link_both_given_doi_wins(tmp_path: Path) -> None:
 
 
 def test_tricky_but_valid_file(tmp_path: Path) -> None:
-    text = (DATA / "tricky.md").read_text(encoding="utf-8")
+    text = (DATA / "2030-01.md").read_text(encoding="utf-8")
     issue, findings = lint(tmp_path, text)
     assert findings == []
     assert issue is not None
