@@ -541,7 +541,14 @@ def test_unknown_topic_suggests_the_closest(tmp_path: Path) -> None:
 
 def test_topics_split_on_commas_is_caught(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Training, Empathy"}))
-    assert only(findings).startswith('f.md:12: error: unknown topic "Training, Empathy"')
+    assert only(findings) == (
+        "f.md:12: error: unknown topic \"Training, Empathy\" (separate topics with ';', not ',')"
+    )
+    _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Attendance, Attrition, Drop-Out"}))
+    assert only(findings) == (
+        'f.md:12: error: unknown topic "Attendance, Attrition, Drop-Out" '
+        '(did you mean "Attendance, Attrition, and Drop-Out"?)'
+    )
 
 
 def test_duplicate_topic_warns(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def month_of(path: Path) -> str | None:
-    """ "YYYY-MM" from a file name such as ``2021-01.md``; None unless it names a real month."""
+    """The month "YYYY-MM" a file name such as ``2021-01.md`` gives; None unless a real month."""
     match = _MONTH_RE.fullmatch(path.stem)
     if not match or int(match.group(1)) == 0 or not 1 <= int(match.group(2)) <= 12:
         return None

@@ -180,5 +180,13 @@ def _topics(
 def _topic(name: str, topics: Sequence[str], line: int, report: Report) -> str | None:
     topic = canonical_topic(name, topics)
     if topic is None:
-        report.error(line, f'unknown topic "{short(name)}"{report.hint(name, topics)}')
+        report.error(line, f'unknown topic "{short(name)}"{_topic_hint(name, topics, report)}')
     return topic
+
+
+def _topic_hint(name: str, topics: Sequence[str], report: Report) -> str:
+    """Why a topic name is unknown: commas used as separators, or a likely misspelling."""
+    parts = [part.strip() for part in name.split(",")]
+    if len(parts) > 1 and all(canonical_topic(part, topics) for part in parts):
+        return " (separate topics with ';', not ',')"
+    return report.hint(name, topics)
