@@ -176,11 +176,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     mode = "every request" if args.validate_every == 1 else f"1 in {args.validate_every} requests"
-    checked = "SendGrid's limits on every request" if args.full else "limits on the same sample"
-    print(
-        f"SendGrid stand-in in its own process; JSON Schema validation of {mode}, {checked} "
-        "(the rest only parsed and counted)"
+    checked = (
+        "SendGrid's limits on every request"
+        if args.full
+        else "SendGrid's limits on the same sample (the other requests only parsed and counted)"
     )
+    print(f"SendGrid stand-in in its own process; JSON Schema validation of {mode}, {checked}")
     print(f"cores: {os.cpu_count()}, batch size {args.batch_size}")
     print("| recipients | seconds | recipients/s | peak RSS (MB) | seeding (s) |")
     print("|---:|---:|---:|---:|---:|")
