@@ -15,9 +15,6 @@ FIELD_RE = re.compile(r" {0,3}([A-Za-z][\w-]*)[ \t]*:(?!//)(.*)")
 _NO_SPACE_HEADING_RE = re.compile(r" {0,3}#{2,6}[^\s#]")
 
 
-# --- body: intro and articles --------------------------------------------------------------------
-
-
 @dataclass
 class Body:
     """The body's lines, the file line of the first one, and which lines are inside code blocks."""

@@ -14,9 +14,6 @@ SUBJECT_MAX = 78  # longer subjects are cut off by most inboxes
 PREHEADER_MAX = 140
 
 
-# --- front matter --------------------------------------------------------------------------------
-
-
 @dataclass
 class FrontMatter:
     subject: str = ""
