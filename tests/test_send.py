@@ -28,7 +28,7 @@ from newsletter.errors import (
     TemporaryDeliveryError,
 )
 from newsletter.mime import build_message
-from newsletter.models import OutgoingMessage
+from newsletter.models import LedgerStatus, OutgoingMessage
 from newsletter.send import Progress, SendSummary, plan_send, send_issue, send_report, send_test
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
@@ -433,3 +433,21 @@ def test_fast_token_signing_is_plain_hmac_sha256() -> None:
         expected = hmac.new(link_key, body.encode(), hashlib.sha256).digest()[:16]
         assert signature == base64.urlsafe_b64encode(expected).decode()[:22]
         assert signer.verify(Purpose.UNSUBSCRIBE, token) == 123456789
+
+
+def test_claim_takes_only_people_still_active_and_not_yet_claimed(settings: Settings) -> None:
+    """Between preparing a batch and claiming it, someone may leave or be claimed elsewhere."""
+    from newsletter.delivery.ledger import Ledger, MessageIds
+
+    people = populate(settings, 4, pending=0, gone=0)
+    engine = open_database(settings.database_url)
+    ledger = Ledger(engine)
+    record = ledger.start(MONTH, "subject", "memory", "cli")
+    ids = [s.id for s in people.active]
+    message_ids = MessageIds(MONTH, settings.sender.email)
+    assert ledger.claim_ids(record.id, 1, ids[:1], message_ids) is None
+    SubscriberStore(engine).unsubscribe(ids[1], reason="left", source="web")
+    assert ledger.claim_ids(record.id, 2, ids, message_ids) == {ids[2], ids[3]}
+    assert [c.subscriber_id for c in ledger.candidates(record.id, after_id=0, limit=10)] == []
+    assert ledger.counts(record.id)[LedgerStatus.PENDING] == 3
+    assert ledger.mark_in_flight_unconfirmed(record.id) == 3

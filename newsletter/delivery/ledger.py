@@ -212,44 +212,15 @@ class Ledger:
 
         Returns None when that is all of them (the usual case), else the set of ids claimed.
         """
+        values = {"c_send_id": send_id, "c_batch": batch, "c_ids": list(ids), "c_now": _now()}
+        values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
         try:
             with self._writing() as conn:
-                return self._claim_ids(conn, send_id, batch, ids, message_ids)
+                if conn.execute(_CLAIM_IDS, values).rowcount == len(ids):
+                    return None
+                return {row.subscriber_id for row in self._batch_rows(conn, send_id, batch)}
         except sa.exc.IntegrityError as err:
-            raise SendError(
-                "another process is sending this issue at the same time; stopped"
-            ) from err
-
-    def _claim_ids(
-        self,
-        conn: sa.Connection,
-        send_id: int,
-        batch: int,
-        ids: Sequence[int],
-        message_ids: MessageIds,
-    ) -> set[int] | None:
-        claimed = conn.execute(
-            _CLAIM_IDS,
-            {
-                "c_send_id": send_id,
-                "c_batch": batch,
-                "c_ids": list(ids),
-                "c_prefix": message_ids.prefix,
-                "c_suffix": message_ids.suffix,
-                "c_now": _now(),
-            },
-        ).rowcount
-        if claimed == len(ids):
-            return None
-        return set(
-            conn.scalars(
-                sa.select(deliveries.c.subscriber_id).where(
-                    deliveries.c.send_id == send_id,
-                    deliveries.c.status == LedgerStatus.PENDING.value,
-                    deliveries.c.batch == batch,
-                )
-            )
-        )
+            raise SendError("another process is sending this issue at the same time") from err
 
     def claim_unconfirmed(self, send_id: int, batch: int, *, limit: int) -> list[ClaimedRow]:
         """Claim ``unconfirmed`` rows of still-active subscribers again (``--resend-unconfirmed``)."""
@@ -264,17 +235,18 @@ class Ledger:
             .order_by(deliveries.c.subscriber_id)
             .limit(limit)
         )
-        update = (
-            deliveries.update()
-            .where(deliveries.c.id.in_(chosen.scalar_subquery()))
-            .values(
-                status=LedgerStatus.PENDING.value, batch=batch, error=RESENDING, updated_at=_now()
+        with self._writing() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id.in_(chosen.scalar_subquery()))
+                .values(status=LedgerStatus.PENDING.value, batch=batch, error=RESENDING)
+                .values(updated_at=_now())
             )
-        )
-        return self._claim_with(update, send_id, batch)
+            return self._batch_rows(conn, send_id, batch)
 
-    def _claim_with(self, statement: sa.Executable, send_id: int, batch: int) -> list[ClaimedRow]:
-        """Run the claiming statement and read the batch back, in one transaction."""
+    @staticmethod
+    def _batch_rows(conn: sa.Connection, send_id: int, batch: int) -> list[ClaimedRow]:
+        """The ``pending`` rows of one batch, with the subscriber's name."""
         query = (
             sa.select(
                 deliveries.c.subscriber_id,
@@ -291,15 +263,7 @@ class Ledger:
             # By row id: the (send_id, status) index yields that order, so no scan of the send.
             .order_by(deliveries.c.id)
         )
-        try:
-            with self._writing() as conn:
-                conn.execute(statement)
-                rows = conn.execute(query).all()
-        except sa.exc.IntegrityError as err:
-            raise SendError(
-                "another process is sending this issue at the same time; stopped"
-            ) from err
-        return [ClaimedRow(r[0], r[1], r[2], r[3]) for r in rows]
+        return [ClaimedRow(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
 
     def record(self, send_id: int, done: Outcome) -> None:
         """Store what the transport said about each recipient of a batch, in one transaction."""
