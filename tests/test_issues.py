@@ -265,8 +265,23 @@ def test_no_front_matter(tmp_path: Path) -> None:
 def test_front_matter_not_closed(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {5: "more: text"}))
     assert findings == [
-        "f.md:1: error: the front matter opened here is never closed: add a line '---' after it"
+        "f.md:1: error: the front matter opened here is never closed: add a '---' line"
     ]
+
+
+def test_blank_lines_before_front_matter(tmp_path: Path) -> None:
+    _, findings = lint(tmp_path, "\n \n" + edit(GOOD, {4: "status: sent", 12: "Topics: Nope"}))
+    assert findings == [
+        "f.md:1: error: the front matter must start on line 1: remove the blank lines above it",
+        'f.md:6: error: status must be "draft" or "ready", not "sent"',
+        'f.md:14: error: unknown topic "Nope"',
+    ]
+    _, findings = lint(tmp_path, "\n" + edit(GOOD, {2: "subject: [", 3: None}))
+    assert findings[1].startswith("f.md:4: error: the front matter is not valid YAML")
+    _, findings = lint(tmp_path, "\n" + edit(GOOD, {2: None, 3: None}))
+    assert findings[1] == (
+        "f.md:2: error: the front matter has no subject: add 'subject: …' (the email's subject)"
+    )
 
 
 def test_yaml_syntax_error_is_located(tmp_path: Path) -> None:
@@ -381,7 +396,7 @@ def test_empty_front_matter(tmp_path: Path) -> None:
 
 
 def test_empty_intro_warns(tmp_path: Path) -> None:
-    issue, findings = lint(tmp_path, edit(GOOD, {7: None}))
+    issue, findings = lint(tmp_path, edit(GOOD, {7: "   "}))
     assert only(findings) == (
         "f.md:5: warning: the intro is empty: a line or two before the first article"
     )
@@ -689,7 +704,7 @@ def test_display_path_defaults_to_relative(tmp_path: Path, monkeypatch: pytest.M
         ),
         (
             b"---",
-            "f.md:1: error: the front matter opened here is never closed: add a line '---' after it",
+            "f.md:1: error: the front matter opened here is never closed: add a '---' line",
         ),
         (
             b"ok\nok\n\xff\xfe",

@@ -204,8 +204,10 @@ def _parse(
 ) -> tuple[FrontMatter, str, tuple[Article, ...]] | None:
     """Front matter, intro and articles of a decoded file (None when the body cannot be found)."""
     lines = text.split("\n")
-    front_lines, body_start = split_front_matter(lines, report)
-    front = parse_front_matter(front_lines, report) if front_lines is not None else FrontMatter()
+    opening, front_lines, body_start = split_front_matter(lines, report)
+    front = FrontMatter()
+    if front_lines is not None:
+        front = parse_front_matter(front_lines, opening, report)
     if body_start is None:
         return None
     body = Body(lines[body_start:], body_start + 1, report)
@@ -220,7 +222,7 @@ def _parse_body(
     headings = find_headings(body)
     starts = [heading for heading in headings if heading.kind == "article"]
     intro_end = starts[0].index if starts else len(body.lines)
-    intro = body.text(0, intro_end)
+    intro = body.text(0, intro_end) if any(line.strip() for line in body.lines[:intro_end]) else ""
     check_section(body, 0, intro_end)
     if not intro.strip():
         body.report.warning(

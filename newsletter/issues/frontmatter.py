@@ -21,22 +21,27 @@ class FrontMatter:
     status: IssueStatus = IssueStatus.DRAFT
 
 
-def split_front_matter(lines: list[str], report: Report) -> tuple[list[str] | None, int | None]:
-    """The front matter's lines (None when missing) and the index of the first body line."""
-    if lines[0].rstrip() != "---":
+def split_front_matter(
+    lines: list[str], report: Report
+) -> tuple[int, list[str] | None, int | None]:
+    """Index of the opening '---', the front matter's lines (None if missing), first body line."""
+    opening = next((index for index, line in enumerate(lines) if line.strip()), 0)
+    if lines[opening].rstrip() != "---":
         report.error(1, "the file must start with front matter: a line '---', 'subject: …', '---'")
-        return None, 0
-    for index in range(1, len(lines)):
+        return 0, None, 0
+    if opening:
+        report.error(1, "the front matter must start on line 1: remove the blank lines above it")
+    for index in range(opening + 1, len(lines)):
         if lines[index].rstrip() == "---":
-            return lines[1:index], index + 1
-    report.error(1, "the front matter opened here is never closed: add a line '---' after it")
-    return None, None
+            return opening, lines[opening + 1 : index], index + 1
+    report.error(opening + 1, "the front matter opened here is never closed: add a '---' line")
+    return opening, None, None
 
 
-def parse_front_matter(lines: list[str], report: Report) -> FrontMatter:
-    """Subject, preheader and status from the front matter (its first line is file line 2)."""
+def parse_front_matter(lines: list[str], opening: int, report: Report) -> FrontMatter:
+    """Subject, preheader and status from the front matter that opens at line index ``opening``."""
     front = FrontMatter()
-    node = _compose_front_matter(lines, report)
+    node = _compose_front_matter(lines, opening, report)
     if node is None:
         return front
     seen: dict[str, int] = {}
@@ -45,31 +50,39 @@ def parse_front_matter(lines: list[str], report: Report) -> FrontMatter:
         if key is not None:
             _set_front_matter(front, key, value_node, report)
     if "subject" not in seen:
-        report.error(1, "the front matter has no subject: add 'subject: …' (the email's subject)")
+        report.error(
+            opening + 1, "the front matter has no subject: add 'subject: …' (the email's subject)"
+        )
     if front.preheader is None:
-        report.warning(1, "no preheader: the inbox preview will show the email's first words")
+        report.warning(
+            opening + 1, "no preheader: the inbox preview will show the email's first words"
+        )
     return front
 
 
-def _compose_front_matter(lines: list[str], report: Report) -> yaml.MappingNode | None:
+def _compose_front_matter(
+    lines: list[str], opening: int, report: Report
+) -> yaml.MappingNode | None:
+    # blank lines in place of everything above make YAML's marks count the file's lines
+    source = "\n" * (opening + 1) + "\n".join(lines)
     try:
-        node = yaml.compose("\n".join(lines), Loader=yaml.SafeLoader)
+        node = yaml.compose(source, Loader=yaml.SafeLoader)
     except (yaml.YAMLError, RecursionError) as err:
-        line = yaml_line(err, 2, len(lines) + 1)
-        report.error(line, f"the front matter is not valid YAML: {yaml_problem(err, 2)}")
+        line = max(yaml_line(err, 1, opening + 1 + len(lines)), opening + 2)
+        report.error(line, f"the front matter is not valid YAML: {yaml_problem(err, 1)}")
         return None
     if node is None:
-        report.error(1, "the front matter is empty: it needs at least 'subject: …'")
+        report.error(opening + 1, "the front matter is empty: it needs at least 'subject: …'")
         return None
     if not isinstance(node, yaml.MappingNode):
-        report.error(2 + node.start_mark.line, "the front matter must be 'key: value' lines")
+        report.error(1 + node.start_mark.line, "the front matter must be 'key: value' lines")
         return None
     return node
 
 
 def _front_matter_key(node: yaml.Node, seen: dict[str, int], report: Report) -> str | None:
     """The key of one front-matter entry, or None (reported) when unknown, repeated or odd."""
-    line = 2 + node.start_mark.line
+    line = 1 + node.start_mark.line
     if not isinstance(node, yaml.ScalarNode):
         report.error(line, "front matter keys are plain names: subject, preheader, status")
         return None
@@ -85,7 +98,7 @@ def _front_matter_key(node: yaml.Node, seen: dict[str, int], report: Report) -> 
 
 
 def _set_front_matter(front: FrontMatter, key: str, node: yaml.Node, report: Report) -> None:
-    line = 2 + node.start_mark.line
+    line = 1 + node.start_mark.line
     if not isinstance(node, yaml.ScalarNode):
         report.error(line, f'"{key}" must be text, not a list or a mapping')
         return
