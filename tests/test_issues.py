@@ -522,12 +522,14 @@ def test_bad_doi_is_an_error_on_its_line(tmp_path: Path, doi: str) -> None:
     assert only(findings).startswith(f'f.md:11: error: "{doi}" is not a DOI: expected 10.')
 
 
-def test_doi_with_a_space_warns(tmp_path: Path) -> None:
+def test_doubtful_doi_warns(tmp_path: Path) -> None:
     issue, findings = lint(tmp_path, edit(GOOD, {11: "DOI: 10.1002/cpp.2509 (online first)"}))
     assert only(findings) == (
         "f.md:11: warning: the DOI holds a space: is there something else on this line?"
     )
     assert issue is not None
+    _, findings = lint(tmp_path, edit(GOOD, {11: "DOI: 10.1002/cpp.2509."}))
+    assert only(findings) == 'f.md:11: warning: the DOI ends with ".": is that part of it?'
 
 
 @pytest.mark.parametrize(

@@ -126,13 +126,21 @@ def _doi_and_link(
             doi = parse_doi(raw)
         except ValueError as err:
             report.error(line, str(err))
-        if doi is not None and any(char.isspace() for char in doi):
-            report.warning(line, "the DOI holds a space: is there something else on this line?")
+        if doi is not None:
+            _doubtful_doi(doi, line, report)
     if "Link" in fields:
         link = _link(*fields["Link"], report)
     if "DOI" not in fields and "Link" not in fields:
         report.error(title_line, f'{label(title)} needs a "DOI:" or a "Link:" line')
     return doi, link
+
+
+def _doubtful_doi(doi: str, line: int, report: Report) -> None:
+    """Warn about what is valid but is usually a copy-and-paste slip."""
+    if any(char.isspace() for char in doi):
+        report.warning(line, "the DOI holds a space: is there something else on this line?")
+    elif doi.endswith((".", ",", ";")):
+        report.warning(line, f'the DOI ends with "{doi[-1]}": is that part of it?')
 
 
 def _link(raw: str, line: int, report: Report) -> str | None:
