@@ -194,15 +194,15 @@ def send_issue(
     existing = ledger.find(issue.month)
     if existing is not None and not resume:
         raise refusal(existing)
-    completed = existing is not None and existing.status is SendStatus.COMPLETED
-    if existing is not None and completed and not resend_unconfirmed:
-        return _settled(ledger, existing, issue)
     rendered = _render(settings, issue)
     if dry_run:
         plan = plan_send(
             settings, issue, transport_name=name, resend_unconfirmed=resend_unconfirmed
         )
         return SendSummary(issue.month, issue.subject, name, "dry-run", plan.recipients, 0, 0, 0)
+    completed = existing is not None and existing.status is SendStatus.COMPLETED
+    if existing is not None and completed and not resend_unconfirmed:
+        return _settled(ledger, existing, issue)
     signer = load_signer(settings)
     chosen = transport if transport is not None else get_transport(name, settings.delivery)
     if existing is None:

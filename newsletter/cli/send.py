@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -151,8 +152,8 @@ def _load(settings: Settings, ref: str) -> Issue:
     return issue
 
 
-def _when(summary_time: Any) -> str:
-    return str(summary_time.strftime("%Y-%m-%d %H:%M UTC")) if summary_time else "?"
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
 
 
 def _confirm(plan: SendPlan, issue: Issue, yes: bool) -> None:
