@@ -203,6 +203,12 @@ def send_issue(
     completed = existing is not None and existing.status is SendStatus.COMPLETED
     if existing is not None and completed and not resend_unconfirmed:
         return _settled(ledger, existing, issue)
+    if existing is None and ledger.remaining(None) == 0:
+        # Recording a send to nobody would make the issue "already sent" for everyone later.
+        raise SendError(
+            f"no active subscribers: {issue.month} was not sent "
+            "(add or import subscribers first, see `newsletter subscribers --help`)"
+        )
     signer = load_signer(settings)
     chosen = transport if transport is not None else get_transport(name, settings.delivery)
     if existing is None:

@@ -451,3 +451,10 @@ def test_claim_takes_only_people_still_active_and_not_yet_claimed(settings: Sett
     assert [c.subscriber_id for c in ledger.candidates(record.id, after_id=0, limit=10)] == []
     assert ledger.counts(record.id)[LedgerStatus.PENDING] == 3
     assert ledger.mark_in_flight_unconfirmed(record.id) == 3
+
+
+def test_no_active_subscriber_refuses_and_records_nothing(settings: Settings) -> None:
+    populate(settings, 0)
+    with pytest.raises(SendError, match="no active subscribers"):
+        send_issue(settings, load_issue(settings), transport=MemoryTransport())
+    assert send_row(settings) is None
