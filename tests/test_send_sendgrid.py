@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -19,10 +20,11 @@ from newsletter.delivery.sendgrid import (
     SendGridTransport,
 )
 from newsletter.errors import TemporaryDeliveryError
-from newsletter.models import Placeholder
+from newsletter.models import Placeholder, SubscriberStatus
 from newsletter.send import Progress, send_issue
 from newsletter.store.engine import open_database
 from newsletter.store.schema import deliveries
+from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
 from tests.peers.sendgrid_server import Fault, SendGridServer
 from tests.sendkit import MONTH, ledger_rows, load_issue, seed, send_row
@@ -139,3 +141,32 @@ def test_refusal_stops_the_cli_with_what_sendgrid_said(
     assert "--resume" in result.output
     assert sendgrid_server.recipients() == []
     assert ledger_rows(settings) == {}
+
+
+def test_the_unsubscribe_links_sent_work_on_the_web_app(
+    sg_settings: Settings, sendgrid_server: SendGridServer
+) -> None:
+    """Mail clients' RFC 8058 one-click POST to the List-Unsubscribe URL unsubscribes that reader."""
+    from tests.webkit import serving
+
+    seed(sg_settings, 40)
+    send_issue(sg_settings, load_issue(sg_settings))
+    store = SubscriberStore(open_database(sg_settings.database_url))
+    chosen = list(sendgrid_server.personalizations())[::10]
+    with serving(sg_settings) as live, httpx.Client(base_url=live.url, timeout=10) as mail:
+        for _, personalization in chosen:
+            url = personalization["headers"]["List-Unsubscribe"].strip("<>")
+            path = url.removeprefix(sg_settings.links.base_url)
+            answer = mail.post(
+                path,
+                content=b"List-Unsubscribe=One-Click",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            assert answer.status_code == 200
+    left = {p["to"][0]["email"] for _, p in chosen}
+    for _, personalization in sendgrid_server.personalizations():
+        address = personalization["to"][0]["email"]
+        subscriber = store.get(address)
+        assert subscriber is not None
+        expected = SubscriberStatus.UNSUBSCRIBED if address in left else SubscriberStatus.ACTIVE
+        assert subscriber.status is expected
