@@ -81,30 +81,32 @@ def test_sigkill_mid_send_then_resume_loses_no_one(
     assert sender.returncode == -signal.SIGKILL
     wait_for(lambda: sendgrid_server.accepted_count == KILL_IN_BATCH, "the in-flight batch")
     in_flight = set(sendgrid_server.recipients()[-BATCH:])
-    assert Counter(ledger_rows(settings).values()) == {
-        "sent": (KILL_IN_BATCH - 1) * BATCH,
-        "pending": BATCH,
-    }
+    rows = ledger_rows(settings)
+    pending = {email for email, status in rows.items() if status == "pending"}
+    # The batch on the wire is pending; so may be the one before it if its results were still
+    # being written (both went out: "unconfirmed" means exactly that).
+    assert in_flight <= pending and len(pending) in (BATCH, 2 * BATCH)
+    assert Counter(rows.values())["sent"] + len(pending) == KILL_IN_BATCH * BATCH
 
     code, output = finish(newsletter(project, env, "send", MONTH, "--yes"))
     assert code == 1 and "--resume" in output  # a plain send refuses an unfinished one
 
     code, output = finish(newsletter(project, env, "send", MONTH, "--yes", "--resume"))
     assert code == 0, output
-    assert f"{BATCH} recipient(s) were in flight" in output
+    assert f"{len(pending)} recipient(s) were in flight" in output
     counted = Counter(sendgrid_server.recipients())
     everyone = {f"person{i}@example.com" for i in active}
     assert set(counted) == everyone and set(counted.values()) == {1}  # no one lost, no one twice
     report = send_report(settings, MONTH)
     unconfirmed = {e for e, status, _ in report.problems if status == "unconfirmed"}
-    assert unconfirmed == in_flight
+    assert unconfirmed == pending
     assert report.record.status == "completed"
 
     args = ("send", MONTH, "--yes", "--resume", "--resend-unconfirmed")
     code, output = finish(newsletter(project, env, *args))
     assert code == 0, output
     counted = Counter(sendgrid_server.recipients())
-    assert {e for e, n in counted.items() if n == 2} == in_flight  # resent only when asked
+    assert {e for e, n in counted.items() if n == 2} == pending  # resent only when asked
     assert set(counted) == everyone and max(counted.values()) == 2
     assert set(ledger_rows(settings).values()) == {"sent"}
 
