@@ -8,8 +8,10 @@ import pytest
 from playwright.sync_api import Browser
 
 from newsletter.config import Settings
+from newsletter.delivery.memory import MemoryTransport
 from newsletter.issues import load_topics, read_issue
 from newsletter.models import SubscriberStatus
+from newsletter.send import send_issue
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
@@ -134,3 +136,19 @@ def test_archive_pages_fit_a_phone(browser: Browser, settings: Settings, width: 
         page.wait_for_load_state()
         assert page.url.endswith("/archive/topics/efficacy-of-treatments/")
         assert "A Second Try" in page.content()
+
+
+def test_a_sent_issue_web_version_shows_under_the_csp(browser: Browser, settings: Settings) -> None:
+    store_of(settings).add("one@example.com")
+    issue = read_issue(settings.issues_dir / "2021-01.md", load_topics(settings.topics_file))
+    send_issue(settings, issue, transport=MemoryTransport())
+    with serving(settings) as server, page_at(browser, PHONE) as page:
+        blocked: list[str] = []
+        page.on("console", lambda message: blocked.append(message.text))
+        page.goto(f"{server.url}/archive/2021-01/")
+        assert issue.articles[0].title in page.inner_text("body")
+        scroll, client = horizontal_overflow(page)
+        assert scroll <= client, f"the web version scrolls sideways ({scroll} > {client})"
+    assert not [text for text in blocked if "Content Security Policy" in text], (
+        blocked
+    )  # Chromium logs each refusal
