@@ -89,7 +89,10 @@ def write_archive(
     _write(folder / WEB_FILE, personalise(rendered.html, generic))
     _write(folder / TEXT_FILE, personalise(rendered.text, generic))
     _write(folder / SOURCE_FILE, source)
-    _write(folder / RECORD_FILE, json.dumps(_send_json(issue, record, counts), indent=2) + "\n")
+    _write(
+        folder / RECORD_FILE,
+        json.dumps(_send_json(issue, record, counts), indent=2, ensure_ascii=False) + "\n",
+    )
     return folder
 
 

@@ -186,7 +186,8 @@ def _print_summary(summary: SendSummary) -> None:
     totals = summary.totals
     click.echo(
         f"{summary.issue}: {summary.status}: sent {summary.sent:,}, failed {summary.failed:,} "
-        f"in {summary.seconds:,.1f} s ({summary.rate:,.0f}/s); the whole send: "
+        f"in {summary.seconds:,.{1 if summary.seconds >= 1 else 2}f} s ({summary.rate:,.0f}/s); "
+        "the whole send: "
         f"{totals.get(LedgerStatus.SENT, 0):,} sent, {totals.get(LedgerStatus.FAILED, 0):,} "
         f"failed, {totals.get(LedgerStatus.UNCONFIRMED, 0):,} unconfirmed"
     )
