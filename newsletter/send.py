@@ -280,8 +280,8 @@ class _Run:
     ) -> SendSummary:
         """Deliver every batch, then close the send (completed or interrupted)."""
         self.found_unconfirmed = self.ledger.mark_in_flight_unconfirmed(self.record.id)
-        if self.found_unconfirmed:
-            log.warning(
+        if self.found_unconfirmed:  # also in the summary, which the CLI prints as a warning
+            log.info(
                 "%d recipient(s) of %s were in flight when an earlier run stopped: unconfirmed",
                 self.found_unconfirmed,
                 self.issue.month,
