@@ -72,7 +72,7 @@ BatchDone = Callable[[int, int], None]  # (sent, failed) of one batch
 
 
 class Delivery:
-    """What both stages share: the ledger, the transport and how to build a message."""
+    """The delivering side of a run: the ledger, the transport, how to build a message, counts."""
 
     def __init__(
         self,
