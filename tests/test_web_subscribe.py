@@ -441,3 +441,10 @@ def test_missing_or_broken_templates_stop_the_start_with_a_located_error(
     broken.unlink()
     with pytest.raises(ConfigError, match=r"subscribe\.html\.j2: not found"):
         create_app(settings)
+
+
+def test_absurd_csrf_values_are_a_400_not_a_crash(client: httpx.Client) -> None:
+    client.get("/subscribe")
+    for value in ("9" * 5000 + ".abc", ".", "1." + "a" * 5000, "é.é"):
+        answer = client.post("/subscribe", data={"email": "x@example.com", "csrf_token": value})
+        assert answer.status_code == 400, value[:20]

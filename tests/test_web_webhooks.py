@@ -311,3 +311,43 @@ def test_an_unusable_key_also_refuses(settings: Settings) -> None:
 
 def test_get_is_not_allowed(world: World) -> None:
     assert httpx.get(world.server.url + PATH).status_code == 405
+
+
+def test_odd_numbers_in_headers_and_custom_args_are_handled(world: World) -> None:
+    body = json.dumps(valid_batch(world)).encode()
+    for stamp in ("²³", "1" * 40, "-5", "1.5e9"):
+        headers = signed_headers(world.key, body)
+        headers[TIMESTAMP] = stamp
+        answer = httpx.post(
+            world.server.url + PATH,
+            content=body,
+            headers={k: v.encode("latin-1") for k, v in headers.items()},
+        )
+        assert answer.status_code == 403, stamp
+    odd = [
+        {
+            "email": "leaver@example.com",
+            "event": "unsubscribe",
+            "sg_event_id": "o1",
+            "newsletter_subscriber_id": "²",
+        },
+        {
+            "email": "grouper@example.com",
+            "event": "unsubscribe",
+            "sg_event_id": "o2",
+            "newsletter_subscriber_id": "9" * 400,
+        },
+        {
+            "email": "delivered@example.com",
+            "event": "delivered",
+            "sg_event_id": "o3",
+            "newsletter_subscriber_id": None,
+            "timestamp": 10**30,
+        },
+        {"email": ["not", "text"], "event": "bounce", "sg_event_id": "o4"},
+        {"event": {"nested": True}},
+    ]
+    answer = world.post(odd)
+    assert answer.status_code == 200
+    assert world.status("leaver") is SubscriberStatus.UNSUBSCRIBED  # matched by address instead
+    assert world.status("grouper") is SubscriberStatus.UNSUBSCRIBED

@@ -60,6 +60,11 @@ def _text(event: Mapping[str, Any], key: str) -> str:
     )
 
 
+def _is_id(text: str) -> bool:
+    """Only ASCII digits, and not absurdly many (``str.isdigit`` also accepts "²")."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def target_status(event: Mapping[str, Any]) -> tuple[SubscriberStatus, str] | None:
     """The status an event asks for, with the reason to record; None for events that set none."""
     kind = _text(event, "event")
@@ -87,7 +92,7 @@ def find_subscriber(store: SubscriberStore, event: Mapping[str, Any]) -> Subscri
     """The subscriber an event is about: by our custom arg (checked against the address), else by address."""
     email = _text(event, "email")
     raw_id = _text(event, CUSTOM_ARG_SUBSCRIBER)
-    if raw_id.isdigit():
+    if _is_id(raw_id):
         by_id = store.get_by_id(int(raw_id))
         if by_id is not None and (not email or email_key(by_id.email) == email_key(email)):
             return by_id
@@ -164,7 +169,7 @@ def _change_status(
 def _ledger_subscriber(store: SubscriberStore, event: Mapping[str, Any]) -> int | None:
     """Whose ledger row a delivery event is about; the custom arg needs no lookup (SQL checks the address)."""
     raw_id = _text(event, CUSTOM_ARG_SUBSCRIBER)
-    if raw_id.isdigit():
+    if _is_id(raw_id):
         return int(raw_id)
     found = find_subscriber(store, event)
     return found.id if found is not None else None

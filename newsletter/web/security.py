@@ -38,7 +38,7 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",  # tokens live in paths: never leak them to other sites
     "x-frame-options": "DENY",
     "cross-origin-opener-policy": "same-origin",
-    "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
 }
 HSTS = "max-age=31536000"
 
@@ -79,7 +79,12 @@ class CsrfProtect:
         """Raise ``CsrfError`` unless ``submitted`` was made for this form and this browser."""
         nonce = request.cookies.get(CSRF_COOKIE, "")
         issued_text, _, mac = (submitted or "").partition(".")
-        if not nonce or not issued_text.isdigit() or not mac:
+        if (
+            not nonce
+            or not (issued_text.isascii() and issued_text.isdigit())
+            or len(issued_text) > 12
+            or not mac
+        ):
             raise CsrfError("missing form token or cookie")
         expected = self._mac(form, nonce, int(issued_text))
         if not hmac.compare_digest(expected.encode(), mac.encode("utf-8", "replace")):
@@ -186,7 +191,7 @@ class BodyLimit:
             return
         limit = self.webhook_limit if scope["path"].startswith("/webhooks/") else self.limit
         declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
-        too_large = not declared.isdigit() or int(declared) > limit
+        too_large = not declared.isdigit() or len(declared) > 12 or int(declared) > limit
         received = 0
 
         async def counted() -> Message:

@@ -64,7 +64,7 @@ def verify_signature(
     """Raise ``SignatureError`` unless ``signature`` signs ``timestamp + body`` and is fresh."""
     if not signature or not timestamp:
         raise SignatureError("unsigned: the signature or timestamp header is missing")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise SignatureError("the timestamp header is not a Unix time")
     skew = abs((time.time() if now is None else now) - int(timestamp))
     if skew > MAX_SKEW:
