@@ -7,6 +7,7 @@ rate limit, CSRF, expired links, error pages and security headers.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import queue
@@ -35,6 +36,7 @@ from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
 from newsletter.web.app import create_app
 from newsletter.web.security import RateLimit, RateLimiter
+from tests.peers.smtp_server import SmtpServer
 from tests.webkit import (
     LiveServer,
     confirm_path,
@@ -448,3 +450,30 @@ def test_absurd_csrf_values_are_a_400_not_a_crash(client: httpx.Client) -> None:
     for value in ("9" * 5000 + ".abc", ".", "1." + "a" * 5000, "é.é"):
         answer = client.post("/subscribe", data={"email": "x@example.com", "csrf_token": value})
         assert answer.status_code == 400, value[:20]
+
+
+def test_with_smtp_configured_the_confirmation_goes_over_smtp(settings: Settings) -> None:
+    with SmtpServer() as smtp:
+        delivery = dataclasses.replace(
+            settings.delivery,
+            transport="smtp",
+            smtp=dataclasses.replace(
+                settings.delivery.smtp,
+                host="127.0.0.1",
+                port=smtp.port,
+                security="none",
+                username=None,
+            ),
+        )
+        over_smtp = dataclasses.replace(settings, delivery=delivery)
+        with serving(over_smtp) as server, httpx.Client(base_url=server.url) as http:
+            assert subscribe(http, "smtp.reader@example.com", "Sam").status_code == 200
+            wait_for(lambda: smtp.messages)
+            received = smtp.messages[0]
+            assert received.rcpt_tos == ["smtp.reader@example.com"]
+            assert received.mail_from == settings.sender.email
+            confirmed = http.get(confirm_path(received.message))
+            assert "You are subscribed" in confirmed.text
+    assert outbox_messages(settings) == []
+    found = store_of(settings).get("smtp.reader@example.com")
+    assert found is not None and found.status is SubscriberStatus.ACTIVE
