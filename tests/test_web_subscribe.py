@@ -36,6 +36,7 @@ from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
 from newsletter.web.app import create_app
 from newsletter.web.security import RateLimit, RateLimiter
+from tests.peers.sendgrid_server import SendGridServer
 from tests.peers.smtp_server import SmtpServer
 from tests.webkit import (
     LiveServer,
@@ -477,3 +478,26 @@ def test_with_smtp_configured_the_confirmation_goes_over_smtp(settings: Settings
     assert outbox_messages(settings) == []
     found = store_of(settings).get("smtp.reader@example.com")
     assert found is not None and found.status is SubscriberStatus.ACTIVE
+
+
+def test_with_sendgrid_configured_the_confirmation_is_a_valid_mail_send(
+    settings: Settings,
+) -> None:
+    with SendGridServer() as sendgrid:
+        delivery = dataclasses.replace(
+            settings.delivery,
+            transport="sendgrid",
+            sendgrid=dataclasses.replace(
+                settings.delivery.sendgrid, host=sendgrid.url, api_key=sendgrid.api_key
+            ),
+        )
+        over_api = dataclasses.replace(settings, delivery=delivery)
+        with serving(over_api) as server, httpx.Client(base_url=server.url) as http:
+            assert subscribe(http, "api.reader@example.com").status_code == 200
+            wait_for(lambda: sendgrid.accepted or sendgrid.rejected)
+    assert sendgrid.rejected == []  # the stand-in checks SendGrid's JSON Schema and limits
+    assert sendgrid.recipients() == ["api.reader@example.com"]
+    body = sendgrid.accepted[0]
+    plain = next(part["value"] for part in body["content"] if part["type"] == "text/plain")
+    assert "/confirm/c" in plain
+    assert outbox_messages(settings) == []
