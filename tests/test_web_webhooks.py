@@ -27,6 +27,7 @@ from newsletter.send import send_issue
 from newsletter.store.engine import open_database
 from newsletter.store.schema import deliveries
 from newsletter.store.subscribers import SubscriberStore
+from tests.peers.sendgrid_server import SendGridServer
 from tests.webkit import LiveServer, serving
 
 PATH = "/webhooks/sendgrid"
@@ -351,3 +352,51 @@ def test_odd_numbers_in_headers_and_custom_args_are_handled(world: World) -> Non
     assert answer.status_code == 200
     assert world.status("leaver") is SubscriberStatus.UNSUBSCRIBED  # matched by address instead
     assert world.status("grouper") is SubscriberStatus.UNSUBSCRIBED
+
+
+def test_events_built_from_a_real_sendgrid_send_find_their_rows(
+    keyed: Settings, signing_key: ec.EllipticCurvePrivateKey
+) -> None:
+    """The custom args our SendGrid transport sends are the ones the webhook reads back."""
+    engine = open_database(keyed.database_url)
+    store = SubscriberStore(engine)
+    kept, lost = store.add("kept@example.com"), store.add("lost@example.com")
+    issue = read_issue(keyed.issues_dir / f"{MONTH}.md", load_topics(keyed.topics_file))
+    with SendGridServer() as sendgrid:
+        delivery = dataclasses.replace(
+            keyed.delivery,
+            transport="sendgrid",
+            sendgrid=dataclasses.replace(
+                keyed.delivery.sendgrid, host=sendgrid.url, api_key=sendgrid.api_key
+            ),
+        )
+        over_api = dataclasses.replace(keyed, delivery=delivery)
+        assert send_issue(over_api, issue).sent == 2
+        events = []
+        for number, (_, personalization) in enumerate(sendgrid.personalizations()):
+            address = personalization["to"][0]["email"]
+            events.append(
+                {
+                    "email": address,
+                    "event": "delivered" if address == "kept@example.com" else "bounce",
+                    "type": "bounce",
+                    "reason": "550 mailbox gone",
+                    "sg_event_id": f"real-{number}",
+                    "sg_message_id": f"{sendgrid.message_ids[0]}.filterdrecv-1",
+                    **personalization.get("custom_args", {}),
+                }
+            )
+    assert all("newsletter_subscriber_id" in event for event in events)
+    body = json.dumps(events).encode()
+    with serving(over_api) as server:
+        answer = httpx.post(
+            server.url + PATH, content=body, headers=signed_headers(signing_key, body)
+        )
+    assert answer.status_code == 200
+    assert answer.json()["unmatched"] == 0
+    with engine.connect() as conn:
+        rows = {row.subscriber_id: row for row in conn.execute(sa.select(deliveries))}
+    assert rows[kept.id].delivered_at is not None
+    assert rows[lost.id].status == LedgerStatus.FAILED.value
+    gone = store.get_by_id(lost.id)
+    assert gone is not None and gone.status is SubscriberStatus.BOUNCED
