@@ -400,3 +400,15 @@ def test_events_built_from_a_real_sendgrid_send_find_their_rows(
     assert rows[lost.id].status == LedgerStatus.FAILED.value
     gone = store.get_by_id(lost.id)
     assert gone is not None and gone.status is SubscriberStatus.BOUNCED
+
+
+def test_without_the_issue_arg_the_ledger_row_is_found_by_message_id(world: World) -> None:
+    provider_id = world.ledger("delivered").provider_message_id
+    assert provider_id
+    base = {"email": "delivered@example.com", "event": "delivered"}
+    wrong = {**base, "sg_event_id": "m1", "sg_message_id": "someone-else.filter"}
+    right = {**base, "sg_event_id": "m2", "sg_message_id": f"{provider_id}.filterdrecv-7"}
+    assert world.post([wrong]).json()["ledger_changes"] == 0
+    assert world.ledger("delivered").delivered_at is None
+    assert world.post([right]).json()["ledger_changes"] == 1
+    assert world.ledger("delivered").delivered_at is not None
