@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -61,8 +62,7 @@ class ClaimedRow:
     message_id: str
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """An active subscriber who has not had the issue yet (not claimed: nothing written)."""
 
     subscriber_id: int
@@ -203,7 +203,7 @@ class Ledger:
             rows = conn.execute(
                 _CANDIDATES, {"c_send_id": send_id, "c_after": after_id, "c_limit": limit}
             ).all()
-        return [Candidate(int(r[0]), str(r[1]), r[2]) for r in rows]
+        return [Candidate(*row) for row in rows]
 
     def claim_ids(
         self, send_id: int, batch: int, ids: Sequence[int], message_ids: MessageIds
