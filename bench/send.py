@@ -127,8 +127,8 @@ class Ticker(Progress):
 
 def run(
     count: int, batch_size: int, validate_every: int, light: bool
-) -> tuple[SendSummary, float, float]:
-    """One benchmark run; returns (summary, seconds, seeding seconds)."""
+) -> tuple[SendSummary, float, float, float]:
+    """One benchmark run; returns (summary, seconds, seeding seconds, sender CPU seconds)."""
     with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
         root = make_project(Path(tmp), batch_size)
         database = root / "subscribers" / "subscribers.db"
@@ -145,9 +145,10 @@ def run(
         env |= {"NEWSLETTER_SENDGRID_HOST": host, "SENDGRID_API_KEY": key}
         settings = load_settings(root, env=env)
         issue = read_issue(root / "issues" / f"{MONTH}.md", load_topics(settings.topics_file))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds()
         summary = send_issue(settings, issue, progress=Ticker())
         seconds = time.perf_counter() - started
+        cpu = _cpu_seconds() - cpu
         parent.send("stop")
         requests, recipients, rejected = parent.recv()
         server.join(timeout=10)
@@ -156,7 +157,13 @@ def run(
                 f"MISMATCH: sent {summary.sent:,}, stand-in got {recipients:,} "
                 f"in {requests:,} requests, {rejected} rejected"
             )
-        return summary, seconds, seeding
+        return summary, seconds, seeding, cpu
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this (the sending) process so far, all threads, user + system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -183,16 +190,18 @@ def main() -> None:
     )
     print(f"SendGrid stand-in in its own process; JSON Schema validation of {mode}, {checked}")
     print(f"cores: {os.cpu_count()}, batch size {args.batch_size}")
-    print("| recipients | seconds | recipients/s | peak RSS (MB) | seeding (s) |")
-    print("|---:|---:|---:|---:|---:|")
+    print(
+        "| recipients | seconds | recipients/s | CPU µs/recipient | peak RSS (MB) | seeding (s) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
     for count in args.sizes:
-        summary, seconds, seeding = run(
+        summary, seconds, seeding, cpu = run(
             count, args.batch_size, args.validate_every, light=not args.full
         )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
-            f"| {count:,} | {seconds:.1f} | {summary.sent / seconds:,.0f} | {peak:.0f} "
-            f"| {seeding:.1f} |",
+            f"| {count:,} | {seconds:.1f} | {summary.sent / seconds:,.0f} "
+            f"| {cpu / count * 1e6:.0f} | {peak:.0f} | {seeding:.1f} |",
             flush=True,
         )
 
