@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import click
 import yaml
 
-from newsletter.cli import main
+from newsletter.cli import command as top_command
 from tests.conftest import REPO
 
 SHIPPED = REPO / "schedule.yaml"
@@ -74,11 +74,11 @@ def test_every_environment_variable_is_documented() -> None:
 
 def test_the_scheduling_commands_and_options_are_documented() -> None:
     doc = SCHEDULING_DOC.read_text(encoding="utf-8") + DEPLOY_DOC.read_text(encoding="utf-8")
-    subscribers = main.commands["subscribers"]
+    subscribers = top_command("subscribers")
     assert isinstance(subscribers, click.Group)
     commands = {
-        "newsletter schedule": main.commands["schedule"],
-        "newsletter scheduler": main.commands["scheduler"],
+        "newsletter schedule": top_command("schedule"),
+        "newsletter scheduler": top_command("scheduler"),
         "newsletter subscribers sync": subscribers.commands["sync"],
     }
     for name, command in commands.items():

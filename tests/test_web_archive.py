@@ -12,6 +12,7 @@ import markupsafe
 import pytest
 from click.testing import CliRunner
 
+from newsletter.cli import command as top_command
 from newsletter.cli import main
 from newsletter.config import Settings
 from newsletter.delivery.memory import MemoryTransport
@@ -264,7 +265,7 @@ def test_the_web_commands_and_their_options_are_documented() -> None:
     doc = (REPO / "docs" / "web.md").read_text(encoding="utf-8")
     deploy = (REPO / "docs" / "deploy-web.md").read_text(encoding="utf-8")
     for name in ("serve", "archive"):
-        command = main.commands[name]
+        command = top_command(name)
         assert f"`newsletter {name}" in doc, name
         for parameter in command.params:
             for option in getattr(parameter, "opts", []):

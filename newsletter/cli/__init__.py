@@ -7,6 +7,7 @@ run failed; 2: usage or configuration), never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +37,41 @@ class Project:
 pass_project = click.make_pass_decorator(Project)
 
 
+# Each command's module, imported only when that command runs: `newsletter build` need not load
+# the web app, the scheduler or SQLAlchemy's dialects.
+LAZY_COMMANDS = {
+    "build": "issues",
+    "check": "issues",
+    "preview": "issues",
+    "subscribers": "subscribers",
+    "send": "send",
+    "report": "send",
+    "schedule": "schedule",
+    "scheduler": "schedule",
+    "serve": "web",
+    "archive": "web",
+}
+
+
 class FunnelGroup(click.Group):
     """A click group that turns our errors into one-line messages and exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            self._load(LAZY_COMMANDS[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+    def _load(self, module_name: str) -> None:
+        module = importlib.import_module(f"newsletter.cli.{module_name}")
+        for loaded in module.COMMANDS:
+            self.add_command(loaded)
+        if module_name == "subscribers":
+            from newsletter.cli.sync import sync
+
+            module.subscribers.add_command(sync)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -67,17 +101,16 @@ def main(ctx: click.Context, project_dir: Path) -> None:
     ctx.obj = Project(root=project_dir.resolve())
 
 
-def _register() -> None:
-    from newsletter.cli import issues, schedule, send, subscribers, web
-
-    for module in (issues, subscribers, send, schedule, web):
-        for command in module.COMMANDS:
-            main.add_command(command)
-    from newsletter.cli.sync import sync
-
-    group = main.commands.get("subscribers")
-    if isinstance(group, click.Group):
-        group.add_command(sync)
+def top_command_names() -> list[str]:
+    """The names ``newsletter --help`` lists."""
+    with click.Context(main) as ctx:
+        return main.list_commands(ctx)
 
 
-_register()
+def command(name: str) -> click.Command:
+    """The top-level command ``name``, loaded if need be (for tests and docs checks)."""
+    with click.Context(main) as ctx:
+        found = main.get_command(ctx, name)
+    if found is None:
+        raise KeyError(name)
+    return found

@@ -49,9 +49,11 @@ def month_name(month: str) -> str:
     return date(int(year), int(number), 1).strftime("%B %Y")
 
 
-@functools.lru_cache(maxsize=16)
-def environment(templates_dir: Path) -> Environment:
-    """One environment per templates folder; ``auto_reload`` picks up edits (the preview needs it)."""
+def new_environment(templates_dir: Path, *, auto_reload: bool = False) -> Environment:
+    """A Jinja environment for ``templates_dir``: autoescaped but for ``*.txt.j2``, strict, our filters.
+
+    Shared by the email renderer and the web app so both escape and format alike.
+    """
     env = Environment(
         loader=FileSystemLoader(templates_dir),
         autoescape=_AUTOESCAPE,  # noqa: S701 - on for everything but *.txt.j2
@@ -59,13 +61,19 @@ def environment(templates_dir: Path) -> Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        auto_reload=True,
+        auto_reload=auto_reload,
     )
     env.filters["markdown"] = markdown_filter
     env.filters["inline_markdown"] = inline_markdown_filter
     env.filters["doi_url"] = doi_url
     env.filters["month_name"] = month_name
     return env
+
+
+@functools.lru_cache(maxsize=16)
+def environment(templates_dir: Path) -> Environment:
+    """One environment per templates folder; ``auto_reload`` picks up edits (the preview needs it)."""
+    return new_environment(templates_dir, auto_reload=True)
 
 
 def render_template(templates_dir: Path, name: str, context: dict[str, object]) -> str:

@@ -5,27 +5,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from jinja2 import (
     Environment,
-    FileSystemLoader,
-    StrictUndefined,
     TemplateError,
     TemplateNotFound,
     TemplateSyntaxError,
 )
-from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from newsletter import markdown
 from newsletter.config import Settings
 from newsletter.delivery.base import Transport
 from newsletter.errors import ConfigError, RenderError
+from newsletter.render.jinja import new_environment
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import LinkSigner
 from newsletter.web.security import CsrfProtect, RateLimiter, client_ip
@@ -44,39 +40,9 @@ ERROR_TITLES = {
 }
 
 
-def _autoescape(name: str | None) -> bool:
-    """Escape everything except plain-text email templates."""
-    return not (name or "").endswith(".txt.j2")
-
-
-def _markdown(text: str) -> Markup:
-    return Markup(markdown.to_html(text))  # noqa: S704 - markdown-it escapes all text, drops raw HTML
-
-
-def _inline_markdown(text: str) -> Markup:
-    return Markup(markdown.inline_to_html(text))  # noqa: S704 - markdown-it escapes all text
-
-
-def month_name(month: str) -> str:
-    """``"2021-01"`` → ``"January 2021"``."""
-    year, number = month.split("-")
-    return date(int(year), int(number), 1).strftime("%B %Y")
-
-
 def template_environment(templates_dir: Path) -> Environment:
     """Jinja for ``templates/web`` pages and the ``templates/email/confirm`` messages."""
-    env = Environment(
-        loader=FileSystemLoader(templates_dir),
-        autoescape=_autoescape,  # noqa: S701 - on for every HTML template, off only for .txt.j2
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["markdown"] = _markdown
-    env.filters["inline_markdown"] = _inline_markdown
-    env.filters["month_name"] = month_name
-    return env
+    return new_environment(templates_dir)
 
 
 TEMPLATES = (
