@@ -5,11 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 
 import click
 from rich import box
@@ -17,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from newsletter.cli import Project, pass_project
+from newsletter.cli.signals import stop_on_signals
 from newsletter.config import Settings, parse_duration
 from newsletter.monthly import Outcome, format_duration, month_status
 from newsletter.schedule import DEFAULT_RECHECK, month_of, next_fire_times, run_once, run_scheduler
@@ -112,7 +109,7 @@ def scheduler(project: Project, once: bool, recheck_every: str, fire_at: str | N
     recheck = _duration(recheck_every, "--recheck-every")
     extra = _moment(fire_at, settings, "--fire-at") if fire_at else None
     _configure_logging()
-    with _stop_on_signals() as stop:
+    with stop_on_signals(_log_signal) as stop:
         if not once:
             run_scheduler(settings, stop=stop, recheck_every=recheck, fire_at=extra)
             return
@@ -139,21 +136,8 @@ def _configure_logging() -> None:
     root.setLevel(logging.INFO)
 
 
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """An event that SIGTERM and SIGINT set (a graceful stop); the old handlers come back after."""
-    stop = threading.Event()
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger("newsletter.schedule").info("%s received", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def _log_signal(sig: signal.Signals) -> None:
+    logging.getLogger("newsletter.schedule").info("%s received; stopping", sig.name)
 
 
 def _duration(text: str, option: str) -> timedelta:

@@ -6,13 +6,9 @@ import json
 import re
 import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
@@ -28,6 +24,7 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 
 from newsletter.cli import Project, pass_project
+from newsletter.cli.signals import stop_on_signals
 from newsletter.config import TRANSPORTS, Settings
 from newsletter.delivery.ledger import SendStatus, refusal
 from newsletter.errors import AlreadySentError, IssueError
@@ -114,26 +111,8 @@ class LogProgress(Progress):
         )
 
 
-@contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """SIGINT/SIGTERM finish the current batch and stop; a second Ctrl-C aborts at once."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop.set()
-        click.echo("\nstopping after the current batch (Ctrl-C again to abort at once)", err=True)
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def _announce_stop(_sig: signal.Signals) -> None:
+    click.echo("\nstopping after the current batch (Ctrl-C again to abort at once)", err=True)
 
 
 # --- newsletter send -----------------------------------------------------------------------
@@ -274,7 +253,7 @@ def send(
         click.echo(f"dry run: {summary.recipients:,} recipient(s) would get it; nothing sent")
         return
     inner: Progress = BarProgress() if sys.stderr.isatty() else LogProgress()
-    with stop_on_signals() as stop:
+    with stop_on_signals(_announce_stop) as stop:
         try:
             summary = send_issue(
                 settings,
