@@ -458,3 +458,21 @@ def test_no_active_subscriber_refuses_and_records_nothing(settings: Settings) ->
     with pytest.raises(SendError, match="no active subscribers"):
         send_issue(settings, load_issue(settings), transport=MemoryTransport())
     assert send_row(settings) is None
+
+
+def test_cli_issue_with_errors_is_not_sent_and_says_each_finding_once(
+    project: Path, settings: Settings
+) -> None:
+    populate(settings, 2)
+    source = (project / "issues" / f"{MONTH}.md").read_text(encoding="utf-8")
+    broken = source.replace("Topics: ", "Topics: Depresion; ", 1)
+    (project / "issues" / f"{MONTH}.md").write_text(broken, encoding="utf-8")
+    result = cli(project, "send", MONTH, "--yes")
+    assert result.exit_code == 1
+    assert result.output.count('unknown topic "Depresion"') == 1
+    assert "nothing was sent" in result.output
+    assert "Traceback" not in result.output
+    assert send_row(settings) is None
+    assert not settings.delivery.outbox.path.exists() or not read_maildir(
+        settings.delivery.outbox.path
+    )

@@ -125,7 +125,11 @@ def _load(settings: Settings, ref: str) -> Issue:
     except IssueError as err:
         for finding in err.findings:
             click.secho(str(finding), fg="red" if finding.is_error else "yellow", err=True)
-        raise
+        errors = sum(1 for finding in err.findings if finding.is_error)
+        # The findings are printed above; the one-line error says what it means for the send.
+        raise IssueError(
+            f"{ref}: {errors} error(s) in the issue file; nothing was sent", err.findings
+        ) from None
     for finding in issue.findings:
         click.secho(str(finding), fg="yellow", err=True)
     return issue
