@@ -56,16 +56,23 @@ def wait_for(condition: object, what: str) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.slow
-def test_sigkill_mid_send_then_resume_loses_no_one(
-    project: Path, clean_env: None, sendgrid_server: SendGridServer
-) -> None:
+def sendgrid_project(
+    project: Path, server: SendGridServer
+) -> tuple[Settings, set[int], dict[str, str]]:
+    """The project switched to SendGrid with small batches, PEOPLE seeded; the child's environment."""
     path = project / "schedule.yaml"
     text = path.read_text(encoding="utf-8").replace("transport: outbox", "transport: sendgrid")
     path.write_text(text.replace("batch_size: 1000", f"batch_size: {BATCH}"), encoding="utf-8")
     settings = load_settings(project, env={})
     active, _ = seed(settings, PEOPLE)
-    env = run_env(sendgrid_server, settings)
+    return settings, active, run_env(server, settings)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_send_then_resume_loses_no_one(
+    project: Path, clean_env: None, sendgrid_server: SendGridServer
+) -> None:
+    settings, active, env = sendgrid_project(project, sendgrid_server)
     # Slow answers; the KILL_IN_BATCH-th request is held for seconds and still goes out after
     # the sender is dead: exactly the copy the ledger cannot know about.
     slow = [Fault(delay=0.1, process=True)] * (KILL_IN_BATCH - 1)
@@ -118,12 +125,7 @@ def test_sigkill_mid_send_then_resume_loses_no_one(
 def test_sigterm_stops_after_the_current_batch_and_resume_finishes(
     project: Path, clean_env: None, sendgrid_server: SendGridServer
 ) -> None:
-    path = project / "schedule.yaml"
-    text = path.read_text(encoding="utf-8").replace("transport: outbox", "transport: sendgrid")
-    path.write_text(text.replace("batch_size: 1000", f"batch_size: {BATCH}"), encoding="utf-8")
-    settings = load_settings(project, env={})
-    active, _ = seed(settings, PEOPLE)
-    env = run_env(sendgrid_server, settings)
+    settings, active, env = sendgrid_project(project, sendgrid_server)
     sendgrid_server.inject(*[Fault(delay=0.3, process=True)] * 4)
 
     sender = newsletter(project, env, "send", MONTH, "--yes")
