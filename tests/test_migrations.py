@@ -31,3 +31,15 @@ def test_processes_opening_a_new_database_at_once(tmp_path: Path) -> None:
         for round_ in range(3):
             url = f"sqlite:///{tmp_path / f'race{round_}.db'}"
             assert pool.map(_open, [url] * 4, chunksize=1) == ["ok"] * 4
+
+
+def test_missing_driver_or_bad_url_is_a_config_error_without_the_password() -> None:
+    import pytest
+
+    from newsletter.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs the Python driver") as info:
+        open_database("mysql://editor:s3cret-pw@127.0.0.1/newsletter")
+    assert "s3cret-pw" not in str(info.value)
+    with pytest.raises(ConfigError, match="database: cannot use"):
+        open_database("nosuchdialect://x/y")

@@ -19,12 +19,25 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cursor.close()
 
 
+def _shown(url: str) -> str:
+    """The URL for a message, its password hidden (it may come from NEWSLETTER_DATABASE_URL)."""
+    try:
+        return repr(sa.make_url(url).render_as_string(hide_password=True))
+    except (sa.exc.ArgumentError, ValueError):
+        return repr(url)
+
+
 def open_database(url: str) -> sa.Engine:
     """Return an engine for ``url`` with the schema migrated to the latest version."""
     try:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as err:
-        raise ConfigError(f"database: cannot use {url!r}: {err}") from err
+        raise ConfigError(f"database: cannot use {_shown(url)}: {err}") from err
+    except ImportError as err:  # the URL names a database whose Python driver is not installed
+        raise ConfigError(
+            f"database: {_shown(url)} needs the Python driver {err.name or 'for it'!r}, "
+            f"which is not installed (pip install it into this environment)"
+        ) from err
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         database = engine.url.database
@@ -33,5 +46,5 @@ def open_database(url: str) -> sa.Engine:
     try:
         migrate(engine)
     except sa.exc.OperationalError as err:
-        raise ConfigError(f"database: cannot open {url!r}: {err.orig}") from err
+        raise ConfigError(f"database: cannot open {_shown(url)}: {err.orig}") from err
     return engine
