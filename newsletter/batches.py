@@ -22,7 +22,7 @@ from newsletter.config import Links
 from newsletter.delivery.base import Transport
 from newsletter.delivery.ledger import Candidate, Ledger, MessageIds, Outcome
 from newsletter.errors import PermanentDeliveryError, TemporaryDeliveryError
-from newsletter.models import OutgoingMessage, Placeholder, Recipient
+from newsletter.models import OutgoingMessage, Recipient
 from newsletter.tokens import LinkSigner, Purpose
 
 POLL_SECONDS = 0.1  # how often a blocked stage looks whether the other one has stopped
@@ -40,18 +40,13 @@ class Personaliser:
     def recipient(
         self, subscriber_id: int, email: str, name: str | None, message_id: str
     ) -> Recipient:
-        unsubscribe_url = self.unsubscribe_base + self.sign(Purpose.UNSUBSCRIBE, subscriber_id)
-        preferences_url = self.preferences_base + self.sign(Purpose.PREFERENCES, subscriber_id)
-        return Recipient(
+        return Recipient.with_links(
             subscriber_id=subscriber_id,
             email=email,
             name=name,
-            substitutions={
-                Placeholder.UNSUBSCRIBE_URL: unsubscribe_url,
-                Placeholder.PREFERENCES_URL: preferences_url,
-            },
+            unsubscribe_url=self.unsubscribe_base + self.sign(Purpose.UNSUBSCRIBE, subscriber_id),
+            preferences_url=self.preferences_base + self.sign(Purpose.PREFERENCES, subscriber_id),
             message_id=message_id,
-            list_unsubscribe_url=unsubscribe_url,
         )
 
 

@@ -156,6 +156,30 @@ class Recipient:
     message_id: str  # RFC 5322 Message-ID (with angle brackets)
     list_unsubscribe_url: str | None = None  # for List-Unsubscribe (RFC 8058)
 
+    @classmethod
+    def with_links(
+        cls,
+        *,
+        subscriber_id: int | None,
+        email: str,
+        name: str | None,
+        unsubscribe_url: str,
+        preferences_url: str,
+        message_id: str,
+    ) -> Recipient:
+        """A newsletter reader: their two links fill the placeholders; unsubscribe is also the header."""
+        return cls(
+            subscriber_id=subscriber_id,
+            email=email,
+            name=name,
+            substitutions={
+                Placeholder.UNSUBSCRIBE_URL: unsubscribe_url,
+                Placeholder.PREFERENCES_URL: preferences_url,
+            },
+            message_id=message_id,
+            list_unsubscribe_url=unsubscribe_url,
+        )
+
 
 @dataclass(frozen=True)
 class OutgoingMessage:

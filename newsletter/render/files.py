@@ -11,7 +11,7 @@ from pathlib import Path
 
 from newsletter.config import Links, Sender
 from newsletter.mime import build_message, new_message_id
-from newsletter.models import OutgoingMessage, Placeholder, Recipient, RenderedIssue, personalise
+from newsletter.models import OutgoingMessage, Recipient, RenderedIssue, personalise
 
 SAMPLE_NAME = "Sample Reader"
 SAMPLE_EMAIL = "reader@example.org"
@@ -20,17 +20,13 @@ SAMPLE_TOKEN = "sample-token"  # noqa: S105 - not a secret: a token that opens n
 
 def sample_recipient(sender: Sender, links: Links) -> Recipient:
     """A made-up reader whose links have the right shape but a token that opens nothing."""
-    unsubscribe_url = links.unsubscribe_url(SAMPLE_TOKEN)
-    return Recipient(
+    return Recipient.with_links(
         subscriber_id=None,
         email=SAMPLE_EMAIL,
         name=SAMPLE_NAME,
-        substitutions={
-            Placeholder.UNSUBSCRIBE_URL: unsubscribe_url,
-            Placeholder.PREFERENCES_URL: links.preferences_url(SAMPLE_TOKEN),
-        },
+        unsubscribe_url=links.unsubscribe_url(SAMPLE_TOKEN),
+        preferences_url=links.preferences_url(SAMPLE_TOKEN),
         message_id=new_message_id(sender.email),
-        list_unsubscribe_url=unsubscribe_url,
     )
 
 
