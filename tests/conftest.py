@@ -10,7 +10,7 @@ import pytest
 
 from newsletter.config import Settings, load_settings
 
-pytest_plugins = ["tests.peers.fixtures"]
+pytest_plugins = ["tests.peers.fixtures", "tests.peers.postgres"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -1,99 +1,24 @@
 """The same list and send on PostgreSQL: a configuration change, not a rewrite.
 
-A throwaway PostgreSQL cluster (Debian's `postgresql` package, which .ci/run installs) is started
-on 127.0.0.1 for this module and removed after. Skipped with a reason where PostgreSQL or psycopg is
-missing, except in CI, where it must run.
+The whole CLI on a database of the session's throwaway PostgreSQL server (``tests/peers/postgres.py``);
+the store, ledger, lease and claim tests run on both databases through the ``database_url`` fixture.
 """
 
 from __future__ import annotations
 
-import glob
 import json
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
+from tests.peers.postgres import PostgresServer
 
 
-def _initdb() -> str | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return found[-1] if found else None
-
-
-def _missing() -> str | None:
-    if _initdb() is None:
-        return "PostgreSQL server binaries not installed (Debian package postgresql)"
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return "psycopg not installed"
-    return None
-
-
-def _as_postgres(*command: str) -> list[str]:
-    """initdb and postgres refuse to run as root: run them as the postgres user when we are root."""
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *command]
-    return list(command)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    reason = _missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    initdb = _initdb()
-    assert initdb is not None
-    bin_dir = Path(initdb).parent
-    # Not under pytest's tmp folder: that one is private to root, and the server runs as postgres.
-    data = Path(tempfile.mkdtemp(prefix="newsletter-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres")
-    port = _free_port()
-    run = {"check": True, "capture_output": True, "timeout": 120}
-    subprocess.run(
-        _as_postgres(str(initdb), "-D", str(data), "-A", "trust", "-U", "postgres"), **run
-    )
-    options = f"-h 127.0.0.1 -p {port} -k {data}"
-    subprocess.run(
-        _as_postgres(
-            str(bin_dir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-w",
-            "start",
-            "-l",
-            str(data / "log"),
-        ),
-        **run,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            _as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"),
-            check=False,
-            capture_output=True,
-            timeout=60,
-        )
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    return postgres_server.new_database()
 
 
 def test_list_and_send_work_on_postgresql(

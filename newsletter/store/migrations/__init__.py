@@ -1,7 +1,11 @@
 """Named, ordered schema migrations, applied automatically when the database is opened.
 
-Append a new ``(name, function)`` to ``MIGRATIONS`` to change the schema; never edit one that
-has shipped. Each runs in its own transaction and is recorded in ``schema_migrations``.
+To change the schema: change ``store/schema.py``, then add a module ``mNNNN_what.py`` here with
+an ``apply(conn)`` that makes the same change with explicit DDL (``ALTER TABLE …``, a frozen
+``sa.Table``), and append it to ``MIGRATIONS``. Never edit one that has shipped, and never build
+tables from ``store/schema.py`` in a migration. ``tests/test_migrations.py`` checks that a fresh
+database and an upgraded 0.1.0 one both end up exactly as ``store/schema.py`` describes.
+Each migration runs in its own transaction and is recorded in ``schema_migrations``.
 """
 
 from __future__ import annotations
@@ -12,22 +16,10 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from newsletter.store import schema
-
-
-def _initial(conn: sa.Connection) -> None:
-    tables = [
-        schema.subscribers,
-        schema.subscriber_events,
-        schema.sends,
-        schema.deliveries,
-        schema.schedule_claims,
-    ]
-    schema.metadata.create_all(conn, tables=tables)
-
+from newsletter.store.migrations import m0001_initial
 
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
-    ("0001_initial", _initial),
+    ("0001_initial", m0001_initial.apply),
 ]
 
 
@@ -48,17 +40,16 @@ def migrate(engine: sa.Engine, attempts: int = 5) -> list[str]:
 
 
 def _migrate_once(engine: sa.Engine) -> list[str]:
-    schema.metadata.create_all(engine, tables=[schema.schema_migrations])
+    bookkeeping = m0001_initial.schema_migrations
+    bookkeeping.create(engine, checkfirst=True)
     applied_now: list[str] = []
     with engine.begin() as conn:
-        done = set(conn.scalars(sa.select(schema.schema_migrations.c.name)))
+        done = set(conn.scalars(sa.select(bookkeeping.c.name)))
     for name, apply in MIGRATIONS:
         if name in done:
             continue
         with engine.begin() as conn:
             apply(conn)
-            conn.execute(
-                schema.schema_migrations.insert().values(name=name, applied_at=datetime.now(UTC))
-            )
+            conn.execute(bookkeeping.insert().values(name=name, applied_at=datetime.now(UTC)))
         applied_now.append(name)
     return applied_now
