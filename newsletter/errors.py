@@ -12,7 +12,9 @@ one-line message instead of a traceback::
     │   └── ImportFileError       a CSV file cannot be read at all            (exit 1)
     ├── TokenError                a signed link token is invalid or expired   (exit 1)
     ├── SendError                 a send run refused to start or was stopped  (exit 1)
-    │   └── AlreadySentError      the issue went out already
+    │   ├── AlreadySentError      the issue went out already
+    │   ├── SendBusyError         another live run is sending the issue now
+    │   └── LeaseLostError        this run stalled, another took over: it stopped
     └── DeliveryError             a transport failed                          (exit 1)
         ├── TemporaryDeliveryError   worth retrying (429, 5xx, timeouts, refused connections)
         └── PermanentDeliveryError   not worth retrying (400/401/403/413, bad credentials)
@@ -78,6 +80,14 @@ class SendError(NewsletterError):
 
 class AlreadySentError(SendError):
     """The issue has been sent already; a second send would duplicate it."""
+
+
+class SendBusyError(SendError):
+    """Another live run holds the issue's send lease: this one did nothing."""
+
+
+class LeaseLostError(SendError):
+    """This run's lease was taken over (it stalled too long): it may write nothing more."""
 
 
 class DeliveryError(NewsletterError):

@@ -31,6 +31,7 @@ from newsletter.delivery.ledger import (
 )
 from newsletter.errors import (
     DeliveryError,
+    LeaseLostError,
     SendError,
     TemporaryDeliveryError,
 )
@@ -111,6 +112,8 @@ class SendReport:
     counts: dict[LedgerStatus, int]
     remaining: int  # active subscribers not reached yet
     problems: tuple[tuple[str, LedgerStatus, str | None], ...]  # unconfirmed and failed rows
+    resent: int = 0  # sent again after being unconfirmed: they may have two copies
+    resent_addresses: tuple[str, ...] = ()  # those readers, when asked for
 
     @property
     def total(self) -> int:
@@ -152,8 +155,11 @@ def plan_send(
     )
 
 
-def send_report(settings: Settings, month: str) -> SendReport:
-    """Counts by status, times, transport and problem addresses of ``month``'s send."""
+def send_report(settings: Settings, month: str, *, list_resent: bool = False) -> SendReport:
+    """Counts by status, times, transport and problem addresses of ``month``'s send.
+
+    ``list_resent`` also lists who was sent the issue again after being unconfirmed.
+    """
     ledger = Ledger(open_database(settings.database_url))
     record = ledger.find(month)
     if record is None:
@@ -164,6 +170,8 @@ def send_report(settings: Settings, month: str) -> SendReport:
         counts=ledger.counts(record.id),
         remaining=ledger.remaining(record.id) if record.status is not SendStatus.COMPLETED else 0,
         problems=tuple(problems),
+        resent=ledger.resent(record.id),
+        resent_addresses=tuple(ledger.resent_addresses(record.id)) if list_resent else (),
     )
 
 
@@ -212,9 +220,15 @@ def send_issue(
     signer = load_signer(settings)
     chosen = transport if transport is not None else get_transport(name, settings.delivery)
     if existing is None:
-        record = ledger.start(issue.month, issue.subject, name, triggered_by)
+        record, previous = ledger.start(issue.month, issue.subject, name, triggered_by), None
     else:
-        record = ledger.reopen(existing, name)
+        record, previous = ledger.acquire(existing, name)
+        if previous is not None:
+            log.warning(
+                "took over the send of %s from %s: that run stopped (no heartbeat)",
+                issue.month,
+                previous.describe(),
+            )
     run = _Run(settings, issue, rendered, ledger, record, chosen, signer, progress or Progress())
     return run.execute(
         resend_unconfirmed=resend_unconfirmed,
@@ -290,8 +304,15 @@ class _Run:
         total = resendable + (self.ledger.remaining(self.record.id) if new_recipients else 0)
         self.progress.start(total, issue=self.issue.month, transport=self.record.transport)
         try:
-            with self.transport:
+            with self.ledger.keeping_alive(stop), self.transport:
                 finished = self._loop(resend_unconfirmed, new_recipients, stop)
+            if not finished:
+                self.ledger.heartbeat()  # a stop for a lost lease is an error, not a pause
+        except LeaseLostError as err:
+            # Not ours any more: write nothing, the run that took over owns every row now.
+            summary = self._summary("interrupted", total, str(err), read_totals=False)
+            self.progress.finish(summary)
+            raise
         except DeliveryError as err:
             self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
             summary = self._summary("interrupted", total, _stopped_because(err, self.issue.month))
@@ -341,7 +362,9 @@ class _Run:
     def _message(self, recipients: tuple[Recipient, ...]) -> OutgoingMessage:
         return _outgoing(self.settings, self.rendered, recipients, self.rendered.subject)
 
-    def _summary(self, status: str, total: int, error: str | None) -> SendSummary:
+    def _summary(
+        self, status: str, total: int, error: str | None, *, read_totals: bool = True
+    ) -> SendSummary:
         return SendSummary(
             issue=self.issue.month,
             subject=self.issue.subject,
@@ -351,7 +374,7 @@ class _Run:
             sent=self.delivery.tally.sent,
             failed=self.delivery.tally.failed,
             found_unconfirmed=self.found_unconfirmed,
-            totals=self.ledger.counts(self.record.id),
+            totals=self.ledger.counts(self.record.id) if read_totals else {},
             started_at=self.started_at,
             seconds=time.monotonic() - self.started,
             error=error,
@@ -377,6 +400,8 @@ class _Run:
     def _finish_quietly(self) -> None:
         try:
             self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
+        except LeaseLostError:
+            pass  # another run owns the send now: nothing of ours to close
         except sa.exc.SQLAlchemyError:
             log.exception("could not mark the send of %s interrupted", self.issue.month)
 

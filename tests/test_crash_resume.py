@@ -144,3 +144,52 @@ def test_sigterm_stops_after_the_current_batch_and_resume_finishes(
     counted = Counter(sendgrid_server.recipients())
     assert set(counted) == {f"person{i}@example.com" for i in active}
     assert set(counted.values()) == {1}
+
+
+@pytest.mark.slow
+def test_a_second_send_while_one_runs_refuses_and_does_nothing(
+    project: Path, clean_env: None, sendgrid_server: SendGridServer
+) -> None:
+    settings, active, env = sendgrid_project(project, sendgrid_server)
+    sendgrid_server.inject(*[Fault(delay=0.3, process=True)] * 11)
+    sender = newsletter(project, env, "send", MONTH, "--yes")
+    try:
+        wait_for(lambda: sendgrid_server.accepted_count >= 1, "the first batch")
+        for extra in ((), ("--resume",), ("--resume", "--resend-unconfirmed")):
+            code, output = finish(newsletter(project, env, "send", MONTH, "--yes", *extra))
+            assert code == 1, output
+            assert f"{MONTH} is being sent by pid {sender.pid} on " in output
+            assert "nothing done" in output and "Traceback" not in output
+    finally:
+        code, output = finish(sender)
+    assert code == 0, output
+    counted = Counter(sendgrid_server.recipients())
+    assert set(counted) == {f"person{i}@example.com" for i in active}
+    assert set(counted.values()) == {1}
+
+
+@pytest.mark.slow
+def test_two_resumes_at_once_after_a_kill_deliver_once(
+    project: Path, clean_env: None, sendgrid_server: SendGridServer
+) -> None:
+    settings, active, env = sendgrid_project(project, sendgrid_server)
+    sendgrid_server.inject(*[Fault(delay=0.1, process=True)] * 30)
+    sender = newsletter(project, env, "send", MONTH, "--yes")
+    try:
+        wait_for(lambda: sendgrid_server.accepted_count >= 2, "two batches")
+        sender.send_signal(signal.SIGKILL)
+    finally:
+        sender.wait(timeout=TIMEOUT)
+
+    resumes = [newsletter(project, env, "send", MONTH, "--yes", "--resume") for _ in range(2)]
+    outcomes = sorted((finish(p) for p in resumes), key=lambda outcome: outcome[0])
+    assert outcomes[0][0] == 0, outcomes[0][1]
+    # The other one either found the lease held, or (started late) the send already complete.
+    code, output = outcomes[1]
+    assert (code == 1 and "is being sent by pid" in output) or (
+        code == 0 and "nothing to do" in output
+    ), output
+    assert "took over the send" in outcomes[0][1] + outcomes[1][1]
+    counted = Counter(sendgrid_server.recipients())
+    assert set(counted) == {f"person{i}@example.com" for i in active}
+    assert set(counted.values()) == {1}  # nobody twice: unconfirmed rows are not resent unasked

@@ -83,3 +83,30 @@ def test_report_of_an_unsent_issue_is_a_clear_error(project: Path, settings: Set
     result = cli(project, "report", MONTH)
     assert result.exit_code == 1 and "has not been sent" in result.output
     assert "Traceback" not in result.output
+
+
+def test_report_remembers_who_was_resent_after_being_unconfirmed(
+    project: Path, settings: Settings, troubled: tuple[str, list[str]]
+) -> None:
+    _, unconfirmed = troubled
+    again = MemoryTransport(max_batch=2)
+    issue = load_issue(settings)
+    send_issue(settings, issue, transport=again, resume=True, resend_unconfirmed=True)
+    assert sorted(r.email for _, r in again.delivered) == sorted(unconfirmed)
+
+    report = send_report(settings, MONTH, list_resent=True)
+    assert report.counts[LedgerStatus.UNCONFIRMED] == 0  # all sent now …
+    assert report.resent == 2  # … but two of them were reached twice, maybe
+    assert sorted(report.resent_addresses) == sorted(unconfirmed)
+
+    text = cli(project, "report", MONTH)
+    assert text.exit_code == 0, text.output
+    assert "resent:    2 after being unconfirmed" in text.output
+    assert not any(f"  {address}\n" in text.output for address in unconfirmed)  # not unasked
+    listed = cli(project, "report", MONTH, "--list-resent").output
+    assert all(f"  {address}\n" in listed for address in unconfirmed)
+
+    data = json.loads(cli(project, "report", MONTH, "--json").output)
+    assert data["resent_after_unconfirmed"] == 2 and "resent" not in data
+    data = json.loads(cli(project, "report", MONTH, "--json", "--list-resent").output)
+    assert sorted(data["resent"]) == sorted(unconfirmed)

@@ -324,9 +324,9 @@ def _month(settings: Settings, ref: str) -> str:
     return month_of(Path(path)) or ref
 
 
-def report_json(report: SendReport) -> dict[str, Any]:
+def report_json(report: SendReport, *, list_resent: bool = False) -> dict[str, Any]:
     record = report.record
-    return {
+    found: dict[str, Any] = {
         "issue": record.issue,
         "subject": record.subject,
         "status": str(record.status),
@@ -340,19 +340,28 @@ def report_json(report: SendReport) -> dict[str, Any]:
         "failed": [
             {"email": e, "error": err} for e, s, err in report.problems if s is LedgerStatus.FAILED
         ],
+        "resent_after_unconfirmed": report.resent,
     }
+    if list_resent:
+        found["resent"] = list(report.resent_addresses)
+    return found
 
 
 @click.command("report", epilog=ISSUE_HELP)
 @click.argument("issue")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--list-resent",
+    is_flag=True,
+    help="Also list the readers sent it again after being unconfirmed (they may have two copies).",
+)
 @pass_project
-def report(project: Project, issue: str, as_json: bool) -> None:
+def report(project: Project, issue: str, as_json: bool, list_resent: bool) -> None:
     """The send ledger of ISSUE: counts by status, when, transport, unconfirmed/failed addresses."""
     settings = project.settings
-    result = send_report(settings, _month(settings, issue))
+    result = send_report(settings, _month(settings, issue), list_resent=list_resent)
     if as_json:
-        click.echo(json.dumps(report_json(result), indent=2))
+        click.echo(json.dumps(report_json(result, list_resent=list_resent), indent=2))
         return
     record = result.record
     click.echo(f"{record.issue}: {record.subject}")
@@ -364,6 +373,15 @@ def report(project: Project, issue: str, as_json: bool) -> None:
     click.echo(f"counts:    {counts} (total {result.total:,})")
     if result.remaining:
         click.echo(f"not yet sent: {result.remaining:,} active subscriber(s)")
+    if result.resent:
+        click.echo(
+            f"resent:    {result.resent:,} after being unconfirmed "
+            "(they may have two copies; --list-resent lists them)"
+        )
+    if result.resent_addresses:
+        click.echo("resent after being unconfirmed:")
+        for email in result.resent_addresses:
+            click.echo(f"  {email}")
     for title, status in (
         ("unconfirmed (may or may not have received it)", LedgerStatus.UNCONFIRMED),
         ("failed", LedgerStatus.FAILED),

@@ -1,7 +1,10 @@
 """The send ledger: one ``sends`` row per issue, one ``deliveries`` row per (issue, subscriber).
 
-A batch is claimed (its rows inserted as ``pending``) in one transaction *before* the transport
-is called, and its results recorded in one transaction after. So a crash leaves exactly the
+One run at a time owns a send: it holds the send's lease (``store/lease.py``), and every write
+of the run is fenced by it, so a second process, or a run that stalled and was taken over,
+can never claim or record alongside the holder. A batch is claimed (its rows inserted as
+``pending``) in one transaction *before* the transport is called, and its results recorded in
+one transaction after. So a crash leaves exactly the
 in-flight batch ``pending``; ``--resume`` turns those rows ``unconfirmed`` and never silently
 resends them. The unique (send, subscriber) constraint makes a second copy impossible.
 Claiming is one ``INSERT … SELECT`` per batch (the database picks the next active subscribers
@@ -16,14 +19,16 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import sqlalchemy as sa
 
 from newsletter.delivery.base import DeliveryResult
-from newsletter.errors import AlreadySentError, SendError
+from newsletter.errors import AlreadySentError, LeaseLostError, SendError
 from newsletter.models import LedgerStatus, SubscriberStatus
+from newsletter.store import lease
+from newsletter.store.lease import HEARTBEAT_SECONDS, LEASE_TIMEOUT, Holder, Owner
 from newsletter.store.schema import deliveries, sends, subscribers
 
 ERROR_MAX = 1000  # deliveries.error length
@@ -50,6 +55,7 @@ class SendRecord:
     started_at: datetime
     finished_at: datetime | None
     triggered_by: str
+    holder: Holder | None = None  # the run holding its lease now, if any
 
 
 @dataclass(frozen=True)
@@ -101,22 +107,50 @@ def _record(row: sa.Row[tuple[object, ...]]) -> SendRecord:
         started_at=_aware(m["started_at"]) or _now(),
         finished_at=_aware(m["finished_at"]),
         triggered_by=str(m["triggered_by"]),
+        holder=_holder(m),
+    )
+
+
+def _holder(m: sa.RowMapping) -> Holder | None:
+    if m["lease_run"] is None:
+        return None
+    return Holder(
+        run_id=str(m["lease_run"]),
+        host=str(m["lease_host"]),
+        pid=int(m["lease_pid"]),
+        since=_aware(m["lease_since"]) or _now(),
+        heartbeat=_aware(m["lease_heartbeat"]) or _now(),
     )
 
 
 class Ledger:
-    """The ``sends`` and ``deliveries`` tables of one database."""
+    """The ``sends`` and ``deliveries`` tables of one database, as seen by one run (``owner``).
 
-    def __init__(self, engine: sa.Engine) -> None:
+    Reading needs no lease. Writing to a send needs its lease: ``start`` or ``acquire`` takes
+    it, and from then on every write transaction is fenced by it (see ``store/lease.py``).
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        owner: Owner | None = None,
+        *,
+        lease_timeout: timedelta = LEASE_TIMEOUT,
+    ) -> None:
         self.engine = engine
+        self.owner = owner or Owner.this_process()
+        self.lease_timeout = lease_timeout
+        self._held: tuple[int, str] | None = None  # (send id, issue) whose lease this run holds
         # The send run writes from two threads; taking turns here is cheaper than SQLite's
         # busy handler, which sleeps in steps of milliseconds.
         self._write_lock = threading.Lock()
 
     @contextmanager
     def _writing(self) -> Iterator[sa.Connection]:
-        """A write transaction, one at a time within this process."""
+        """A write transaction, one at a time within this process, fenced by the lease held."""
         with self._write_lock, self.engine.begin() as conn:
+            if self._held is not None:
+                lease.fence(conn, *self._held, self.owner.run_id)
             yield conn
 
     # --- the send row -----------------------------------------------------------------------
@@ -128,7 +162,10 @@ class Ledger:
         return _record(row) if row else None
 
     def start(self, issue: str, subject: str, transport: str, triggered_by: str) -> SendRecord:
-        """Create the send of ``issue``; refuse when it exists (the unique column decides races)."""
+        """Create the send of ``issue``, its lease held by this run; refuse when it exists.
+
+        The unique ``issue`` column decides races: of two runs starting together, one inserts.
+        """
         now = _now()
         try:
             with self._writing() as conn:
@@ -140,6 +177,7 @@ class Ledger:
                         status=SendStatus.RUNNING.value,
                         started_at=now,
                         triggered_by=triggered_by,
+                        **lease.lease_values(self.owner, now),
                     )
                 )
         except sa.exc.IntegrityError as err:
@@ -147,28 +185,77 @@ class Ledger:
             raise refusal(existing) if existing else SendError(str(err.orig)) from err
         record = self.find(issue)
         assert record is not None
+        self._held = (record.id, issue)
         return record
 
-    def reopen(self, record: SendRecord, transport: str) -> SendRecord:
-        """Mark an existing send running again (``--resume``), with the transport used now."""
-        with self._writing() as conn:
-            conn.execute(
-                sends.update()
-                .where(sends.c.id == record.id)
-                .values(status=SendStatus.RUNNING.value, transport=transport)
-            )
+    def acquire(self, record: SendRecord, transport: str) -> tuple[SendRecord, Holder | None]:
+        """Take the lease of an existing send (``--resume``) and mark it running.
+
+        Returns the record and the stale holder taken over from, if there was one. Refuses with
+        ``SendBusyError`` while a live run holds it.
+        """
+        changes: dict[str, object] = {"status": SendStatus.RUNNING.value, "transport": transport}
+        for _attempt in range(5):
+            with self.engine.connect() as conn:
+                holder = lease.holder_of(conn, record.id)
+            if holder is not None and not holder.is_stale(_now(), self.lease_timeout):
+                raise lease.busy(record.issue, holder)
+            # A write-first transaction: on SQLite it waits for the write lock instead of failing.
+            with self._write_lock, self.engine.begin() as conn:
+                if lease.take(conn, record.id, self.owner, holder, changes):
+                    break
+            # The holder changed between reading and taking: read it again.
+        else:
+            raise SendError(f"could not take the lease of {record.issue}: it kept changing hands")
+        self._held = (record.id, record.issue)
         updated = self.find(record.issue)
         assert updated is not None
-        return updated
+        return updated, holder
+
+    def heartbeat(self) -> None:
+        """Prove the run is alive (a fenced, empty write); ``LeaseLostError`` if taken over."""
+        with self._writing():
+            pass
 
     def finish(self, send_id: int, status: SendStatus) -> None:
-        """Close the run: ``completed`` (stamped with its first finishing time) or ``interrupted``."""
+        """Close the run: ``completed`` (stamped with its first finishing time) or ``interrupted``.
+
+        The lease is given up in the same transaction.
+        """
         values: dict[str, object] = {"status": status.value}
         if status is SendStatus.COMPLETED:
             # A send completes once: resending unconfirmed copies later keeps that date.
             values["finished_at"] = sa.func.coalesce(sends.c.finished_at, _now())
         with self._writing() as conn:
             conn.execute(sends.update().where(sends.c.id == send_id).values(**values))
+            lease.release(conn, send_id, self.owner.run_id)
+        self._held = None
+
+    @contextmanager
+    def keeping_alive(self, stop: threading.Event) -> Iterator[None]:
+        """Beat the lease's heartbeat in a thread while the block runs.
+
+        A lost lease sets ``stop``; the next fenced write raises ``LeaseLostError`` anyway.
+        """
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(HEARTBEAT_SECONDS):
+                try:
+                    self.heartbeat()
+                except LeaseLostError:
+                    stop.set()
+                    return
+                except sa.exc.SQLAlchemyError:
+                    continue  # a busy database now and then: the next beat tries again
+
+        thread = threading.Thread(target=beat, name="send-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     # --- batches ----------------------------------------------------------------------------
 
@@ -216,10 +303,12 @@ class Ledger:
         values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
         try:
             with self._writing() as conn:
-                if conn.execute(_CLAIM_IDS, values).rowcount == len(ids):
-                    return None
-                return {row.subscriber_id for row in self._batch_rows(conn, send_id, batch)}
+                # RETURNING: exactly the rows this statement inserted (psycopg gives no
+                # rowcount for INSERT … SELECT, and other rows of the batch are not ours).
+                claimed = set(conn.scalars(_CLAIM_IDS, values))
+            return None if len(claimed) == len(ids) else claimed
         except sa.exc.IntegrityError as err:
+            # Only a run without the lease could collide here; the fence makes that impossible.
             raise SendError("another process is sending this issue at the same time") from err
 
     def claim_unconfirmed(self, send_id: int, batch: int, *, limit: int) -> list[ClaimedRow]:
@@ -240,7 +329,7 @@ class Ledger:
                 deliveries.update()
                 .where(deliveries.c.id.in_(chosen.scalar_subquery()))
                 .values(status=LedgerStatus.PENDING.value, batch=batch, error=RESENDING)
-                .values(updated_at=_now())
+                .values(resent=deliveries.c.resent + 1, updated_at=_now())
             )
             return self._batch_rows(conn, send_id, batch)
 
@@ -337,6 +426,25 @@ class Ledger:
         with self.engine.connect() as conn:
             return int(conn.scalar(query) or 0)
 
+    def resent(self, send_id: int) -> int:
+        """Rows sent again after being unconfirmed: readers who may hold two copies."""
+        query = sa.select(sa.func.count()).where(
+            deliveries.c.send_id == send_id, deliveries.c.resent > 0
+        )
+        with self.engine.connect() as conn:
+            return int(conn.scalar(query) or 0)
+
+    def resent_addresses(self, send_id: int) -> Iterator[str]:
+        """The addresses of those rows, streamed in id order."""
+        query = (
+            sa.select(deliveries.c.email)
+            .where(deliveries.c.send_id == send_id, deliveries.c.resent > 0)
+            .order_by(deliveries.c.id)
+            .execution_options(yield_per=1000)
+        )
+        with self.engine.connect() as conn:
+            yield from (str(email) for email in conn.scalars(query))
+
     def addresses(
         self, send_id: int, statuses: Sequence[LedgerStatus]
     ) -> Iterator[tuple[str, LedgerStatus, str | None]]:
@@ -376,9 +484,13 @@ def refusal(record: SendRecord) -> SendError:
     if record.status is SendStatus.COMPLETED:
         when = (record.finished_at or record.started_at).strftime("%Y-%m-%d %H:%M UTC")
         return AlreadySentError(f"issue {record.issue} was already sent on {when}; nothing to do")
+    holder = record.holder
+    if holder is not None and not holder.is_stale(_now()):
+        return lease.busy(record.issue, holder)
     started = record.started_at.strftime("%Y-%m-%d %H:%M UTC")
+    why = "its process stopped" if record.status is SendStatus.RUNNING else str(record.status)
     return SendError(
-        f"the send of {record.issue} started on {started} did not finish ({record.status}); "
+        f"the send of {record.issue} started on {started} did not finish ({why}); "
         f"run `newsletter send {record.issue} --resume` to continue it"
     )
 
@@ -457,7 +569,7 @@ _CLAIM_IDS = deliveries.insert().from_select(
         *_ACTIVE,
         _not_in_send(sa.bindparam("c_send_id")),
     ),
-)
+).returning(deliveries.c.subscriber_id)
 
 
 def _uniform(results: Sequence[DeliveryResult], claimed: int) -> bool:

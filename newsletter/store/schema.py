@@ -66,6 +66,12 @@ sends = sa.Table(
     sa.Column(
         "triggered_by", sa.String(40), nullable=False, server_default="cli"
     ),  # cli | scheduler
+    # The lease: which run owns the send now (see store/lease.py). Empty when no run holds it.
+    sa.Column("lease_run", sa.String(40), nullable=True),  # a random id per run
+    sa.Column("lease_host", sa.String(200), nullable=True),
+    sa.Column("lease_pid", sa.Integer, nullable=True),
+    sa.Column("lease_since", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("lease_heartbeat", sa.DateTime(timezone=True), nullable=True),
 )
 
 # The send ledger: who got what. One row per (issue, subscriber); never two.
@@ -83,6 +89,8 @@ deliveries = sa.Table(
     sa.Column("error", sa.String(1000), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),  # from webhooks
+    # Times this row was sent again after being unconfirmed (--resend-unconfirmed): possible twins.
+    sa.Column("resent", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("send_id", "subscriber_id", name="uq_deliveries_send_subscriber"),
     sa.Index("ix_deliveries_send_status", "send_id", "status"),
 )

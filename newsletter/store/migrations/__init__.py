@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from newsletter.store.migrations import m0001_initial
+from newsletter.store.migrations import m0001_initial, m0002_send_lease
 
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("0001_initial", m0001_initial.apply),
+    ("0002_send_lease", m0002_send_lease.apply),
 ]
 
 
