@@ -150,7 +150,7 @@ def test_sigterm_stops_after_the_current_batch_and_resume_finishes(
 def test_a_second_send_while_one_runs_refuses_and_does_nothing(
     project: Path, clean_env: None, sendgrid_server: SendGridServer
 ) -> None:
-    settings, active, env = sendgrid_project(project, sendgrid_server)
+    _, active, env = sendgrid_project(project, sendgrid_server)
     sendgrid_server.inject(*[Fault(delay=0.3, process=True)] * 11)
     sender = newsletter(project, env, "send", MONTH, "--yes")
     try:
@@ -172,7 +172,7 @@ def test_a_second_send_while_one_runs_refuses_and_does_nothing(
 def test_two_resumes_at_once_after_a_kill_deliver_once(
     project: Path, clean_env: None, sendgrid_server: SendGridServer
 ) -> None:
-    settings, active, env = sendgrid_project(project, sendgrid_server)
+    _, active, env = sendgrid_project(project, sendgrid_server)
     sendgrid_server.inject(*[Fault(delay=0.1, process=True)] * 30)
     sender = newsletter(project, env, "send", MONTH, "--yes")
     try:

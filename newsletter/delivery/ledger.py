@@ -552,24 +552,28 @@ _CANDIDATES = (
     .limit(sa.bindparam("c_limit"))
 )
 
-_CLAIM_IDS = deliveries.insert().from_select(
-    ["send_id", "subscriber_id", "email", "status", "batch", "message_id", "updated_at"],
-    sa.select(
-        sa.bindparam("c_send_id", type_=sa.Integer),
-        subscribers.c.id,
-        subscribers.c.email,
-        sa.literal(LedgerStatus.PENDING.value),
-        sa.bindparam("c_batch", type_=sa.Integer),
-        sa.bindparam("c_prefix", type_=sa.String)
-        + sa.cast(subscribers.c.id, sa.String)
-        + sa.bindparam("c_suffix", type_=sa.String),
-        sa.bindparam("c_now", type_=sa.DateTime(timezone=True)),
-    ).where(
-        subscribers.c.id.in_(sa.bindparam("c_ids", expanding=True)),
-        *_ACTIVE,
-        _not_in_send(sa.bindparam("c_send_id")),
-    ),
-).returning(deliveries.c.subscriber_id)
+_CLAIM_IDS = (
+    deliveries.insert()
+    .from_select(
+        ["send_id", "subscriber_id", "email", "status", "batch", "message_id", "updated_at"],
+        sa.select(
+            sa.bindparam("c_send_id", type_=sa.Integer),
+            subscribers.c.id,
+            subscribers.c.email,
+            sa.literal(LedgerStatus.PENDING.value),
+            sa.bindparam("c_batch", type_=sa.Integer),
+            sa.bindparam("c_prefix", type_=sa.String)
+            + sa.cast(subscribers.c.id, sa.String)
+            + sa.bindparam("c_suffix", type_=sa.String),
+            sa.bindparam("c_now", type_=sa.DateTime(timezone=True)),
+        ).where(
+            subscribers.c.id.in_(sa.bindparam("c_ids", expanding=True)),
+            *_ACTIVE,
+            _not_in_send(sa.bindparam("c_send_id")),
+        ),
+    )
+    .returning(deliveries.c.subscriber_id)
+)
 
 
 def _uniform(results: Sequence[DeliveryResult], claimed: int) -> bool:

@@ -168,7 +168,9 @@ def fence(conn: sa.Connection, send_id: int, issue: str, run_id: str) -> None:
 
 def release(conn: sa.Connection, send_id: int, run_id: str) -> None:
     """Give the lease up (only if still held by ``run_id``)."""
-    empty = dict.fromkeys(("lease_run", "lease_host", "lease_pid", "lease_since", "lease_heartbeat"))
+    empty = dict.fromkeys(
+        ("lease_run", "lease_host", "lease_pid", "lease_since", "lease_heartbeat")
+    )
     conn.execute(
         sends.update().where(sends.c.id == send_id, sends.c.lease_run == run_id).values(**empty)
     )
