@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -43,3 +44,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def settings(project: Path, clean_env: None) -> Settings:
     return load_settings(project, env={})
+
+
+@pytest.fixture
+def db_settings(settings: Settings, database_url: str) -> Settings:
+    """The project's settings on each kind of database (``database_url``: SQLite, PostgreSQL)."""
+    return dataclasses.replace(settings, database_url=database_url, secret_key="k" * 32)

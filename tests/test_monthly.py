@@ -31,10 +31,11 @@ FIRED = datetime(2026, 12, 1, 9, tzinfo=TORONTO)  # the shipped rule's December 
 
 
 @pytest.fixture
-def ready(project: Path, settings: Settings) -> Settings:
+def ready(project: Path, db_settings: Settings) -> Settings:
+    """A ready issue and a list, on each kind of database: the month's claim holds on both."""
     write_issue(project, MONTH, "ready")
-    add_people(settings)
-    return settings
+    add_people(db_settings)
+    return db_settings
 
 
 def run(settings: Settings, minutes: float = 0, *, fired_at: datetime = FIRED) -> Decision:
@@ -159,7 +160,7 @@ def test_inside_the_grace_it_is_made_up(ready: Settings) -> None:
 
 
 def test_two_concurrent_runs_send_once(ready: Settings) -> None:
-    """Two threads, two engines, one SQLite file: the claim row lets exactly one send."""
+    """Two threads, two engines, one database: the claim row lets exactly one send."""
     start = threading.Barrier(2)
     decisions: list[Decision] = []
 

@@ -76,24 +76,26 @@ class Recorder(Progress):
         self.summary = summary
 
 
-def test_every_active_subscriber_gets_exactly_one_personal_copy(settings: Settings) -> None:
-    people = populate(settings, 11)
+def test_every_active_subscriber_gets_exactly_one_personal_copy(db_settings: Settings) -> None:
+    people = populate(db_settings, 11)
     transport = MemoryTransport(max_batch=4)
     progress = Recorder()
-    summary = send_issue(settings, load_issue(settings), transport=transport, progress=progress)
+    summary = send_issue(
+        db_settings, load_issue(db_settings), transport=transport, progress=progress
+    )
 
     assert sorted(delivered_ids(transport)) == sorted(s.id for s in people.active)
     assert set(transport.emails) == people.active_emails
     assert all(len(batch.recipients) <= 4 for batch in transport.batches)
     assert summary.status == "completed" and summary.sent == 11 and summary.failed == 0
     assert progress.total == 11 and progress.done == 11 and progress.summary == summary
-    assert set(ledger_rows(settings).values()) == {"sent"}
+    assert set(ledger_rows(db_settings).values()) == {"sent"}
     for message, recipient in transport.delivered:
         assert recipient.subscriber_id is not None
         mail = build_message(message, recipient)
         text, html = bodies(mail)
         check_personal_links(
-            settings, recipient.subscriber_id, text, html, mail["List-Unsubscribe"]
+            db_settings, recipient.subscriber_id, text, html, mail["List-Unsubscribe"]
         )
         assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert mail["Message-ID"] == recipient.message_id
@@ -102,114 +104,118 @@ def test_every_active_subscriber_gets_exactly_one_personal_copy(settings: Settin
     assert len({id(batch.html) for batch in transport.batches}) == 1
 
 
-def test_outbox_messages_carry_rfc8058_headers_and_own_links(settings: Settings) -> None:
-    people = populate(settings, 3)
-    send_issue(settings, load_issue(settings), transport_name="outbox")
-    messages = read_maildir(settings.delivery.outbox.path)
+def test_outbox_messages_carry_rfc8058_headers_and_own_links(db_settings: Settings) -> None:
+    people = populate(db_settings, 3)
+    send_issue(db_settings, load_issue(db_settings), transport_name="outbox")
+    messages = read_maildir(db_settings.delivery.outbox.path)
     by_email = {s.email: s.id for s in people.active}
     assert sorted(str(m["To"]).split("<")[-1].rstrip(">") for m in messages) == sorted(by_email)
     for mail in messages:
         address = str(mail["To"]).split("<")[-1].rstrip(">")
         text, html = bodies(mail)
-        check_personal_links(settings, by_email[address], text, html, str(mail["List-Unsubscribe"]))
+        check_personal_links(
+            db_settings, by_email[address], text, html, str(mail["List-Unsubscribe"])
+        )
         assert str(mail["List-Unsubscribe"]).strip().startswith("<https://")
         assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-        assert mail["Subject"] == load_issue(settings).subject
+        assert mail["Subject"] == load_issue(db_settings).subject
 
 
-def test_second_send_refuses_and_says_when(settings: Settings) -> None:
-    populate(settings, 2)
-    issue = load_issue(settings)
-    send_issue(settings, issue, transport=MemoryTransport())
+def test_second_send_refuses_and_says_when(db_settings: Settings) -> None:
+    populate(db_settings, 2)
+    issue = load_issue(db_settings)
+    send_issue(db_settings, issue, transport=MemoryTransport())
     again = MemoryTransport()
     with pytest.raises(AlreadySentError, match=r"already sent on \d{4}-\d\d-\d\d"):
-        send_issue(settings, issue, transport=again)
+        send_issue(db_settings, issue, transport=again)
     assert again.delivered == []
     # --resume on a finished send has nothing left to do and sends nothing.
-    summary = send_issue(settings, issue, transport=again, resume=True)
+    summary = send_issue(db_settings, issue, transport=again, resume=True)
     assert again.delivered == [] and summary.status == "completed"
 
 
-def test_temporary_failure_gives_the_batch_back_and_resume_sends_it(settings: Settings) -> None:
-    people = populate(settings, 10)
-    issue = load_issue(settings)
+def test_temporary_failure_gives_the_batch_back_and_resume_sends_it(db_settings: Settings) -> None:
+    people = populate(db_settings, 10)
+    issue = load_issue(db_settings)
     first = MemoryTransport(max_batch=3)
     first.fail_after = 6  # batch 3 fails after two good ones
     with pytest.raises(TemporaryDeliveryError, match="--resume"):
-        send_issue(settings, issue, transport=first)
+        send_issue(db_settings, issue, transport=first)
     assert len(first.delivered) == 6
-    assert send_row(settings)["status"] == "interrupted"  # type: ignore[index]
-    assert list(ledger_rows(settings).values()).count("sent") == 6
-    assert "pending" not in ledger_rows(settings).values()
+    assert send_row(db_settings)["status"] == "interrupted"  # type: ignore[index]
+    assert list(ledger_rows(db_settings).values()).count("sent") == 6
+    assert "pending" not in ledger_rows(db_settings).values()
 
     with pytest.raises(SendError, match="--resume"):
-        send_issue(settings, issue, transport=MemoryTransport())
+        send_issue(db_settings, issue, transport=MemoryTransport())
     second = MemoryTransport(max_batch=3)
-    summary = send_issue(settings, issue, transport=second, resume=True)
+    summary = send_issue(db_settings, issue, transport=second, resume=True)
     everyone = delivered_ids(first) + delivered_ids(second)
     assert sorted(everyone) == sorted(s.id for s in people.active)
     assert summary.status == "completed" and summary.sent == 4 and summary.found_unconfirmed == 0
 
 
-def test_permanent_failure_stops_with_the_providers_message(settings: Settings) -> None:
-    populate(settings, 4)
+def test_permanent_failure_stops_with_the_providers_message(db_settings: Settings) -> None:
+    populate(db_settings, 4)
     transport = MemoryTransport(max_batch=2)
     transport.fail_next(PermanentDeliveryError("SendGrid refused it with HTTP 401: bad key"))
     with pytest.raises(PermanentDeliveryError, match="HTTP 401: bad key"):
-        send_issue(settings, load_issue(settings), transport=transport)
-    assert ledger_rows(settings) == {}
-    assert send_row(settings)["status"] == "interrupted"  # type: ignore[index]
+        send_issue(db_settings, load_issue(db_settings), transport=transport)
+    assert ledger_rows(db_settings) == {}
+    assert send_row(db_settings)["status"] == "interrupted"  # type: ignore[index]
 
 
-def test_crash_leaves_unconfirmed_and_only_resend_unconfirmed_resends(settings: Settings) -> None:
-    people = populate(settings, 9)
-    issue = load_issue(settings)
+def test_crash_leaves_unconfirmed_and_only_resend_unconfirmed_resends(
+    db_settings: Settings,
+) -> None:
+    people = populate(db_settings, 9)
+    issue = load_issue(db_settings)
     crashed = DiesAfterDelivering(max_batch=2, die_at=2)
     with pytest.raises(RuntimeError):
-        send_issue(settings, issue, transport=crashed)
+        send_issue(db_settings, issue, transport=crashed)
     in_flight = delivered_ids(crashed)[2:]
     assert len(in_flight) == 2
-    assert list(ledger_rows(settings).values()).count("pending") == 2
+    assert list(ledger_rows(db_settings).values()).count("pending") == 2
 
     resumed = MemoryTransport(max_batch=2)
-    summary = send_issue(settings, issue, transport=resumed, resume=True)
+    summary = send_issue(db_settings, issue, transport=resumed, resume=True)
     assert summary.found_unconfirmed == 2 and summary.unconfirmed == 2
     assert set(delivered_ids(resumed)).isdisjoint(delivered_ids(crashed))
     assert sorted(delivered_ids(crashed) + delivered_ids(resumed)) == sorted(
         s.id for s in people.active
     )
-    report = send_report(settings, MONTH)
+    report = send_report(db_settings, MONTH)
     assert {email for email, status, _ in report.problems if status == "unconfirmed"} == {
         r.email for _, r in crashed.delivered[2:]
     }
 
     again = MemoryTransport(max_batch=2)
-    summary = send_issue(settings, issue, transport=again, resend_unconfirmed=True)
+    summary = send_issue(db_settings, issue, transport=again, resend_unconfirmed=True)
     assert sorted(delivered_ids(again)) == sorted(in_flight)
     # The resent copy keeps the first copy's Message-ID, so mail systems can spot the twin.
     first_ids = {r.subscriber_id: r.message_id for _, r in crashed.delivered}
     assert all(first_ids[r.subscriber_id] == r.message_id for _, r in again.delivered)
-    assert summary.unconfirmed == 0 and set(ledger_rows(settings).values()) == {"sent"}
+    assert summary.unconfirmed == 0 and set(ledger_rows(db_settings).values()) == {"sent"}
 
 
-def test_someone_unsubscribed_between_runs_is_not_sent_to(settings: Settings) -> None:
-    people = populate(settings, 6)
-    issue = load_issue(settings)
+def test_someone_unsubscribed_between_runs_is_not_sent_to(db_settings: Settings) -> None:
+    people = populate(db_settings, 6)
+    issue = load_issue(db_settings)
     first = MemoryTransport(max_batch=2)
     first.fail_after = 2
     with pytest.raises(TemporaryDeliveryError):
-        send_issue(settings, issue, transport=first)
-    store = SubscriberStore(open_database(settings.database_url))
+        send_issue(db_settings, issue, transport=first)
+    store = SubscriberStore(open_database(db_settings.database_url))
     leaver = people.active[-1]
     store.unsubscribe(leaver.id, reason="clicked", source="web")
     second = MemoryTransport(max_batch=2)
-    send_issue(settings, issue, transport=second, resume=True)
+    send_issue(db_settings, issue, transport=second, resume=True)
     assert leaver.id not in delivered_ids(first) + delivered_ids(second)
     assert len(delivered_ids(first) + delivered_ids(second)) == 5
 
 
-def test_stop_event_ends_cleanly_after_the_current_batch(settings: Settings) -> None:
-    populate(settings, 8)
+def test_stop_event_ends_cleanly_after_the_current_batch(db_settings: Settings) -> None:
+    populate(db_settings, 8)
     stop = threading.Event()
 
     class StopsOnFirst(MemoryTransport):
@@ -218,55 +224,55 @@ def test_stop_event_ends_cleanly_after_the_current_batch(settings: Settings) -> 
             return super().send_batch(message)
 
     transport = StopsOnFirst(max_batch=3)
-    summary = send_issue(settings, load_issue(settings), transport=transport, stop=stop)
+    summary = send_issue(db_settings, load_issue(db_settings), transport=transport, stop=stop)
     assert summary.status == "interrupted" and summary.sent == 3
     assert "--resume" in (summary.error or "")
-    assert send_row(settings)["status"] == "interrupted"  # type: ignore[index]
-    assert sorted(ledger_rows(settings).values()) == ["sent"] * 3
+    assert send_row(db_settings)["status"] == "interrupted"  # type: ignore[index]
+    assert sorted(ledger_rows(db_settings).values()) == ["sent"] * 3
 
 
-def test_refused_recipient_is_failed_and_reported(settings: Settings) -> None:
-    people = populate(settings, 3)
+def test_refused_recipient_is_failed_and_reported(db_settings: Settings) -> None:
+    people = populate(db_settings, 3)
     transport = MemoryTransport()
     transport.refuse[people.active[1].email] = "550 no such mailbox"
-    summary = send_issue(settings, load_issue(settings), transport=transport)
+    summary = send_issue(db_settings, load_issue(db_settings), transport=transport)
     assert summary.sent == 2 and summary.failed == 1
-    report = send_report(settings, MONTH)
+    report = send_report(db_settings, MONTH)
     assert report.problems == ((people.active[1].email, "failed", "550 no such mailbox"),)
 
 
-def test_test_copies_are_marked_and_not_in_the_ledger(settings: Settings) -> None:
-    populate(settings, 2)
+def test_test_copies_are_marked_and_not_in_the_ledger(db_settings: Settings) -> None:
+    populate(db_settings, 2)
     transport = MemoryTransport()
     results = send_test(
-        settings,
-        load_issue(settings),
+        db_settings,
+        load_issue(db_settings),
         ["editor@example.org", "friend@example.net"],
         transport=transport,
     )
     assert all(r.accepted for r in results)
     assert transport.emails == ["editor@example.org", "friend@example.net"]
     assert all(m.subject.startswith("[TEST] ") for m in transport.batches)
-    assert send_row(settings) is None
+    assert send_row(db_settings) is None
     with pytest.raises(SendError, match="not an email address"):
-        send_test(settings, load_issue(settings), ["nobody"], transport=transport)
+        send_test(db_settings, load_issue(db_settings), ["nobody"], transport=transport)
 
 
-def test_dry_run_sends_nothing_and_counts(settings: Settings) -> None:
-    populate(settings, 5)
+def test_dry_run_sends_nothing_and_counts(db_settings: Settings) -> None:
+    populate(db_settings, 5)
     transport = MemoryTransport()
-    summary = send_issue(settings, load_issue(settings), transport=transport, dry_run=True)
+    summary = send_issue(db_settings, load_issue(db_settings), transport=transport, dry_run=True)
     assert summary.status == "dry-run" and summary.recipients == 5
-    assert transport.batches == [] and send_row(settings) is None
-    assert plan_send(settings, load_issue(settings)).recipients == 5
+    assert transport.batches == [] and send_row(db_settings) is None
+    assert plan_send(db_settings, load_issue(db_settings)).recipients == 5
 
 
-def test_archive_is_written_without_personal_data(settings: Settings) -> None:
-    people = populate(settings, 4)
+def test_archive_is_written_without_personal_data(db_settings: Settings) -> None:
+    people = populate(db_settings, 4)
     transport = MemoryTransport()
-    issue = load_issue(settings)
-    send_issue(settings, issue, transport=transport)
-    folder = settings.archive_dir / MONTH
+    issue = load_issue(db_settings)
+    send_issue(db_settings, issue, transport=transport)
+    folder = db_settings.archive_dir / MONTH
     assert sorted(p.name for p in folder.iterdir()) == [
         "email.txt",
         "index.html",
@@ -291,16 +297,16 @@ def test_archive_is_written_without_personal_data(settings: Settings) -> None:
         assert not any(token in text for token in secrets), path
         assert not any(address in text for address in people.all_emails), path
     web = (folder / "index.html").read_text(encoding="utf-8")
-    assert f"{settings.links.base_url}/subscribe" in web
-    [archived] = list_archived(settings.archive_dir)
+    assert f"{db_settings.links.base_url}/subscribe" in web
+    [archived] = list_archived(db_settings.archive_dir)
     assert archived.month == MONTH and archived.counts["sent"] == 4
     assert archived.web_path == folder / "index.html" and archived.finished_at is not None
 
 
-def test_no_leftover_temporary_files_in_the_archive(settings: Settings, tmp_path: Path) -> None:
-    populate(settings, 1)
-    send_issue(settings, load_issue(settings), transport=MemoryTransport())
-    assert not [p for p in (settings.archive_dir / MONTH).iterdir() if p.name.startswith(".")]
+def test_no_leftover_temporary_files_in_the_archive(db_settings: Settings, tmp_path: Path) -> None:
+    populate(db_settings, 1)
+    send_issue(db_settings, load_issue(db_settings), transport=MemoryTransport())
+    assert not [p for p in (db_settings.archive_dir / MONTH).iterdir() if p.name.startswith(".")]
 
 
 # --- the command line -------------------------------------------------------------------------
@@ -435,16 +441,16 @@ def test_fast_token_signing_is_plain_hmac_sha256() -> None:
         assert signer.verify(Purpose.UNSUBSCRIBE, token) == 123456789
 
 
-def test_claim_takes_only_people_still_active_and_not_yet_claimed(settings: Settings) -> None:
+def test_claim_takes_only_people_still_active_and_not_yet_claimed(db_settings: Settings) -> None:
     """Between preparing a batch and claiming it, someone may leave or be claimed elsewhere."""
     from newsletter.delivery.ledger import Ledger, MessageIds
 
-    people = populate(settings, 4, pending=0, gone=0)
-    engine = open_database(settings.database_url)
+    people = populate(db_settings, 4, pending=0, gone=0)
+    engine = open_database(db_settings.database_url)
     ledger = Ledger(engine)
     record = ledger.start(MONTH, "subject", "memory", "cli")
     ids = [s.id for s in people.active]
-    message_ids = MessageIds(MONTH, settings.sender.email)
+    message_ids = MessageIds(MONTH, db_settings.sender.email)
     assert ledger.claim_ids(record.id, 1, ids[:1], message_ids) is None
     SubscriberStore(engine).unsubscribe(ids[1], reason="left", source="web")
     assert ledger.claim_ids(record.id, 2, ids, message_ids) == {ids[2], ids[3]}
@@ -453,11 +459,11 @@ def test_claim_takes_only_people_still_active_and_not_yet_claimed(settings: Sett
     assert ledger.mark_in_flight_unconfirmed(record.id) == 3
 
 
-def test_no_active_subscriber_refuses_and_records_nothing(settings: Settings) -> None:
-    populate(settings, 0)
+def test_no_active_subscriber_refuses_and_records_nothing(db_settings: Settings) -> None:
+    populate(db_settings, 0)
     with pytest.raises(SendError, match="no active subscribers"):
-        send_issue(settings, load_issue(settings), transport=MemoryTransport())
-    assert send_row(settings) is None
+        send_issue(db_settings, load_issue(db_settings), transport=MemoryTransport())
+    assert send_row(db_settings) is None
 
 
 def test_cli_issue_with_errors_is_not_sent_and_says_each_finding_once(

@@ -30,11 +30,10 @@ IDS = MessageIds(MONTH, "editor@example.org")
 
 
 @pytest.fixture
-def db_settings(settings: Settings, database_url: str) -> Settings:
-    """The project's settings on each database kind, with 30 people (27 active) on the list."""
-    moved = dataclasses.replace(settings, database_url=database_url, secret_key="k" * 32)
-    seed(moved, 30)
-    return moved
+def listed(db_settings: Settings) -> Settings:
+    """Settings on each kind of database, with 30 people (27 active) on the list."""
+    seed(db_settings, 30)
+    return db_settings
 
 
 def _ledger(settings: Settings, **options: object) -> Ledger:
@@ -68,10 +67,10 @@ def _accepted(ids: list[int]) -> tuple[DeliveryResult, ...]:
     )
 
 
-def test_a_second_run_refuses_while_the_holder_is_alive(db_settings: Settings) -> None:
-    first = _ledger(db_settings)
+def test_a_second_run_refuses_while_the_holder_is_alive(listed: Settings) -> None:
+    first = _ledger(listed)
     record = first.start(MONTH, "Subject", "outbox", "cli")
-    second = _ledger(db_settings)
+    second = _ledger(listed)
     with pytest.raises(SendBusyError) as refused:
         second.acquire(record, "smtp")
     pid, host = first.owner.pid, first.owner.host
@@ -87,14 +86,14 @@ def test_a_second_run_refuses_while_the_holder_is_alive(db_settings: Settings) -
 
 
 def test_a_lease_whose_holder_died_on_this_host_is_taken_over_at_once(
-    db_settings: Settings,
+    listed: Settings,
 ) -> None:
-    gone = _ledger_of_a_dead_process(db_settings)
+    gone = _ledger_of_a_dead_process(listed)
     record = gone.start(MONTH, "Subject", "sendgrid", "cli")
     found = gone.find(MONTH)
     assert found is not None
     assert "its process stopped" in str(refusal(found))  # a plain send points at --resume
-    taker = _ledger(db_settings)
+    taker = _ledger(listed)
     taken, previous = taker.acquire(record, "sendgrid")
     assert previous is not None and previous.pid == gone.owner.pid
     assert taken.holder is not None and taken.holder.run_id == taker.owner.run_id
@@ -102,14 +101,14 @@ def test_a_lease_whose_holder_died_on_this_host_is_taken_over_at_once(
 
 
 def test_a_run_that_stalled_and_lost_its_lease_can_neither_claim_nor_record(
-    db_settings: Settings,
+    listed: Settings,
 ) -> None:
-    ids = _active(db_settings)
-    stalled = _ledger(db_settings)
+    ids = _active(listed)
+    stalled = _ledger(listed)
     record = stalled.start(MONTH, "Subject", "sendgrid", "cli")
     assert stalled.claim_ids(record.id, 1, ids[:5], IDS) is None  # batch 1 is on the wire
     # The holder stops beating (a paused VM); with a short timeout the lease goes stale.
-    taker = _ledger(db_settings, lease_timeout=timedelta(seconds=0))
+    taker = _ledger(listed, lease_timeout=timedelta(seconds=0))
     _, previous = taker.acquire(record, "sendgrid")
     assert previous is not None and previous.run_id == stalled.owner.run_id
     assert taker.mark_in_flight_unconfirmed(record.id) == 5
@@ -124,7 +123,7 @@ def test_a_run_that_stalled_and_lost_its_lease_can_neither_claim_nor_record(
         stalled.finish(record.id, SendStatus.INTERRUPTED)
     with pytest.raises(LeaseLostError):
         stalled.heartbeat()
-    engine = open_database(db_settings.database_url)
+    engine = open_database(listed.database_url)
     with engine.connect() as conn:
         statuses = Counter(conn.scalars(sa.select(deliveries.c.status)))
         status = conn.scalar(sa.select(sends.c.status))
@@ -133,10 +132,10 @@ def test_a_run_that_stalled_and_lost_its_lease_can_neither_claim_nor_record(
     assert taker.claim_ids(record.id, 2, ids[5:10], IDS) is None
 
 
-def test_runs_racing_for_a_stale_lease_one_wins(db_settings: Settings) -> None:
-    gone = _ledger_of_a_dead_process(db_settings)
+def test_runs_racing_for_a_stale_lease_one_wins(listed: Settings) -> None:
+    gone = _ledger_of_a_dead_process(listed)
     record = gone.start(MONTH, "Subject", "sendgrid", "cli")
-    racers = [_ledger(db_settings) for _ in range(6)]
+    racers = [_ledger(listed) for _ in range(6)]
     start = threading.Barrier(len(racers))
     outcomes: list[str] = []
 
@@ -156,8 +155,8 @@ def test_runs_racing_for_a_stale_lease_one_wins(db_settings: Settings) -> None:
     assert sorted(outcomes) == ["refused"] * 5 + ["won"]
 
 
-def test_two_sends_started_together_deliver_once(db_settings: Settings) -> None:
-    issue = load_issue(db_settings)
+def test_two_sends_started_together_deliver_once(listed: Settings) -> None:
+    issue = load_issue(listed)
     transport = MemoryTransport()
     start = threading.Barrier(2)
     results: list[object] = []
@@ -165,7 +164,7 @@ def test_two_sends_started_together_deliver_once(db_settings: Settings) -> None:
     def run() -> None:
         start.wait()
         try:
-            results.append(send_issue(db_settings, issue, transport=transport).status)
+            results.append(send_issue(listed, issue, transport=transport).status)
         except SendError as err:
             results.append(err)
 
@@ -182,8 +181,8 @@ def test_two_sends_started_together_deliver_once(db_settings: Settings) -> None:
     assert len(counted) == 27 and set(counted.values()) == {1}
 
 
-def test_finishing_gives_the_lease_up(db_settings: Settings) -> None:
-    summary = send_issue(db_settings, load_issue(db_settings), transport=MemoryTransport())
+def test_finishing_gives_the_lease_up(listed: Settings) -> None:
+    summary = send_issue(listed, load_issue(listed), transport=MemoryTransport())
     assert summary.status == "completed"
-    found = _ledger(db_settings).find(MONTH)
+    found = _ledger(listed).find(MONTH)
     assert found is not None and found.holder is None

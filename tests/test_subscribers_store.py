@@ -1,12 +1,11 @@
-"""The subscriber store on a real SQLite file: statuses, events, consent, erasure, pagination."""
+"""The subscriber store on a real SQLite file and a real PostgreSQL database: statuses, events, consent, erasure, pagination."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from newsletter.errors import SubscriberError
 from newsletter.models import SubscriberStatus
@@ -23,13 +22,22 @@ PENDING = SubscriberStatus.PENDING
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "subscribers" / "subscribers.db"
+def store(database_url: str) -> SubscriberStore:
+    """The store on each kind of database (SQLite file, PostgreSQL)."""
+    return SubscriberStore(open_database(database_url))
 
 
-@pytest.fixture
-def store(db_path: Path) -> SubscriberStore:
-    return SubscriberStore(open_database(f"sqlite:///{db_path}"))
+def _dump(url: str) -> str:
+    """Every value of every table, as text."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = [
+            repr(tuple(row))
+            for table in sa.inspect(engine).get_table_names()
+            for row in conn.execute(sa.text(f"SELECT * FROM {table}"))
+        ]
+    engine.dispose()
+    return "\n".join(rows)
 
 
 def test_normalise_email_trims_and_lowercases_only_the_domain() -> None:
@@ -145,7 +153,7 @@ def test_unsubscribe_keeps_the_record_and_suppresses(store: SubscriberStore) -> 
 
 
 def test_forget_erases_personal_data_but_stays_suppressed(
-    store: SubscriberStore, db_path: Path
+    store: SubscriberStore, database_url: str
 ) -> None:
     person = store.add("Ann@Example.org", name="Ann Lee", ip="203.0.113.9")
     assert store.forget("ann@example.org")
@@ -155,8 +163,7 @@ def test_forget_erases_personal_data_but_stays_suppressed(
     with pytest.raises(AlreadySubscribedError) as refused:
         store.add("ann@example.org", source="web")
     assert refused.value.forgotten
-    with sqlite3.connect(db_path) as conn:
-        dump = "\n".join(conn.iterdump())
+    dump = _dump(database_url)
     assert "Ann Lee" not in dump and "ann@example.org" not in dump.lower()
     assert "203.0.113.9" not in dump
     assert email_hash("ann@example.org") in dump
@@ -190,22 +197,22 @@ def test_counts_and_iter_all(store: SubscriberStore) -> None:
     assert store.count_forgotten() == 1
 
 
-def test_timestamps_are_utc_after_reopening(db_path: Path, store: SubscriberStore) -> None:
+def test_timestamps_are_utc_after_reopening(database_url: str, store: SubscriberStore) -> None:
     before = datetime.now(UTC)
     store.add("ann@example.org")
-    reopened = SubscriberStore(open_database(f"sqlite:///{db_path}"))
+    reopened = SubscriberStore(open_database(database_url))
     person = reopened.get("ann@example.org")
     assert person is not None and person.subscribed_at is not None
     assert person.subscribed_at.tzinfo is UTC and person.subscribed_at >= before
 
 
 def test_a_concurrent_insert_of_the_same_address_is_reported_as_already_subscribed(
-    store: SubscriberStore, db_path: Path
+    store: SubscriberStore, database_url: str
 ) -> None:
     # Another process's row that our hash check cannot see (as if it committed just after it):
     # the unique email_key makes our insert fail, and that becomes the ordinary refusal.
-    with sqlite3.connect(db_path) as conn:
-        conn.execute(
+    with sa.create_engine(database_url).begin() as conn:
+        conn.exec_driver_sql(
             "INSERT INTO subscribers (email, email_key, email_hash, status, topics, source,"
             " subscribed_at, updated_at) VALUES ('ann@example.org', 'ann@example.org', 'other',"
             " 'pending', '[]', 'web', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
