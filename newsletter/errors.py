@@ -13,12 +13,15 @@ one-line message instead of a traceback::
     ├── TokenError                a signed link token is invalid or expired   (exit 1)
     ├── SendError                 a send run refused to start or was stopped  (exit 1)
     │   └── AlreadySentError      the issue went out already
+    ├── StoreError                the database failed                         (exit 1)
+    │   ├── DatabaseUnavailableError  cannot open, create, reach or write it
+    │   └── CorruptDatabaseError      the file is damaged or not a database
     └── DeliveryError             a transport failed                          (exit 1)
         ├── TemporaryDeliveryError   worth retrying (429, 5xx, timeouts, refused connections)
         └── PermanentDeliveryError   not worth retrying (400/401/403/413, bad credentials)
 
 Third-party exceptions are translated into these where the library is imported,
-with ``raise … from err``.
+with ``raise … from err`` (SQLAlchemy's in one place: ``newsletter.store.failures``).
 """
 
 from __future__ import annotations
@@ -78,6 +81,18 @@ class SendError(NewsletterError):
 
 class AlreadySentError(SendError):
     """The issue has been sent already; a second send would duplicate it."""
+
+
+class StoreError(NewsletterError):
+    """The database failed: the message names it (password hidden) and what to do."""
+
+
+class DatabaseUnavailableError(StoreError):
+    """The database cannot be opened, created, reached or written (path, permissions, server)."""
+
+
+class CorruptDatabaseError(StoreError):
+    """The database file is damaged, or is not a SQLite database at all."""
 
 
 class DeliveryError(NewsletterError):

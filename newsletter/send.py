@@ -32,6 +32,7 @@ from newsletter.delivery.ledger import (
 from newsletter.errors import (
     DeliveryError,
     SendError,
+    StoreError,
     TemporaryDeliveryError,
 )
 from newsletter.mime import check_header, new_message_id
@@ -377,7 +378,7 @@ class _Run:
     def _finish_quietly(self) -> None:
         try:
             self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
-        except sa.exc.SQLAlchemyError:
+        except (sa.exc.SQLAlchemyError, StoreError):
             log.exception("could not mark the send of %s interrupted", self.issue.month)
 
 
