@@ -111,8 +111,9 @@ def _on_error(context: sa.engine.ExceptionContext) -> None:
         context.original_exception, engine.url, connecting=context.connection is None
     )
     if mapped is not None:
-        # Raising here replaces SQLAlchemy's exception, after it has cleaned up the connection.
-        raise mapped from context.sqlalchemy_exception or context.original_exception
+        # Raising here replaces SQLAlchemy's exception, after it has cleaned up the connection;
+        # SQLAlchemy chains it to the driver's exception.
+        raise mapped from context.original_exception
 
 
 def install(engine: sa.Engine) -> None:
