@@ -224,11 +224,13 @@ class _Located:
 
 
 def _refuse_tag(section: _Located, key: str, node: yaml.Node) -> None:
-    if not str(node.tag).startswith(_STANDARD_TAG):
+    """Only YAML's own types (``!!str``, ``!!int`` …); ``!custom`` or ``!!python/…`` mean nothing."""
+    if node.tag not in yaml.SafeLoader.yaml_constructors:
+        tag = str(node.tag).replace(_STANDARD_TAG, "!!", 1)
         raise section.error_at(
             node.start_mark.line + 1,
             key,
-            f"the YAML tag {node.tag} is not understood here; remove it (write the plain value)",
+            f"the YAML tag {tag} is not understood here; remove it (write the plain value)",
         )
 
 
@@ -525,7 +527,7 @@ def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) 
         where = f":{mark.line + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError(f"{shown}{where}: not valid YAML: {problem}") from err
-    if not isinstance(node, yaml.MappingNode) or not str(node.tag).startswith(_STANDARD_TAG):
+    if not isinstance(node, yaml.MappingNode) or node.tag not in yaml.SafeLoader.yaml_constructors:
         raise ConfigError(f"{shown}:1: expected `key: value` settings at the top level")
     doc = _Located(shown, node).expect(
         "timezone", "send", "sender", "links", "database", "delivery"

@@ -86,11 +86,12 @@ def _compose_front_matter(
 
 def _has_custom_tag(node: yaml.Node, report: Report) -> bool:
     """Report a tag such as ``!custom``: YAML's own (``!!str``) are fine, others mean nothing here."""
-    if str(node.tag).startswith("tag:yaml.org,2002:"):
+    if node.tag in yaml.SafeLoader.yaml_constructors:
         return False
+    tag = str(node.tag).replace("tag:yaml.org,2002:", "!!", 1)
     report.error(
         1 + node.start_mark.line,
-        f"the YAML tag {short(str(node.tag))} is not understood in the front matter; remove it",
+        f"the YAML tag {short(tag)} is not understood in the front matter; remove it",
     )
     return True
 
