@@ -166,3 +166,17 @@ def test_leftover_sqlalchemy_errors_become_store_errors(tmp_path: Path) -> None:
     hidden = any_store_error(sa.exc.OperationalError("x", {}, Exception("boom")), None)
     assert str(hidden) == "the database: boom"
     assert not isinstance(hidden, DatabaseUnavailableError)
+
+
+def test_a_foreign_database_reaches_the_cli_funnel_as_one_line(project: Path) -> None:
+    """A SQLite file of another program: its error is none the engine maps, the funnel does."""
+    with sqlite3.connect(database_file(project)) as conn:
+        conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        conn.execute("INSERT INTO schema_migrations VALUES ('0001_initial', '2020-01-01')")
+        conn.execute("CREATE TABLE subscribers (who TEXT)")
+    conn.close()
+    code, _, err = newsletter(project, "subscribers", "list")
+    line = one_line_error(err)
+    assert code == 1
+    assert line.startswith(f"error: database 'sqlite:///{database_file(project)}': ")
+    assert "no such column" in line
