@@ -7,6 +7,7 @@ values. Every mistake is a ``ConfigError`` naming the file, line, key and what w
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -28,6 +29,10 @@ _DAY_RE = re.compile(
 )
 _DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+MAX_DURATION = timedelta(days=366)  # longer is a typo: a year covers every duration here
+MIN_SMTP_RATE = 0.01  # messages per second: one every 100 s; slower is a typo, not pacing
+MAX_SMTP_RATE = 1000.0
+_STANDARD_TAG = "tag:yaml.org,2002:"  # YAML's own types; a `!custom` tag means nothing here
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,7 @@ class _Located:
             return _Located(self.file, empty, f"{self.path(key)}.")
         if not isinstance(node, yaml.MappingNode):
             raise self.error(key, "expected a section of `key: value` lines")
+        _refuse_tag(self, key, node)
         return _Located(self.file, node, f"{self.path(key)}.")
 
     def scalar(self, key: str, default: Any = ..., allow_empty: bool = False) -> Any:
@@ -184,7 +190,12 @@ class _Located:
             return default
         if not isinstance(node, yaml.ScalarNode):
             raise self.error(key, "expected a single value, not a list or section")
-        value = _construct(node)
+        _refuse_tag(self, key, node)
+        try:
+            value = _construct(node)
+        except (yaml.YAMLError, ValueError, OverflowError) as err:
+            problem = getattr(err, "problem", None) or str(err)
+            raise self.error(key, f"not a valid value: {' '.join(problem.split())}") from err
         if value is None or (isinstance(value, str) and not value.strip() and not allow_empty):
             if default is ...:
                 raise self.error(key, "is empty; it is required")
@@ -212,6 +223,17 @@ class _Located:
         return self
 
 
+def _refuse_tag(section: _Located, key: str, node: yaml.Node) -> None:
+    """Only YAML's own types (``!!str``, ``!!int`` …); ``!custom`` or ``!!python/…`` mean nothing."""
+    if node.tag not in yaml.SafeLoader.yaml_constructors:
+        tag = str(node.tag).replace(_STANDARD_TAG, "!!", 1)
+        raise section.error_at(
+            node.start_mark.line + 1,
+            key,
+            f"the YAML tag {tag} is not understood here; remove it (write the plain value)",
+        )
+
+
 def _construct(node: yaml.ScalarNode) -> Any:
     loader = yaml.SafeLoader("")
     try:
@@ -223,21 +245,39 @@ def _construct(node: yaml.ScalarNode) -> Any:
 T = TypeVar("T")
 
 
+class OutOfRange(ValueError):
+    """A value of the right kind but too large or too small; its text says the limits."""
+
+
 def _checked(
     section: _Located, key: str, value: Any, check: Callable[[Any], T], expected: str
 ) -> T:
     try:
         return check(value)
-    except (TypeError, ValueError) as err:
+    except OutOfRange as err:
+        raise section.error(key, f"{err}, got {value!r}") from err
+    except (TypeError, ValueError, OverflowError) as err:
         raise section.error(key, f"expected {expected}, got {value!r}") from err
 
 
 def parse_duration(text: str) -> timedelta:
-    """``"6h"``, ``"7d"``, ``"30m"``, ``"90s"``, ``"2w"`` → timedelta."""
+    """``"6h"``, ``"7d"``, ``"30m"``, ``"90s"``, ``"2w"`` → timedelta, at most ``MAX_DURATION``."""
     match = _DURATION_RE.match(str(text).strip())
     if not match:
         raise ValueError(text)
-    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+    amount, unit = int(match.group(1)), match.group(2)
+    limit = MAX_DURATION // timedelta(**{_DURATION_UNITS[unit]: 1})
+    if amount > limit:  # checked before timedelta(), which overflows past 999999999 days
+        days = "" if unit == "d" else f" ({MAX_DURATION.days} days)"
+        raise OutOfRange(f"expected a duration of at most {limit}{unit}{days}")
+    return timedelta(**{_DURATION_UNITS[unit]: amount})
+
+
+def _positive_duration(text: str) -> timedelta:
+    duration = parse_duration(text)
+    if duration <= timedelta(0):
+        raise OutOfRange("expected a duration longer than zero")
+    return duration
 
 
 def _parse_time(value: Any) -> time:
@@ -283,9 +323,13 @@ def _parse_bool(value: Any) -> bool:
     return value
 
 
-def _parse_positive(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+def _parse_rate(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(value)
+    if not math.isfinite(value) or not MIN_SMTP_RATE <= value <= MAX_SMTP_RATE:
+        raise OutOfRange(
+            f"expected a number of messages per second from {MIN_SMTP_RATE:g} to {MAX_SMTP_RATE:g}"
+        )
     return float(value)
 
 
@@ -376,7 +420,7 @@ def _links(doc: _Located) -> Links:
         sec,
         "confirm_max_age",
         sec.scalar("confirm_max_age", "7d"),
-        parse_duration,
+        _positive_duration,
         'a duration such as "7d", "48h" or "2w"',
     )
     return Links(base_url=base, archive_url=archive, confirm_max_age=confirm_max_age)
@@ -411,8 +455,8 @@ def _delivery(doc: _Located, root: Path, env: Mapping[str, str]) -> DeliverySett
             smtp_sec,
             "rate",
             smtp_sec.scalar("rate", 20),
-            _parse_positive,
-            "a positive number of messages per second",
+            _parse_rate,
+            f"a number of messages per second from {MIN_SMTP_RATE:g} to {MAX_SMTP_RATE:g}",
         ),
         password=env.get("NEWSLETTER_SMTP_PASSWORD") or None,
     )
@@ -483,7 +527,7 @@ def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) 
         where = f":{mark.line + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError(f"{shown}{where}: not valid YAML: {problem}") from err
-    if not isinstance(node, yaml.MappingNode):
+    if not isinstance(node, yaml.MappingNode) or node.tag not in yaml.SafeLoader.yaml_constructors:
         raise ConfigError(f"{shown}:1: expected `key: value` settings at the top level")
     doc = _Located(shown, node).expect(
         "timezone", "send", "sender", "links", "database", "delivery"

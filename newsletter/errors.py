@@ -15,12 +15,15 @@ one-line message instead of a traceback::
     │   ├── AlreadySentError      the issue went out already
     │   ├── SendBusyError         another live run is sending the issue now
     │   └── LeaseLostError        this run stalled, another took over: it stopped
+    ├── StoreError                the database failed                         (exit 1)
+    │   ├── DatabaseUnavailableError  cannot open, create, reach or write it
+    │   └── CorruptDatabaseError      the file is damaged or not a database
     └── DeliveryError             a transport failed                          (exit 1)
         ├── TemporaryDeliveryError   worth retrying (429, 5xx, timeouts, refused connections)
         └── PermanentDeliveryError   not worth retrying (400/401/403/413, bad credentials)
 
 Third-party exceptions are translated into these where the library is imported,
-with ``raise … from err``.
+with ``raise … from err`` (SQLAlchemy's in one place: ``newsletter.store.failures``).
 """
 
 from __future__ import annotations
@@ -88,6 +91,18 @@ class SendBusyError(SendError):
 
 class LeaseLostError(SendError):
     """This run's lease was taken over (it stalled too long): it may write nothing more."""
+
+
+class StoreError(NewsletterError):
+    """The database failed: the message names it (password hidden) and what to do."""
+
+
+class DatabaseUnavailableError(StoreError):
+    """The database cannot be opened, created, reached or written (path, permissions, server)."""
+
+
+class CorruptDatabaseError(StoreError):
+    """The database file is damaged, or is not a SQLite database at all."""
 
 
 class DeliveryError(NewsletterError):

@@ -33,6 +33,7 @@ from newsletter.errors import (
     DeliveryError,
     LeaseLostError,
     SendError,
+    StoreError,
     TemporaryDeliveryError,
 )
 from newsletter.mime import check_header, new_message_id
@@ -402,7 +403,7 @@ class _Run:
             self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
         except LeaseLostError:
             pass  # another run owns the send now: nothing of ours to close
-        except sa.exc.SQLAlchemyError:
+        except (sa.exc.SQLAlchemyError, StoreError):
             log.exception("could not mark the send of %s interrupted", self.issue.month)
 
 

@@ -143,11 +143,17 @@ def _read_key_file(path: Path) -> bytes:
 
 
 def _create_key_file(path: Path) -> None:
-    """Write a new random key with mode 0600, atomically; keep the file if another process won."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a new random key with mode 0600, atomically; keep the file if another process won.
+
+    The mode is exactly 0600 whatever the umask, and a missing folder is created 0700.
+    """
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
     temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w", encoding="ascii") as handle:
             handle.write(secrets.token_hex(32) + "\n")
             handle.flush()

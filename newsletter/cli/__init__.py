@@ -2,7 +2,9 @@
 
 Each command module parses options, calls the library and prints. This module is the one error
 funnel: a ``NewsletterError`` becomes a one-line message and its exit code (1: the input or the
-run failed; 2: usage or configuration), never a traceback.
+run failed; 2: usage or configuration), never a traceback. A SQLAlchemy error that got past the
+store's own translation (``newsletter.store.failures``) gets the same treatment, as a
+``StoreError`` naming the database.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import importlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -77,11 +79,37 @@ class FunnelGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NewsletterError as err:
-            click.secho(f"error: {err}", fg="red", err=True)
-            sys.exit(err.exit_code)
+            _fail(err)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except Exception as err:
+            mapped = _database_failure(ctx, err)
+            if mapped is None:
+                raise
+            _fail(mapped)
+
+
+def _fail(err: NewsletterError) -> NoReturn:
+    click.secho(f"error: {err}", fg="red", err=True)
+    sys.exit(err.exit_code)
+
+
+def _database_failure(ctx: click.Context, err: Exception) -> NewsletterError | None:
+    """``err`` as a ``StoreError`` if it is a SQLAlchemy error, else None.
+
+    SQLAlchemy is not imported for commands that do not use the database, and none of its errors
+    can arise before it is imported: look it up instead of importing it.
+    """
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(err, sa_exc.SQLAlchemyError):
+        return None
+    from newsletter.store.failures import any_store_error
+
+    project = ctx.find_object(Project)
+    settings = project._settings if project is not None else None
+    url = settings.database_url if settings is not None else None
+    return any_store_error(err, url)
 
 
 @click.group(cls=FunnelGroup, context_settings={"help_option_names": ["-h", "--help"]})

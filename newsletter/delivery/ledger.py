@@ -25,7 +25,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 
 from newsletter.delivery.base import DeliveryResult
-from newsletter.errors import AlreadySentError, LeaseLostError, SendError
+from newsletter.errors import AlreadySentError, LeaseLostError, SendError, StoreError
 from newsletter.models import LedgerStatus, SubscriberStatus
 from newsletter.store import lease
 from newsletter.store.lease import HEARTBEAT_SECONDS, LEASE_TIMEOUT, Holder, Owner
@@ -246,7 +246,7 @@ class Ledger:
                 except LeaseLostError:
                     stop.set()
                     return
-                except sa.exc.SQLAlchemyError:
+                except (sa.exc.SQLAlchemyError, StoreError):
                     continue  # a busy database now and then: the next beat tries again
 
         thread = threading.Thread(target=beat, name="send-lease", daemon=True)

@@ -1,13 +1,23 @@
 """The outbox transport: every message written to a local Maildir that mail clients can open.
 
 The default in the shipped ``schedule.yaml``, so a fresh checkout "sends" with no account
-anywhere. ``mailbox.Maildir`` writes each message to ``tmp/`` and renames it into ``new/``, so a
+anywhere. Each message is written to ``tmp/`` and renamed into ``new/`` (the Maildir way), so a
 reader never sees half a message.
+
+The messages hold readers' addresses: the folders this transport creates are 0700 and every
+message file 0600, whatever the umask. A run killed mid-write leaves a half-written file in
+``tmp/``; the next run removes it (see ``sweep_tmp``).
 """
 
 from __future__ import annotations
 
-import mailbox
+import contextlib
+import itertools
+import logging
+import os
+import re
+import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -18,6 +28,78 @@ from newsletter.errors import PermanentDeliveryError
 from newsletter.mime import build_message
 from newsletter.models import OutgoingMessage
 
+log = logging.getLogger(__name__)
+
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+# Maildir's convention: a file in tmp/ this old is debris, whoever wrote it.
+TMP_MAX_AGE = 36 * 3600.0
+_COUNTER = itertools.count(1)
+_HOST = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
+# Our own unique names (those of Python's ``mailbox`` too): <seconds>.M<µs>P<pid>Q<n>.<host>
+_NAME_RE = re.compile(r"^\d+\.M\d+P(?P<pid>\d+)Q\d+\.(?P<host>.+)$")
+
+
+def _unique_name() -> str:
+    now = time.time()
+    return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_COUNTER)}.{_HOST}"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs, as another user
+        return True
+    return True
+
+
+def _left_behind(path: Path, now: float) -> bool:
+    """A file in tmp/ that no running writer will finish: its process is gone, or it is old."""
+    match = _NAME_RE.match(path.name)
+    if match is not None and match.group("host") == _HOST:
+        pid = int(match.group("pid"))
+        if pid != os.getpid() and not _running(pid):
+            return True
+    try:
+        return now - path.stat().st_mtime > TMP_MAX_AGE
+    except FileNotFoundError:
+        return False
+
+
+def sweep_tmp(maildir: Path, now: float | None = None) -> list[Path]:
+    """Remove the half-written files earlier runs left in ``maildir/tmp``; return them.
+
+    A file goes when the process that wrote it (named in the file's name, on this host) no
+    longer runs, or when it is older than 36 hours (the Maildir convention, for files from
+    other hosts or writers). A writer still running keeps its file.
+    """
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        entries = list((maildir / "tmp").iterdir())
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if entry.is_file() and _left_behind(entry, now):
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed.append(entry)
+    if removed:
+        log.info("removed %d half-written file(s) from %s", len(removed), maildir / "tmp")
+    return removed
+
+
+def _private_folder(path: Path) -> None:
+    """Create ``path`` 0700 (its missing parents as the umask says) unless it exists."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=FOLDER_MODE)
+        os.chmod(path, FOLDER_MODE)  # exactly 0700, whatever the umask
+
 
 class OutboxTransport(Transport):
     """Writes one file per recipient into ``settings.path`` (a Maildir: cur/, new/, tmp/)."""
@@ -27,32 +109,31 @@ class OutboxTransport(Transport):
 
     def __init__(self, settings: OutboxSettings) -> None:
         self.path = Path(settings.path)
-        self._maildir: mailbox.Maildir | None = None
+        self._open = False
 
     def open(self) -> None:
-        """Create the Maildir (and its parents) if missing."""
+        """Create the Maildir (and its parents) if missing; clear debris from its tmp/."""
         if self.path.exists() and not self.path.is_dir():
             raise PermanentDeliveryError(
                 f"delivery.outbox.path: {self.path} exists and is not a folder"
             )
         try:
+            _private_folder(self.path)
             for folder in ("tmp", "new", "cur"):  # also completes an existing, empty folder
-                (self.path / folder).mkdir(parents=True, exist_ok=True)
-            self._maildir = mailbox.Maildir(self.path, create=False)
+                _private_folder(self.path / folder)
+            sweep_tmp(self.path)
         except OSError as err:
             raise PermanentDeliveryError(
                 f"delivery.outbox.path: cannot create the Maildir {self.path}: {err.strerror}"
             ) from err
+        self._open = True
 
     def close(self) -> None:
-        if self._maildir is not None:
-            self._maildir.close()
-            self._maildir = None
+        self._open = False
 
     def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
-        if self._maildir is None:
+        if not self._open:
             self.open()
-        assert self._maildir is not None
         now = datetime.now(UTC)
         # Build every message first: a bad header refuses the batch before anything is written.
         mails = [(r, build_message(message, r, date=now)) for r in message.recipients]
@@ -60,7 +141,7 @@ class OutboxTransport(Transport):
         try:
             for recipient, mail in mails:
                 # LF line ends on disk, as Maildir readers expect (the SMTP policy writes CRLF).
-                key = self._maildir.add(mail.as_bytes(policy=mail.policy.clone(linesep="\n")))
+                key = self._add(mail.as_bytes(policy=mail.policy.clone(linesep="\n")))
                 results.append(DeliveryResult(recipient, accepted=True, provider_message_id=key))
         except OSError as err:
             self._discard(results)
@@ -69,9 +150,23 @@ class OutboxTransport(Transport):
             ) from err
         return results
 
+    def _add(self, data: bytes) -> str:
+        """Write one message to tmp/ (0600), then rename it into new/; its name is the key."""
+        key = _unique_name()
+        written = self.path / "tmp" / key
+        descriptor = os.open(written, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                os.fchmod(handle.fileno(), FILE_MODE)  # exactly 0600, whatever the umask
+                handle.write(data)
+            os.rename(written, self.path / "new" / key)
+        except BaseException:
+            written.unlink(missing_ok=True)
+            raise
+        return key
+
     def _discard(self, results: list[DeliveryResult]) -> None:
         """Take back a failed batch's messages: a batch is written whole or not at all."""
-        assert self._maildir is not None
         for result in results:
             if result.provider_message_id is not None:
-                self._maildir.discard(result.provider_message_id)
+                (self.path / "new" / result.provider_message_id).unlink(missing_ok=True)

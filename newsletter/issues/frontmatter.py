@@ -46,8 +46,10 @@ def parse_front_matter(lines: list[str], opening: int, report: Report) -> FrontM
         return front
     seen: dict[str, int] = {}
     for key_node, value_node in node.value:
+        if _has_custom_tag(key_node, report):
+            continue
         key = _front_matter_key(key_node, seen, report)
-        if key is not None:
+        if key is not None and not _has_custom_tag(value_node, report):
             _set_front_matter(front, key, value_node, report)
     if "subject" not in seen:
         report.error(
@@ -77,7 +79,21 @@ def _compose_front_matter(
     if not isinstance(node, yaml.MappingNode):
         report.error(1 + node.start_mark.line, "the front matter must be 'key: value' lines")
         return None
+    if _has_custom_tag(node, report):
+        return None
     return node
+
+
+def _has_custom_tag(node: yaml.Node, report: Report) -> bool:
+    """Report a tag such as ``!custom``: YAML's own (``!!str``) are fine, others mean nothing here."""
+    if node.tag in yaml.SafeLoader.yaml_constructors:
+        return False
+    tag = str(node.tag).replace("tag:yaml.org,2002:", "!!", 1)
+    report.error(
+        1 + node.start_mark.line,
+        f"the YAML tag {short(tag)} is not understood in the front matter; remove it",
+    )
+    return True
 
 
 def _front_matter_key(node: yaml.Node, seen: dict[str, int], report: Report) -> str | None:
