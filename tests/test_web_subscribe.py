@@ -322,7 +322,9 @@ def test_confirmation_email_goes_through_the_configured_transport(settings: Sett
     transport.refuse["refused@example.com"] = "550 no such user"
     with serving(settings, transport=lambda: transport) as server:
         with httpx.Client(base_url=server.url, timeout=10) as http:
-            subscribe(http, "memo@example.com", "Claim your <b>prize</b> at https://evil.example/win")
+            subscribe(
+                http, "memo@example.com", "Claim your <b>prize</b> at https://evil.example/win"
+            )
             refused = subscribe(http, "refused@example.com")
         wait_for(lambda: len(transport.batches) == 2)
     assert refused.status_code == 200  # a refused email changes nothing the visitor sees

@@ -155,7 +155,7 @@ def rate_key(ip: str) -> str:
     single /64 that would hold every IPv4 client.
     """
     try:
-        address = ipaddress.ip_address(ip.split("%", 1)[0])
+        address = ipaddress.ip_address(ip.strip("[]").split("%", 1)[0])
     except ValueError:
         return ip
     if isinstance(address, ipaddress.IPv6Address):
