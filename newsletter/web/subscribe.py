@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -135,8 +136,8 @@ def register(ctx: WebContext, email: str, name: str | None, ip: str) -> None:
         log.error("the confirmation email could not be sent: %s", _without(str(err), email))
     except NewsletterError as err:
         log.error("subscribing failed: %s", _without(str(err), email))
-    except Exception:  # a background task: nobody else would see it
-        log.exception("subscribing failed")
+    except Exception:  # a background task: nobody else would see it (SQL errors quote values)
+        log.error("subscribing failed: %s", _without(traceback.format_exc(), email))
 
 
 def _pending_subscriber(
@@ -173,13 +174,15 @@ def _pending_subscriber(
     return known
 
 
-def _without(text: str, address: str) -> str:
-    """``text`` with the typed address taken out (a provider's error may quote it)."""
-    return (
-        re.sub(re.escape(address.strip()), "[address]", text, flags=re.IGNORECASE)
-        if address.strip()
-        else text
-    )
+def _without(text: str, typed: str) -> str:
+    """``text`` with the address taken out, as typed and as normalised (an error may quote either)."""
+    try:
+        spellings = {typed.strip(), normalise_email(typed)}
+    except SubscriberError:
+        spellings = {typed.strip()}
+    for spelling in sorted(filter(None, spellings), key=len, reverse=True):
+        text = re.sub(re.escape(spelling), "[address]", text, flags=re.IGNORECASE)
+    return text
 
 
 def confirmation_message(ctx: WebContext, subscriber: Subscriber) -> OutgoingMessage:
