@@ -56,6 +56,10 @@ def test_subscribe_form_at_phone_width_then_confirm(
 
         confirmation = wait_for(lambda: mail_to(settings, "phone.reader@example.com"))[0]
         page.goto(live.url + confirm_path(confirmation))
+        pending = store_of(settings).get("phone.reader@example.com")
+        assert pending is not None and pending.status is SubscriberStatus.PENDING
+        page.get_by_role("button", name="Confirm my subscription").click()
+        page.wait_for_load_state()
         assert "You are subscribed" in page.content()
     subscriber = store_of(settings).get("phone.reader@example.com")
     assert subscriber is not None and subscriber.status is SubscriberStatus.ACTIVE

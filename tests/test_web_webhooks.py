@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -412,3 +413,57 @@ def test_without_the_issue_arg_the_ledger_row_is_found_by_message_id(world: Worl
     assert world.ledger("delivered").delivered_at is None
     assert world.post([right]).json()["ledger_changes"] == 1
     assert world.ledger("delivered").delivered_at is not None
+
+
+EIGHT_MB = 8 * 1024 * 1024
+
+
+def send_head_and_wait(server: LiveServer, head: dict[str, str], length: int) -> bytes:
+    """Declare a ``length``-byte body, send only its first 64 KiB, and read what comes back."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        lines = [f"POST {PATH} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {length}"]
+        lines += [f"{name}: {value}" for name, value in head.items()]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b"[" * 65536)
+        sock.settimeout(5)  # the other 8 MB are never sent: an answer must come without them
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def test_an_unsigned_8_mb_post_is_refused_before_its_body_is_read(world: World) -> None:
+    answer = send_head_and_wait(world.server, {"Content-Type": "application/json"}, EIGHT_MB)
+    assert answer.startswith(b"HTTP/1.1 403 "), answer[:200]
+
+
+def test_a_stale_8_mb_post_is_refused_before_its_body_is_read(world: World) -> None:
+    head = {SIGNATURE: "QUJD", TIMESTAMP: str(int(time.time()) - 3600)}
+    assert send_head_and_wait(world.server, head, EIGHT_MB).startswith(b"HTTP/1.1 403 ")
+
+
+def test_a_body_over_the_limit_is_a_413_while_streaming(world: World) -> None:
+    body = b"[" + b" " * (EIGHT_MB + 10) + b"]"
+    headers = signed_headers(world.key, body)
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: only counting while reading can stop it
+        for start in range(0, len(body), 1 << 20):
+            yield body[start : start + (1 << 20)]
+
+    streamed = httpx.post(world.server.url + PATH, content=chunks(), headers=headers, timeout=30)
+    assert streamed.status_code == 413
+    assert streamed.json() == {"error": "the body is too large"}
+    declared = send_head_and_wait(world.server, headers, EIGHT_MB + 1)
+    assert declared.startswith(b"HTTP/1.1 413 ")
+    assert set(world.statuses().values()) == {SubscriberStatus.ACTIVE}
+
+
+def test_signed_deeply_nested_json_is_a_400(world: World) -> None:
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'[{"a":' * 50_000 + b"1" + b"}]" * 50_000):
+        answer = httpx.post(
+            world.server.url + PATH, content=body, headers=signed_headers(world.key, body)
+        )
+        assert answer.status_code == 400
+        assert answer.json() == {"error": "the body is nested too deeply"}

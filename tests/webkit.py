@@ -122,6 +122,14 @@ def confirm_path(message: EmailMessage) -> str:
     return f"/confirm/{match.group(1)}"
 
 
+def confirm(http: httpx.Client, path: str) -> httpx.Response:
+    """Open a confirmation link (the page with the button), then press the button."""
+    page = http.get(path)
+    if page.status_code != 200 or 'name="csrf_token"' not in page.text:
+        return page  # an invalid link, or already subscribed: nothing to press
+    return http.post(path, data={"csrf_token": csrf_token(page)})
+
+
 def path_of(url: str) -> str:
     """The path of an absolute link (the app's links use links.base_url, not the test server)."""
     return "/" + url.split("://", 1)[1].split("/", 1)[1]

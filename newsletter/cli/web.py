@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from newsletter.cli import Project, pass_project
+from newsletter.config import Settings
+from newsletter.errors import ConfigError
 
 
 @click.command()
@@ -34,8 +36,20 @@ from newsletter.cli import Project, pass_project
     show_default=True,
     help="How much to log (one access line per request at info).",
 )
+@click.option(
+    "--allow-no-mail",
+    is_flag=True,
+    help="Start even though the transport lacks its credentials (confirmation emails will fail).",
+)
 @pass_project
-def serve(project: Project, host: str, port: int, forwarded_allow_ips: str, log_level: str) -> None:
+def serve(
+    project: Project,
+    host: str,
+    port: int,
+    forwarded_allow_ips: str,
+    log_level: str,
+    allow_no_mail: bool,
+) -> None:
     """Run the public web app: subscribe, confirm, unsubscribe, preferences, webhooks, archive."""
     import uvicorn
 
@@ -43,7 +57,8 @@ def serve(project: Project, host: str, port: int, forwarded_allow_ips: str, log_
     from newsletter.web.webhooks import load_public_key
 
     settings = project.settings
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)
+    check_transport(settings, allow_no_mail)
     app = create_app(settings)  # configuration mistakes stop here, before a port is taken
     if settings.webhook_public_key:
         load_public_key(settings.webhook_public_key)
@@ -61,8 +76,35 @@ def serve(project: Project, host: str, port: int, forwarded_allow_ips: str, log_
         forwarded_allow_ips=forwarded_allow_ips,
         server_header=False,
         access_log=False,  # our own access log leaves the link tokens out
+        log_config=None,  # uvicorn's lines go through our handler, and its token filter, too
         log_level=log_level,
     )
+
+
+def configure_logging(level: str) -> None:
+    """One stderr handler for every logger (uvicorn's too) whose filter takes link tokens out."""
+    from newsletter.web.security import RedactTokens
+
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactTokens())
+
+
+def check_transport(settings: Settings, allow_no_mail: bool) -> None:
+    """Refuse to start when the transport lacks credentials, as every confirmation would fail quietly."""
+    from newsletter.delivery import get_transport
+
+    try:
+        get_transport(settings.delivery.transport, settings.delivery)  # checks, opens nothing
+    except ConfigError as err:
+        if not allow_no_mail:
+            raise ConfigError(
+                f"serve: confirmation emails cannot be sent: {err} "
+                "(or pass --allow-no-mail to start without them)"
+            ) from err
+        logging.getLogger("newsletter.web").warning(
+            "starting without email (--allow-no-mail): confirmation emails will fail: %s", err
+        )
 
 
 @click.command()

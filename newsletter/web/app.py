@@ -33,6 +33,7 @@ from newsletter.web.pages import (
     template_environment,
 )
 from newsletter.web.security import (
+    HSTS,
     SECURITY_HEADERS,
     AccessLog,
     BodyLimit,
@@ -41,6 +42,7 @@ from newsletter.web.security import (
     RateLimit,
     RateLimiter,
     SecurityHeaders,
+    redact_path,
 )
 
 log = logging.getLogger("newsletter.web")
@@ -100,7 +102,8 @@ ROUTES = [
     Route("/healthz", health),
     Route("/subscribe", subscribe.subscribe_form, methods=["GET"]),
     Route("/subscribe", subscribe.subscribe_submit, methods=["POST"]),
-    Route("/confirm/{token}", subscribe.confirm, methods=["GET"]),
+    Route("/confirm/{token}", subscribe.confirm_page, methods=["GET"]),
+    Route("/confirm/{token}", subscribe.confirm, methods=["POST"]),
     Route("/unsubscribe/{token}", unsubscribe.unsubscribe_page, methods=["GET"]),
     Route("/unsubscribe/{token}", unsubscribe.unsubscribe_submit, methods=["POST"]),
     Route("/preferences/{token}", preferences.preferences_page, methods=["GET"]),
@@ -144,11 +147,13 @@ async def too_large(request: Request, exc: Exception) -> Response:
 
 async def server_error(request: Request, exc: Exception) -> Response:
     """Any unexpected failure: logged with its traceback, shown as a plain page."""
-    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    log.error("%s %s failed", request.method, redact_path(request.url.path), exc_info=exc)
     ctx = _ctx(request)
     message = "Sorry, this did not work. Please try again in a few minutes."
     response = ctx.error_page(500, message) if ctx else HTMLResponse(message, status_code=500)
     response.headers.update(SECURITY_HEADERS)  # this handler runs outside the middleware
+    if request.url.scheme == "https":
+        response.headers["strict-transport-security"] = HSTS
     return response
 
 
@@ -178,7 +183,11 @@ def create_app(
     ctx.extra["archive"] = ArchiveSite(settings, templates)
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(AccessLog), Middleware(SecurityHeaders), Middleware(BodyLimit)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(SecurityHeaders),
+            Middleware(BodyLimit, webhook_limit=webhooks.MAX_BODY),
+        ],
         exception_handlers={
             HTTPException: http_error,
             BodyTooLarge: too_large,

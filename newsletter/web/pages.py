@@ -24,7 +24,7 @@ from newsletter.errors import ConfigError, RenderError
 from newsletter.render.jinja import new_environment
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import LinkSigner
-from newsletter.web.security import CsrfProtect, RateLimiter, client_ip
+from newsletter.web.security import CsrfProtect, RateLimiter, client_ip, rate_key, redact_path
 
 log = logging.getLogger("newsletter.web")
 
@@ -50,6 +50,7 @@ TEMPLATES = (
     "web/error.html.j2",
     "web/subscribe.html.j2",
     "web/subscribe_sent.html.j2",
+    "web/confirm.html.j2",
     "web/confirmed.html.j2",
     "web/unsubscribe.html.j2",
     "web/unsubscribed.html.j2",
@@ -136,12 +137,15 @@ def context_of(request: Request) -> WebContext:
 
 
 def rate_limited(ctx: WebContext, limiter: RateLimiter, request: Request) -> HTMLResponse | None:
-    """A 429 page when this IP went over ``limiter``'s rule, else None."""
-    wait = limiter.hit(client_ip(request))
+    """A 429 page when this IP (IPv6: its /64) went over ``limiter``'s rule, else None."""
+    wait = limiter.hit(rate_key(client_ip(request)))
     if wait is None:
         return None
     log.warning(
-        "rate limit: %s sent too many %s %s", client_ip(request), request.method, request.url.path
+        "rate limit: %s sent too many %s %s",
+        client_ip(request),
+        request.method,
+        redact_path(request.url.path),
     )
     response = ctx.error_page(
         429,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
 import secrets
@@ -147,6 +148,23 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def rate_key(ip: str) -> str:
+    """Whose budget a request spends: an IPv4 address, or the /64 of an IPv6 one (one customer's LAN).
+
+    IPv4-mapped IPv6 (``::ffff:192.0.2.1``) counts as the IPv4 address it carries, not as the
+    single /64 that would hold every IPv4 client.
+    """
+    try:
+        address = ipaddress.ip_address(ip.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 class SecurityHeaders:
     """ASGI middleware: the security headers on every response, error pages included."""
 
@@ -209,13 +227,33 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-_TOKEN_PATH_RE = re.compile(r"^/(unsubscribe|confirm|preferences)/[^/]+")
+_TOKEN_PATH_RE = re.compile(r"/(unsubscribe|confirm|preferences)/[^/\s\"'?#<>]+")
 access_log = logging.getLogger("newsletter.web.access")
 
 
 def redact_path(path: str) -> str:
-    """The path without its link token: a token in a log would let its reader unsubscribe someone."""
+    """The text without link tokens: a token in a log would let its reader unsubscribe someone."""
     return _TOKEN_PATH_RE.sub(r"/\1/…", path)
+
+
+class RedactTokens(logging.Filter):
+    """A handler filter: every line, its arguments, traceback and stack included, loses its link tokens."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed logging call: the handler reports it as usual
+            return True
+        record.msg, record.args = redact_path(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_path(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_path(record.stack_info)
+        return True
 
 
 class AccessLog:

@@ -1,15 +1,21 @@
 """Double opt-in: ``/subscribe`` makes a pending subscriber and mails a link; ``/confirm/{token}`` activates.
 
-The answer to a subscribe form never depends on whether the address is known, suppressed or
-refused by the validator (no address enumeration): the work, and the email, happen in a
-background task after the same "check your inbox" page has gone out.
+The answer to a subscribe form never depends on whether the address is known, suppressed,
+refused by the validator or over its daily confirmation limit (no address enumeration): the
+work, and the email, happen in a background task after the same "check your inbox" page has
+gone out. At most ``CONFIRMATIONS_PER_DAY`` confirmation emails go to one address a day, counted
+in the database. The link opens a page with a button; only its POST confirms (mail scanners
+follow links).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import traceback
 
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,10 +26,12 @@ from newsletter.store.subscribers import MAX_NAME_LENGTH, AlreadySubscribedError
 from newsletter.tokens import Purpose
 from newsletter.web.pages import WebContext, context_of, rate_limited
 from newsletter.web.security import CSRF_FIELD, CsrfError, client_ip
+from newsletter.web.throttle import CONFIRMATIONS_PER_DAY, claim_confirmation
 
 log = logging.getLogger("newsletter.web.subscribe")
 
 FORM = "subscribe"
+CONFIRM_FORM = "confirm"
 HONEYPOT_FIELD = "website"
 MAX_EMAIL_LENGTH = 320
 
@@ -107,12 +115,44 @@ async def subscribe_submit(request: Request) -> Response:
 
 
 def register(ctx: WebContext, email: str, name: str | None, ip: str) -> None:
-    """Add a pending subscriber (or find the pending one) and mail the confirmation link."""
+    """Add a pending subscriber (or find the pending one) and mail the confirmation link.
+
+    Logs say why and, where there is one, the subscriber id; never the address as typed.
+    """
+    try:
+        known = _pending_subscriber(ctx, email, name, ip)
+        if known is None:
+            return
+        if not claim_confirmation(ctx.engine, known.id):
+            log.info(
+                "subscribe form for subscriber %s: %d confirmation emails in the last day "
+                "already, none sent",
+                known.id,
+                CONFIRMATIONS_PER_DAY,
+            )
+            return
+        send_confirmation(ctx, known)
+    except DeliveryError as err:
+        log.error("the confirmation email could not be sent: %s", _without(str(err), email))
+    except NewsletterError as err:
+        log.error("subscribing failed: %s", _without(str(err), email))
+    except Exception:  # a background task: nobody else would see it (SQL errors quote values)
+        log.error("subscribing failed: %s", _without(traceback.format_exc(), email))
+
+
+def _pending_subscriber(
+    ctx: WebContext, email: str, name: str | None, ip: str
+) -> Subscriber | None:
+    """The pending subscriber to mail for ``email`` (added now if new); None when nobody is to be mailed."""
     try:
         address = normalise_email(email)
-        known = ctx.store.get(address)
-        if known is None:
-            known = ctx.store.add(
+    except SubscriberError:
+        log.info("subscribe form refused: the address did not pass validation")
+        return None
+    known = ctx.store.get(address)
+    if known is None:
+        try:
+            return ctx.store.add(
                 address,
                 name=name,
                 status=SubscriberStatus.PENDING,
@@ -120,35 +160,47 @@ def register(ctx: WebContext, email: str, name: str | None, ip: str) -> None:
                 source_detail="subscribe form",
                 ip=ip,
             )
-        elif known.status is not SubscriberStatus.PENDING:
-            log.info("subscribe form for subscriber %s (%s): nothing to do", known.id, known.status)
-            return
-        send_confirmation(ctx, known)
-    except AlreadySubscribedError as err:
-        log.info("subscribe form for a suppressed address: %s", err.status)
-    except SubscriberError as err:
-        log.info("subscribe form refused: %s", err)
-    except DeliveryError as err:
-        log.error("the confirmation email could not be sent: %s", err)
-    except NewsletterError as err:
-        log.error("subscribing failed: %s", err)
-    except Exception:  # a background task: nobody else would see it
-        log.exception("subscribing failed")
+        except AlreadySubscribedError as err:
+            known = ctx.store.get(address)  # forgotten (None), or added by a post a moment ago
+            if known is None:
+                log.info("subscribe form for a forgotten address (%s): nothing to do", err.status)
+                return None
+        except SubscriberError:
+            log.info("subscribe form refused: the address could not be added")
+            return None
+    if known.status is not SubscriberStatus.PENDING:
+        log.info("subscribe form for subscriber %s (%s): nothing to do", known.id, known.status)
+        return None
+    return known
+
+
+def _without(text: str, typed: str) -> str:
+    """``text`` with the address taken out, as typed and as normalised (an error may quote either)."""
+    try:
+        spellings = {typed.strip(), normalise_email(typed)}
+    except SubscriberError:
+        spellings = {typed.strip()}
+    for spelling in sorted(filter(None, spellings), key=len, reverse=True):
+        text = re.sub(re.escape(spelling), "[address]", text, flags=re.IGNORECASE)
+    return text
 
 
 def confirmation_message(ctx: WebContext, subscriber: Subscriber) -> OutgoingMessage:
-    """The double opt-in email for ``subscriber`` with a fresh, expiring confirmation link."""
+    """The double opt-in email for ``subscriber`` with a fresh, expiring confirmation link.
+
+    It carries nothing the requester typed but the address itself (no name in greeting or To):
+    anyone can type anyone's address, so the message must not carry their words to a stranger.
+    """
     settings = ctx.settings
     token = ctx.signer.sign(Purpose.CONFIRM, subscriber.id)
     values = {
-        "name": subscriber.name,
         "confirm_url": settings.links.confirm_url(token),
         "confirm_period": confirm_period(ctx),
     }
     recipient = Recipient(
         subscriber_id=None,
         email=subscriber.email,
-        name=subscriber.name,
+        name=None,
         substitutions={},
         message_id=new_message_id(settings.sender.email),
     )
@@ -173,34 +225,89 @@ def send_confirmation(ctx: WebContext, subscriber: Subscriber) -> None:
             log.error(
                 "the confirmation email to subscriber %s was refused: %s",
                 subscriber.id,
-                result.error,
+                _without(str(result.error), subscriber.email),
             )
         else:
             log.info("confirmation email sent to subscriber %s", subscriber.id)
 
 
-def confirm(request: Request) -> Response:
-    """GET /confirm/{token}: pending → active, recording when and from which IP (CASL consent)."""
-    ctx = context_of(request)
-    invalid = (
-        "This confirmation link is not valid or has expired. Subscribe again to get a new one."
-    )
+INVALID_CONFIRM = (
+    "This confirmation link is not valid or has expired. Subscribe again to get a new one."
+)
+
+
+def _confirmable(ctx: WebContext, token: str) -> Subscriber | None:
+    """The subscriber a confirmation token (unexpired, right purpose) names, unless suppressed or gone."""
     try:
-        subscriber_id = ctx.signer.verify(Purpose.CONFIRM, request.path_params["token"])
+        subscriber_id = ctx.signer.verify(Purpose.CONFIRM, token)
     except TokenError:
-        return ctx.error_page(400, invalid)
+        return None
     subscriber = ctx.store.get_by_id(subscriber_id)
     if subscriber is None or subscriber.status.is_suppressed:
-        return ctx.error_page(400, invalid)
+        return None
+    return subscriber
+
+
+def _confirm_page(
+    ctx: WebContext, request: Request, status: int = 200, error: str = ""
+) -> Response:
+    """The page with the "Confirm" button, a form posting back to this same path."""
+    nonce, is_new = ctx.csrf.nonce_for(request)
+    response = ctx.page(
+        "confirm.html.j2",
+        status=status,
+        error=error,
+        csrf_token=ctx.csrf.token(CONFIRM_FORM, nonce),
+        action=f"/confirm/{request.path_params['token']}",
+    )
+    if is_new:
+        ctx.csrf.set_cookie(response, nonce, request)
+    return response
+
+
+def confirm_page(request: Request) -> Response:
+    """GET (and HEAD) /confirm/{token}: the button only; mail scanners follow links, so nothing changes."""
+    ctx = context_of(request)
+    subscriber = _confirmable(ctx, request.path_params["token"])
+    if subscriber is None:
+        return ctx.error_page(400, INVALID_CONFIRM)
+    if subscriber.status is SubscriberStatus.ACTIVE:
+        return _confirmed_page(ctx, subscriber.id, already=True)
+    return _confirm_page(ctx, request)
+
+
+async def confirm(request: Request) -> Response:
+    """POST /confirm/{token}: pending → active, recording when and from which IP (CASL consent)."""
+    ctx = context_of(request)
+    refused = rate_limited(ctx, ctx.form_limiter, request)
+    if refused is not None:
+        return refused
+    form = await request.form()
+    return await run_in_threadpool(_confirm, ctx, request, str(form.get(CSRF_FIELD, "")))
+
+
+def _confirm(ctx: WebContext, request: Request, csrf: str) -> Response:
+    """Check the token and the form, then activate the subscriber."""
+    subscriber = _confirmable(ctx, request.path_params["token"])
+    if subscriber is None:
+        return ctx.error_page(400, INVALID_CONFIRM)
+    try:
+        ctx.csrf.check(CONFIRM_FORM, request, csrf)
+    except CsrfError as err:
+        log.info("confirmation form refused for subscriber %s: %s", subscriber.id, err)
+        message = "This form expired or your browser did not send its cookie. Please try again."
+        return _confirm_page(ctx, request, 400, message)
     already = subscriber.status is SubscriberStatus.ACTIVE
-    if not already:
-        ctx.store.confirm(subscriber_id, ip=client_ip(request))
-        log.info("subscriber %s confirmed", subscriber_id)
+    if not already and ctx.store.confirm(subscriber.id, ip=client_ip(request)):
+        log.info("subscriber %s confirmed", subscriber.id)
+    return _confirmed_page(ctx, subscriber.id, already=already)
+
+
+def _confirmed_page(ctx: WebContext, subscriber_id: int, *, already: bool) -> Response:
+    """ "You are subscribed", with the reader's preferences link (no name: it was typed by anyone)."""
+    preferences_token = ctx.signer.sign(Purpose.PREFERENCES, subscriber_id)
     return ctx.page(
         "confirmed.html.j2",
         already=already,
-        name=subscriber.name,
-        preferences_url=ctx.settings.links.preferences_url(
-            ctx.signer.sign(Purpose.PREFERENCES, subscriber_id)
-        ),
+        preferences_url=ctx.settings.links.preferences_url(preferences_token),
     )
