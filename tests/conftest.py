@@ -13,7 +13,6 @@ from newsletter.config import Settings, load_settings
 pytest_plugins = ["tests.peers.fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture
