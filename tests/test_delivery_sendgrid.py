@@ -164,6 +164,7 @@ def test_each_personalization_has_its_own_links_headers_and_ids(sendgrid_server,
             "__NL_PREFERENCES_URL__": recipient.substitutions[Placeholder.PREFERENCES_URL],
         }
         assert entry["headers"] == {
+            "Message-ID": recipient.message_id,
             "List-Unsubscribe": f"<{recipient.list_unsubscribe_url}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
@@ -183,6 +184,28 @@ def test_text_only_message_and_no_name(sendgrid_server, sendgrid_settings):
     assert body["personalizations"][0]["to"] == [{"email": lone.email}]
     assert body["personalizations"][0]["custom_args"] == {CUSTOM_ARG_ISSUE: "2026-01"}
     assert "reply_to" not in body
+
+
+def test_a_copy_without_list_unsubscribe_still_carries_its_message_id(
+    sendgrid_server, sendgrid_settings
+):
+    """A confirmation email or a --test-to copy has no List-Unsubscribe, but keeps its Message-ID."""
+    sender, _ = transport(sendgrid_settings)
+    base = make_message(1)
+    plain = replace(base.recipients[0], list_unsubscribe_url=None)
+    sender.send_batch(replace(base, recipients=(plain,)))
+    assert sendgrid_server.rejected == []
+    headers = sendgrid_server.accepted[0]["personalizations"][0]["headers"]
+    assert headers == {"Message-ID": plain.message_id}
+
+
+def test_a_line_break_in_a_message_id_is_refused_before_sending(sendgrid_server, sendgrid_settings):
+    sender, _ = transport(sendgrid_settings)
+    base = make_message(1)
+    forged = replace(base.recipients[0], message_id="<a@example.org>\r\nBcc: all@example.com")
+    with pytest.raises(PermanentDeliveryError, match="Message-ID header contains a line break"):
+        sender.send_batch(replace(base, recipients=(forged,)))
+    assert sendgrid_server.seen == []
 
 
 def test_2500_recipients_go_in_requests_of_at_most_1000(sendgrid_server, sendgrid_settings):

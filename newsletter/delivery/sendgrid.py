@@ -387,10 +387,14 @@ def _personalization(message: OutgoingMessage, recipient: Recipient) -> dict[str
         subs: dict[str, str] = {key: value for key, value in recipient.substitutions.items()}
         _check_bytes(subs, MAX_SUBSTITUTION_BYTES, "substitutions", recipient)
         entry["substitutions"] = subs
+    # Our Message-ID (kept in the ledger), so a copy sent again can be recognised as the same.
+    headers = {"Message-ID": check_header("Message-ID", recipient.message_id)}
     if recipient.list_unsubscribe_url:
         url = check_header("List-Unsubscribe", recipient.list_unsubscribe_url)
         # RFC 8058 one-click unsubscribe, required of bulk senders by Gmail and Yahoo.
-        entry["headers"] = {"List-Unsubscribe": f"<{url}>", **_ONE_CLICK}
+        headers["List-Unsubscribe"] = f"<{url}>"
+        headers.update(_ONE_CLICK)
+    entry["headers"] = headers
     args = {}
     if message.issue_month:
         args[CUSTOM_ARG_ISSUE] = message.issue_month
@@ -410,7 +414,7 @@ def _check_header_names(headers: Mapping[str, str]) -> Mapping[str, str]:
 
 
 _ONE_CLICK = {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-_check_header_names({"List-Unsubscribe": "", **_ONE_CLICK})  # the names we set, checked once
+_check_header_names({"Message-ID": "", "List-Unsubscribe": "", **_ONE_CLICK})  # the names we set
 
 
 def _check_bytes(value: dict[str, str], limit: int, what: str, recipient: Recipient) -> None:
