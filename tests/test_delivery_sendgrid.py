@@ -343,6 +343,30 @@ def test_retries_are_bounded_then_temporary_error(sendgrid_server, sendgrid_sett
     assert sendgrid_server.accepted == []
 
 
+@pytest.mark.parametrize(("status", "name"), [(501, "Not Implemented"), (505, "HTTP Version")])
+def test_a_5xx_no_retry_can_change_is_permanent_at_once(
+    sendgrid_server, sendgrid_settings, status, name
+):
+    """501/505 say the request itself is unsupported: six tries would fail six times."""
+    sendgrid_server.inject(*[Fault(status)] * 6)
+    sender, sleeps = transport(sendgrid_settings)
+    with pytest.raises(PermanentDeliveryError) as caught:
+        sender.send_batch(make_message(1))
+    assert f"HTTP {status} ({name}" in str(caught.value)
+    assert [s.status for s in sendgrid_server.seen] == [status]
+    assert sleeps == []
+    assert sendgrid_server.accepted == []
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 599])
+def test_an_outage_5xx_is_still_retried(sendgrid_server, sendgrid_settings, status):
+    sendgrid_server.inject(Fault(status))
+    sender, sleeps = transport(sendgrid_settings)
+    sender.send_batch(make_message(1))
+    assert [s.status for s in sendgrid_server.seen] == [status, 202]
+    assert len(sleeps) == 1
+
+
 def test_refused_connection_is_temporary(sendgrid_settings):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -528,6 +528,8 @@ def _default_body(status: int) -> dict[str, Any]:
         429: "too many requests",
         500: "internal server error",
         502: "bad gateway",
+        501: "not implemented",
         503: "service unavailable",
+        505: "HTTP version not supported",
     }
     return {"errors": [_error(messages.get(status, f"HTTP {status}"), None)]}
