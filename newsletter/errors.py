@@ -19,8 +19,8 @@ one-line message instead of a traceback::
     │   ├── DatabaseUnavailableError  cannot open, create, reach or write it
     │   └── CorruptDatabaseError      the file is damaged or not a database
     └── DeliveryError             a transport failed                          (exit 1)
-        ├── TemporaryDeliveryError   worth retrying (429, 5xx, timeouts, refused connections)
-        └── PermanentDeliveryError   not worth retrying (400/401/403/413, bad credentials)
+        ├── TemporaryDeliveryError   worth retrying (429, 5xx outages, timeouts, refused connections)
+        └── PermanentDeliveryError   not worth retrying (400/401/403/413, 501/505, bad credentials)
 
 Third-party exceptions are translated into these where the library is imported,
 with ``raise … from err`` (SQLAlchemy's in one place: ``newsletter.store.failures``).

@@ -14,7 +14,6 @@ from newsletter.config import Settings, load_settings
 pytest_plugins = ["tests.peers.fixtures", "tests.peers.postgres"]
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture

@@ -114,6 +114,11 @@ def test_sigkill_mid_send_then_resume_loses_no_one(
     assert code == 0, output
     counted = Counter(sendgrid_server.recipients())
     assert {e for e, n in counted.items() if n == 2} == pending  # resent only when asked
+    message_ids: dict[str, set[str]] = {}
+    for _, personalization in sendgrid_server.personalizations():
+        email = personalization["to"][0]["email"]
+        message_ids.setdefault(email, set()).add(personalization["headers"]["Message-ID"])
+    assert all(len(message_ids[e]) == 1 for e in pending)  # the copy keeps its first Message-ID
     assert set(counted) == everyone and max(counted.values()) == 2
     assert set(ledger_rows(settings).values()) == {"sent"}
 

@@ -164,6 +164,7 @@ def test_each_personalization_has_its_own_links_headers_and_ids(sendgrid_server,
             "__NL_PREFERENCES_URL__": recipient.substitutions[Placeholder.PREFERENCES_URL],
         }
         assert entry["headers"] == {
+            "Message-ID": recipient.message_id,
             "List-Unsubscribe": f"<{recipient.list_unsubscribe_url}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
@@ -183,6 +184,28 @@ def test_text_only_message_and_no_name(sendgrid_server, sendgrid_settings):
     assert body["personalizations"][0]["to"] == [{"email": lone.email}]
     assert body["personalizations"][0]["custom_args"] == {CUSTOM_ARG_ISSUE: "2026-01"}
     assert "reply_to" not in body
+
+
+def test_a_copy_without_list_unsubscribe_still_carries_its_message_id(
+    sendgrid_server, sendgrid_settings
+):
+    """A confirmation email or a --test-to copy has no List-Unsubscribe, but keeps its Message-ID."""
+    sender, _ = transport(sendgrid_settings)
+    base = make_message(1)
+    plain = replace(base.recipients[0], list_unsubscribe_url=None)
+    sender.send_batch(replace(base, recipients=(plain,)))
+    assert sendgrid_server.rejected == []
+    headers = sendgrid_server.accepted[0]["personalizations"][0]["headers"]
+    assert headers == {"Message-ID": plain.message_id}
+
+
+def test_a_line_break_in_a_message_id_is_refused_before_sending(sendgrid_server, sendgrid_settings):
+    sender, _ = transport(sendgrid_settings)
+    base = make_message(1)
+    forged = replace(base.recipients[0], message_id="<a@example.org>\r\nBcc: all@example.com")
+    with pytest.raises(PermanentDeliveryError, match="Message-ID header contains a line break"):
+        sender.send_batch(replace(base, recipients=(forged,)))
+    assert sendgrid_server.seen == []
 
 
 def test_2500_recipients_go_in_requests_of_at_most_1000(sendgrid_server, sendgrid_settings):
@@ -318,6 +341,30 @@ def test_retries_are_bounded_then_temporary_error(sendgrid_server, sendgrid_sett
     assert len(sleeps) == 5
     assert all(0 <= s <= min(60.0, 2**n) for n, s in enumerate(sleeps))
     assert sendgrid_server.accepted == []
+
+
+@pytest.mark.parametrize(("status", "name"), [(501, "Not Implemented"), (505, "HTTP Version")])
+def test_a_5xx_no_retry_can_change_is_permanent_at_once(
+    sendgrid_server, sendgrid_settings, status, name
+):
+    """501/505 say the request itself is unsupported: six tries would fail six times."""
+    sendgrid_server.inject(*[Fault(status)] * 6)
+    sender, sleeps = transport(sendgrid_settings)
+    with pytest.raises(PermanentDeliveryError) as caught:
+        sender.send_batch(make_message(1))
+    assert f"HTTP {status} ({name}" in str(caught.value)
+    assert [s.status for s in sendgrid_server.seen] == [status]
+    assert sleeps == []
+    assert sendgrid_server.accepted == []
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 599])
+def test_an_outage_5xx_is_still_retried(sendgrid_server, sendgrid_settings, status):
+    sendgrid_server.inject(Fault(status))
+    sender, sleeps = transport(sendgrid_settings)
+    sender.send_batch(make_message(1))
+    assert [s.status for s in sendgrid_server.seen] == [status, 202]
+    assert len(sleeps) == 1
 
 
 def test_refused_connection_is_temporary(sendgrid_settings):

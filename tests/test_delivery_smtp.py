@@ -12,6 +12,7 @@ from newsletter.delivery.base import split_batches
 from newsletter.delivery.smtp import SmtpTransport
 from newsletter.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from newsletter.models import OutgoingMessage, Placeholder
+from tests.conftest import REPO
 from tests.peers.fixtures import make_message
 from tests.peers.smtp_server import SmtpServer
 
@@ -147,6 +148,33 @@ def test_dropped_connection_is_reopened_once():
             f"reader{i}@example.com" for i in range(1, 5)
         ]
         assert transport.connects == 2
+
+
+def test_a_server_that_stores_then_dies_before_replying_makes_one_duplicate():
+    """The client cannot tell "stored, reply lost" from "not stored": resending is the safe side."""
+    with SmtpServer(die_after_storing=1) as server:
+        transport = SmtpTransport(settings_for(server))
+        message = make_message(2)
+        results = send_all(transport, message)
+        assert all(r.accepted for r in results)
+        got = [(m.rcpt_tos[0], m.message["Message-ID"]) for m in server.messages]
+        first, second = message.recipients
+        assert got == [
+            (first.email, first.message_id),
+            (first.email, first.message_id),  # the silent duplicate, with the same Message-ID
+            (second.email, second.message_id),
+        ]
+        assert transport.connects == 2
+
+
+def test_sending_md_says_plainly_that_this_duplicate_cannot_be_prevented():
+    text = (REPO / "docs" / "sending.md").read_text(encoding="utf-8")
+    guarantees = text.split("### Never twice, never lost", 1)[1].split("\n### ", 1)[0]
+    smtp = text.split("\n### smtp", 1)[1].split("\n### ", 1)[0]
+    for section in (guarantees, smtp):
+        said = " ".join(section.split())
+        assert "stores the message and dies before replying" in said
+        assert "duplicate" in said and "no client can prevent" in said
 
 
 def test_server_gone_is_temporary():

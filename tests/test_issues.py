@@ -1,4 +1,4 @@
-"""The issue file format (shared/spec/issue-format.md): every rule on good and bad files."""
+"""The issue file format (docs/issue-format.md): every rule on good and bad files."""
 
 from __future__ import annotations
 

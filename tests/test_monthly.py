@@ -286,7 +286,20 @@ def test_a_failed_suppression_pull_holds_the_send_for_the_next_look(
 # --- the command ----------------------------------------------------------------------------------
 
 
+def cron_last_fired(days_ago: int) -> str:
+    """A monthly cron line whose latest send time is ``days_ago`` days back, whatever today is.
+
+    The command reads the real clock; a rule placed relative to it keeps the test from depending
+    on the date it runs (the shipped rule is due on the first Tuesday of every month).
+    """
+    assert days_ago < 28, "the next monthly send time must still be ahead"
+    return f"0 9 {(datetime.now(TORONTO) - timedelta(days=days_ago)).day} * *"
+
+
 def test_scheduler_once_with_nothing_due(project: Path, settings: Settings) -> None:
+    rule = settings.send
+    lookback = max(rule.misfire_grace, rule.wait_for_ready) + timedelta(days=2)
+    edit_schedule(project, cron=cron_last_fired(lookback.days))
     result = CliRunner().invoke(main, ["--project", str(project), "scheduler", "--once"])
     assert result.exit_code == 0, result.output
     assert "nothing is due now" in result.output

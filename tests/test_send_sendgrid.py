@@ -100,7 +100,14 @@ def test_thousands_each_get_one_personal_message_despite_5xx_and_429(
     assert len(rows) == 2700 and set(rows.values()) == {"sent"}
     with open_database(sg_settings.database_url).connect() as conn:
         provider_ids = set(conn.scalars(sa.select(deliveries.c.provider_message_id)))
+        ours = dict(conn.execute(sa.select(deliveries.c.email, deliveries.c.message_id)).all())
     assert provider_ids == set(sendgrid_server.message_ids)
+    # Each copy carries the Message-ID the ledger keeps for its recipient (docs/sending.md).
+    carried = {
+        p["to"][0]["email"]: p["headers"]["Message-ID"]
+        for _, p in sendgrid_server.personalizations()
+    }
+    assert carried == ours and len(set(carried.values())) == len(carried)
 
 
 def test_outage_beyond_retries_interrupts_and_resume_finishes(

@@ -1,8 +1,8 @@
 """SendGrid's v3 Web API: the only module that imports ``sendgrid`` and translates its errors.
 
 ``SendGridAPI`` makes one call with bounded retries (429, 5xx, timeouts, refused connections:
-exponential backoff with full jitter, honouring ``X-RateLimit-Reset``) and turns refusals into
-``PermanentDeliveryError``. ``SendGridTransport`` sends one Mail Send request per batch, one
+exponential backoff with full jitter, honouring ``X-RateLimit-Reset``) and turns refusals, and the
+5xx answers that no retry can change (501, 505 …), into ``PermanentDeliveryError``. ``SendGridTransport`` sends one Mail Send request per batch, one
 personalization per recipient, and checks SendGrid's documented limits before it sends.
 """
 
@@ -59,6 +59,15 @@ RESERVED_HEADERS = frozenset(
         "BCC",
     )
 )
+# 5xx answers about the request itself, not an outage: the same request fails the same way again.
+PERMANENT_5XX = {
+    501: " (Not Implemented: the server does not support this request; check delivery.sendgrid.host)",
+    505: " (HTTP Version Not Supported)",
+    506: " (Variant Also Negotiates: the server is misconfigured)",
+    508: " (Loop Detected)",
+    510: " (Not Extended)",
+    511: " (Network Authentication Required: a proxy between here and SendGrid wants a login)",
+}
 # custom_args keys: SendGrid hands them back in event webhooks, so other modules read these.
 CUSTOM_ARG_ISSUE = "newsletter_issue"
 CUSTOM_ARG_SUBSCRIBER = "newsletter_subscriber_id"
@@ -228,12 +237,13 @@ class SendGridAPI:
         status = int(err.status_code)
         headers = Headers(dict(err.headers.items()) if err.headers else {})
         said = _error_messages(err.body)
-        if status == 429 or status >= 500 or status == 408:
+        if status in (408, 429) or (status >= 500 and status not in PERMANENT_5XX):
             return _Retry(f"HTTP {status}{': ' + said if said else ''}", self._asked_wait(headers))
         hint = {
             401: " (check SENDGRID_API_KEY)",
             403: " (the API key lacks the permission, or the sender is not verified)",
             413: " (the request is too large)",
+            **PERMANENT_5XX,
         }.get(status, "")
         return PermanentDeliveryError(
             self._redact(
@@ -387,10 +397,14 @@ def _personalization(message: OutgoingMessage, recipient: Recipient) -> dict[str
         subs: dict[str, str] = {key: value for key, value in recipient.substitutions.items()}
         _check_bytes(subs, MAX_SUBSTITUTION_BYTES, "substitutions", recipient)
         entry["substitutions"] = subs
+    # Our Message-ID (kept in the ledger), so a copy sent again can be recognised as the same.
+    headers = {"Message-ID": check_header("Message-ID", recipient.message_id)}
     if recipient.list_unsubscribe_url:
         url = check_header("List-Unsubscribe", recipient.list_unsubscribe_url)
         # RFC 8058 one-click unsubscribe, required of bulk senders by Gmail and Yahoo.
-        entry["headers"] = {"List-Unsubscribe": f"<{url}>", **_ONE_CLICK}
+        headers["List-Unsubscribe"] = f"<{url}>"
+        headers.update(_ONE_CLICK)
+    entry["headers"] = headers
     args = {}
     if message.issue_month:
         args[CUSTOM_ARG_ISSUE] = message.issue_month
@@ -410,7 +424,7 @@ def _check_header_names(headers: Mapping[str, str]) -> Mapping[str, str]:
 
 
 _ONE_CLICK = {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-_check_header_names({"List-Unsubscribe": "", **_ONE_CLICK})  # the names we set, checked once
+_check_header_names({"Message-ID": "", "List-Unsubscribe": "", **_ONE_CLICK})  # the names we set
 
 
 def _check_bytes(value: dict[str, str], limit: int, what: str, recipient: Recipient) -> None:

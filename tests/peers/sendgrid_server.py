@@ -1,7 +1,8 @@
 """A SendGrid v3 stand-in for tests: a real HTTP server on 127.0.0.1 that validates like SendGrid.
 
 Every ``POST /v3/mail/send`` body is checked against SendGrid's official JSON Schema
-(``shared/sendgrid-oai/mail_send_request_body.schema.json``) and its documented limits; valid
+(``tests/data/sendgrid-oai/mail_send_request_body.schema.json``, a copy kept in the repository;
+see its PROVENANCE.md) and its documented limits; valid
 requests get 202 + ``X-Message-Id`` and are recorded, invalid ones get 400 with SendGrid's
 ``{"errors": [{"message", "field"}]}``. Faults (429, 5xx, slow answers, dropped connections) are
 queued with ``inject`` and served to the next requests, one each. Other endpoints (suppression
@@ -28,8 +29,8 @@ from urllib.parse import parse_qs, urlsplit
 import jsonschema
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-SCHEMA_PATH = SHARED / "sendgrid-oai" / "mail_send_request_body.schema.json"
+SENDGRID_OAI = REPO / "tests" / "data" / "sendgrid-oai"  # SendGrid's official spec files, copied
+SCHEMA_PATH = SENDGRID_OAI / "mail_send_request_body.schema.json"
 
 MAX_PAYLOAD_BYTES = 20 * 1000 * 1000  # SendGrid: the whole message at most 20 MB
 MAX_PERSONALIZATIONS = 1000
@@ -53,13 +54,28 @@ RESERVED_HEADERS = {
 DEFAULT_API_KEY = "SG.stand-in-test-key.not-a-real-secret"
 
 
+class MissingSpecError(RuntimeError):
+    """A SendGrid spec file the stand-in validates against is not where the tests keep it."""
+
+
+def read_spec_file(path: Path) -> str:
+    """The text of one copied spec file, or an error naming it (not a dropped connection later)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MissingSpecError(
+            f"the SendGrid stand-in cannot start: {path} is missing; it is part of the "
+            f"repository (see {SENDGRID_OAI / 'PROVENANCE.md'}), so restore it with git"
+        ) from None
+
+
 def load_schema() -> dict[str, Any]:
     """The official schema, with the one known spec error fixed in memory.
 
     The spec types top-level ``custom_args`` as a string although the live API takes an object
     (of strings), like the personalization-level field; a string there is refused by SendGrid.
     """
-    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(read_spec_file(SCHEMA_PATH))
     node = schema["properties"]["custom_args"]
     assert node.get("type") == "string", "the spec was fixed upstream: drop this patch"
     personal = schema["properties"]["personalizations"]["items"]["properties"]["custom_args"]
@@ -312,6 +328,8 @@ class SendGridServer:
     # --- control -----------------------------------------------------------------------------
 
     def start(self) -> SendGridServer:
+        """Listen on a free port; the schema is loaded first, so a missing file fails here."""
+        validator()
         handler = type("Handler", (_Handler,), {"peer": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
@@ -510,6 +528,8 @@ def _default_body(status: int) -> dict[str, Any]:
         429: "too many requests",
         500: "internal server error",
         502: "bad gateway",
+        501: "not implemented",
         503: "service unavailable",
+        505: "HTTP version not supported",
     }
     return {"errors": [_error(messages.get(status, f"HTTP {status}"), None)]}

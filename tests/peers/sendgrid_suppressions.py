@@ -1,7 +1,7 @@
 """SendGrid's four suppression lists for the stand-in (``SendGridServer.add_route``).
 
 Paged with ``limit``/``offset`` and checked against the official API description in
-``shared/sendgrid-oai/twilio-sendgrid-oai/spec/json/tsg_suppressions_v3.json``: a query outside
+``tests/data/sendgrid-oai/twilio-sendgrid-oai/spec/json/tsg_suppressions_v3.json``: a query outside
 the spec's bounds is answered 400, and every page served is validated against the spec's
 response schema, so the stand-in cannot drift from what SendGrid documents.
 """
@@ -12,24 +12,26 @@ import json
 import threading
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-from tests.peers.sendgrid_server import Answer, PeerRequest, SendGridServer
-
-SPEC = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared/sendgrid-oai/twilio-sendgrid-oai/spec/json/tsg_suppressions_v3.json"
+from tests.peers.sendgrid_server import (
+    SENDGRID_OAI,
+    Answer,
+    PeerRequest,
+    SendGridServer,
+    read_spec_file,
 )
+
+SPEC = SENDGRID_OAI / "twilio-sendgrid-oai" / "spec" / "json" / "tsg_suppressions_v3.json"
 LISTS = ("unsubscribes", "bounces", "spam_reports", "invalid_emails")
 DEFAULT_PAGE = 500  # the spec leaves the default page size open; this is its maximum
 
 
 @cache
 def spec() -> dict[str, Any]:
-    return json.loads(SPEC.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads(read_spec_file(SPEC))  # type: ignore[no-any-return]
 
 
 def _resolve(node: Any) -> Any:
@@ -86,7 +88,9 @@ class SuppressionLists:
         self.records[name].append(record)
 
     def install(self, server: SendGridServer) -> SuppressionLists:
+        """Serve the four lists on ``server``; the spec is read now, so a missing file fails here."""
         for name in LISTS:
+            operation(name)
             server.add_route("GET", f"/v3/suppression/{name}", self._route(name))
         return self
 

@@ -1,7 +1,8 @@
 """A real SMTP server for tests: aiosmtpd on 127.0.0.1 that keeps what it receives.
 
 Optional AUTH (PLAIN/LOGIN), STARTTLS or implicit TLS with a self-signed certificate made at test
-time (``make_certificate``), recipients it refuses, and a dropped connection after N messages.
+time (``make_certificate``), recipients it refuses, a dropped connection after N messages, and
+a server that stores a message, then dies before its reply (``die_after_storing``).
 """
 
 from __future__ import annotations
@@ -134,6 +135,12 @@ class _Handler:
                 )
             )
             owner.since_drop += 1
+            die = owner.die_after_storing > 0
+            owner.die_after_storing -= die
+        transport: Any = server.transport
+        if die and transport is not None:
+            transport.abort()  # stored, but the client never hears the 250
+            return "421 4.3.0 gone"
         return "250 2.0.0 Message accepted for delivery"
 
 
@@ -148,6 +155,7 @@ class SmtpServer:
     refuse: set[str] = field(default_factory=set)  # recipients answered with 550
     drop_after: int | None = None  # abort the connection at the MAIL after this many messages
     mail_replies: list[str] = field(default_factory=list)  # answers to the next MAIL commands
+    die_after_storing: int = 0  # the next N messages: store, then abort before the reply
     messages: list[Received] = field(default_factory=list)
     connections: int = 0
     drops: int = 0
