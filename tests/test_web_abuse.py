@@ -25,7 +25,6 @@ from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
 from newsletter.web.security import RateLimit, RedactTokens, rate_key
 from newsletter.web.throttle import CONFIRMATION_SENT, CONFIRMATIONS_PER_DAY, claim_confirmation
-from tests.test_postgres import postgres_url  # noqa: F401  (the fixture, for the race test)
 from tests.webkit import (
     LiveServer,
     confirm,
@@ -282,7 +281,7 @@ def test_concurrent_claims_from_two_processes_stop_at_three(
     url = (
         settings.database_url
         if backend == "sqlite"
-        else request.getfixturevalue("postgres_url")  # a throwaway server (tests/test_postgres)
+        else request.getfixturevalue("postgres_server").new_database()  # tests/peers/postgres.py
     )
     engines = [open_database(url), open_database(url)]  # as two `serve` processes would
     person = SubscriberStore(engines[0]).add(
