@@ -182,3 +182,13 @@ def test_a_foreign_database_reaches_the_cli_funnel_as_one_line(project: Path) ->
     assert code == 1
     assert line.startswith(f"error: database 'sqlite:///{database_file(project)}': ")
     assert "no such column" in line
+
+
+def test_sql_errors_never_quote_the_values_they_carried(tmp_path: Path) -> None:
+    engine = open_database(f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(sa.exc.IntegrityError) as failed, engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO schema_migrations (name, applied_at) VALUES (:n, :t)"),
+            [{"n": "reader@example.org", "t": "2026-01-01"}] * 2,
+        )
+    assert "reader@example.org" not in str(failed.value)

@@ -72,7 +72,8 @@ def open_database(url: str) -> sa.Engine:
     that meets one (see ``newsletter.store.failures``).
     """
     try:
-        engine = sa.create_engine(url)
+        # hide_parameters: an SQL error quoted in a log or traceback never carries an address.
+        engine = sa.create_engine(url, hide_parameters=True)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as err:
         raise ConfigError(f"database: cannot use {_shown(url)}: {err}") from err
     except ImportError as err:  # the URL names a database whose Python driver is not installed
