@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from newsletter.config import load_settings  # noqa: E402
 from newsletter.issues import load_topics, read_issue  # noqa: E402
 from newsletter.send import Progress, SendSummary, send_issue  # noqa: E402
+from newsletter.store.database import Database  # noqa: E402
 from newsletter.store.engine import open_database  # noqa: E402
 
 MONTH = "2021-01"
@@ -146,7 +147,8 @@ def run(
         settings = load_settings(root, env=env)
         issue = read_issue(root / "issues" / f"{MONTH}.md", load_topics(settings.topics_file))
         started, cpu = time.perf_counter(), _cpu_seconds()
-        summary = send_issue(settings, issue, progress=Ticker())
+        with Database.open(settings.database_url) as database:
+            summary = send_issue(settings, database, issue, progress=Ticker())
         seconds = time.perf_counter() - started
         cpu = _cpu_seconds() - cpu
         parent.send("stop")

@@ -36,6 +36,7 @@ from newsletter.config import Settings, load_settings  # noqa: E402
 from newsletter.delivery.memory import MemoryTransport  # noqa: E402
 from newsletter.issues import load_topics, read_issue  # noqa: E402
 from newsletter.send import send_issue  # noqa: E402
+from newsletter.store.database import Database  # noqa: E402
 from newsletter.store.engine import open_database  # noqa: E402
 from newsletter.store.subscribers import SubscriberStore  # noqa: E402
 from newsletter.tokens import Purpose, load_signer  # noqa: E402
@@ -159,7 +160,8 @@ def main() -> None:
     issue = read_issue(
         root / "issues" / f"{MONTH}.md", load_topics(root / "issues" / "topics.yaml")
     )
-    send_issue(settings, issue, transport=MemoryTransport(max_batch=1000))  # the ledger rows
+    with Database.open(settings.database_url) as database:  # the ledger rows
+        send_issue(settings, database, issue, transport=MemoryTransport(max_batch=1000))
     shutil.rmtree(root / "archive")
     archive(root, args.issues)
 

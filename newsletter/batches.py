@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from newsletter.config import Links
 from newsletter.delivery.base import Transport
-from newsletter.delivery.ledger import Candidate, Ledger, MessageIds, Outcome
 from newsletter.errors import PermanentDeliveryError, TemporaryDeliveryError
 from newsletter.models import OutgoingMessage, Recipient
+from newsletter.store.ledger import Candidate, Ledger, MessageIds, Outcome
 from newsletter.tokens import LinkSigner, Purpose
 
 POLL_SECONDS = 0.1  # how often a blocked stage looks whether the other one has stopped

@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
-import socket
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-import sqlalchemy as sa
 
 from newsletter.config import Settings
 from newsletter.delivery import get_transport
@@ -31,9 +27,8 @@ from newsletter.errors import AlreadySentError, DeliveryError, NewsletterError
 from newsletter.issues import lint_issue, load_topics
 from newsletter.models import Issue, IssueStatus
 from newsletter.send import SendSummary, send_issue
-from newsletter.store.engine import open_database
-from newsletter.store.schema import schedule_claims, sends
-from newsletter.store.subscribers import SubscriberStore
+from newsletter.store.claims import Claim, ClaimRow, ScheduleClaims
+from newsletter.store.database import Database
 from newsletter.suppressions import sync_suppressions
 from newsletter.tokens import load_signer
 
@@ -51,16 +46,6 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"  # the send started and failed; finish it with `newsletter send --resume`
 
 
-class Claim(enum.StrEnum):
-    """The state stored in ``schedule_claims.outcome``."""
-
-    WAITING = "waiting"
-    SENDING = "sending"
-    SENT = "sent"
-    GAVE_UP = "gave_up"
-    FAILED = "failed"
-
-
 class Readiness(enum.StrEnum):
     READY = "ready"
     DRAFT = "draft"
@@ -76,14 +61,6 @@ class Decision:
     outcome: Outcome
     reason: str
     summary: SendSummary | None = None
-
-
-@dataclass(frozen=True)
-class ClaimRow:
-    issue: str
-    claimed_at: datetime  # the month's first send time (start of the wait_for_ready window)
-    owner: str
-    outcome: str | None
 
 
 @dataclass(frozen=True)
@@ -106,13 +83,9 @@ _LEVELS = {
 }
 
 
-def owner_name() -> str:
-    """Who holds a claim: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def run_monthly(
     settings: Settings,
+    database: Database,
     month: str,
     *,
     now: datetime,
@@ -120,31 +93,28 @@ def run_monthly(
     stop: threading.Event | None = None,
 ) -> Decision:
     """Decide and act for ``month`` whose send time was ``fired_at``; log the decision."""
-    engine = open_database(settings.database_url)
-    try:
-        decision = _decide(settings, engine, month, now, fired_at, stop)
-    finally:
-        engine.dispose()
+    decision = _decide(settings, database, month, now, fired_at, stop)
     log.log(_LEVELS[decision.outcome], "issue %s: %s: %s", month, decision.outcome, decision.reason)
     return decision
 
 
 def _decide(
     settings: Settings,
-    engine: sa.Engine,
+    database: Database,
     month: str,
     now: datetime,
     fired_at: datetime,
     stop: threading.Event | None,
 ) -> Decision:
-    claim = read_claim(engine, month)
+    claims = database.claims
+    claim = claims.read(month)
     if claim is not None and claim.outcome != Claim.WAITING:
         return Decision(month, Outcome.SKIPPED, _claimed_reason(claim, settings))
-    started = _send_started(engine, month, settings)
+    started = _send_started(database, month, settings)
     if started is not None:
         completed, why = started
         if completed:
-            _finish_claim(engine, month, fired_at, Claim.SENT)
+            claims.finish(month, fired_at, Claim.SENT)
         return Decision(month, Outcome.SKIPPED, why)
     if claim is None and now - fired_at > settings.send.misfire_grace:
         return Decision(month, Outcome.MISSED, _missed_reason(settings, month, now, fired_at))
@@ -153,10 +123,10 @@ def _decide(
     check = check_issue(settings, month)
     ready = check.issue is not None and check.readiness is Readiness.READY
     if now > deadline and (claim is not None or not ready):
-        _finish_claim(engine, month, window_start, Claim.GAVE_UP, only_waiting=True)
+        claims.finish(month, window_start, Claim.GAVE_UP, only_waiting=True)
         return Decision(month, Outcome.GAVE_UP, _gave_up_reason(settings, check, window_start))
     if not ready or check.issue is None:
-        _insert_claim(engine, month, window_start, Claim.WAITING)
+        claims.insert(month, window_start, Claim.WAITING)
         until = _local(deadline, settings)
         return Decision(
             month,
@@ -164,11 +134,11 @@ def _decide(
             f"{check.detail}; it goes out as soon as it is ready, until {until} "
             f"(send.wait_for_ready), then this month is given up",
         )
-    if not _take(engine, month, window_start):
-        claim = read_claim(engine, month)
+    if not claims.take(month, window_start):
+        claim = claims.read(month)
         assert claim is not None
         return Decision(month, Outcome.SKIPPED, _claimed_reason(claim, settings))
-    return _send(settings, engine, check.issue, window_start, stop)
+    return _send(settings, database, check.issue, stop)
 
 
 def preflight(settings: Settings) -> None:
@@ -201,13 +171,13 @@ def check_issue(settings: Settings, month: str) -> IssueCheck:
     return IssueCheck(Readiness.READY, f"{shown} is ready", issue)
 
 
-def month_status(settings: Settings, engine: sa.Engine, month: str) -> str:
+def month_status(settings: Settings, database: Database, month: str) -> str:
     """One word or two for ``newsletter schedule``: ready, draft, missing, has errors, sent …"""
-    with engine.connect() as conn:
-        sent = conn.scalar(sa.select(sends.c.status).where(sends.c.issue == month))
+    record = database.ledger().find(month)
+    sent = record.status if record is not None else None
     if sent == "completed":
         return "already sent"  # also after a failed scheduled send was finished by hand
-    claim = read_claim(engine, month)
+    claim = database.claims.read(month)
     if claim is not None and claim.outcome in _CLAIM_STATUS:
         return _CLAIM_STATUS[claim.outcome]
     if sent is not None:
@@ -226,92 +196,22 @@ _CLAIM_STATUS = {
 }
 
 
-# --- the claim row -------------------------------------------------------------------------------
-
-
-def read_claim(engine: sa.Engine, month: str) -> ClaimRow | None:
-    """The month's row in ``schedule_claims``, if any."""
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(schedule_claims).where(schedule_claims.c.issue == month)
-        ).first()
-    if row is None:
-        return None
-    return ClaimRow(row.issue, _aware(row.claimed_at), row.owner, row.outcome)
-
-
-def _insert_claim(engine: sa.Engine, month: str, at: datetime, outcome: Claim) -> bool:
-    """Create the month's row; False if it exists (another process, or an earlier run)."""
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                schedule_claims.insert().values(
-                    issue=month,
-                    claimed_at=at.astimezone(UTC),
-                    owner=owner_name(),
-                    outcome=outcome.value,
-                )
-            )
-    except sa.exc.IntegrityError:
-        return False
-    return True
-
-
-def _take(engine: sa.Engine, month: str, window_start: datetime) -> bool:
-    """Claim the month for sending: atomic, so of two processes exactly one gets True."""
-    if _insert_claim(engine, month, window_start, Claim.SENDING):
-        return True
-    with engine.begin() as conn:
-        taken = conn.execute(
-            schedule_claims.update()
-            .where(
-                schedule_claims.c.issue == month,
-                schedule_claims.c.outcome == Claim.WAITING.value,
-            )
-            .values(outcome=Claim.SENDING.value, owner=owner_name())
-        )
-    return taken.rowcount == 1
-
-
-def _set_claim(engine: sa.Engine, month: str, outcome: Claim) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            schedule_claims.update()
-            .where(schedule_claims.c.issue == month)
-            .values(outcome=outcome.value)
-        )
-
-
-def _finish_claim(
-    engine: sa.Engine, month: str, at: datetime, outcome: Claim, *, only_waiting: bool = False
-) -> None:
-    """Record a final state for the month (insert the row if there is none)."""
-    if _insert_claim(engine, month, at, outcome):
-        return
-    query = schedule_claims.update().where(schedule_claims.c.issue == month)
-    if only_waiting:
-        query = query.where(schedule_claims.c.outcome == Claim.WAITING.value)
-    with engine.begin() as conn:
-        conn.execute(query.values(outcome=outcome.value))
-
-
 # --- sending -------------------------------------------------------------------------------------
 
 
 def _send(
     settings: Settings,
-    engine: sa.Engine,
+    database: Database,
     issue: Issue,
-    window_start: datetime,
     stop: threading.Event | None,
 ) -> Decision:
-    month = issue.month
+    month, claims = issue.month, database.claims
     transport = settings.delivery.transport
     if transport == "sendgrid":
         try:
-            report = sync_suppressions(settings, SubscriberStore(engine))
+            report = sync_suppressions(settings, database.subscribers)
         except DeliveryError as err:
-            _set_claim(engine, month, Claim.WAITING)  # let the next look try again
+            claims.set(month, Claim.WAITING)  # let the next look try again
             return Decision(
                 month,
                 Outcome.WAITING,
@@ -319,22 +219,22 @@ def _send(
                 "trying again at the next look",
             )
         except NewsletterError as err:
-            return _failed(engine, month, f"SendGrid's suppressions could not be pulled: {err}")
+            return _failed(claims, month, f"SendGrid's suppressions could not be pulled: {err}")
         log.info("issue %s: suppression sync before sending: %s", month, report.summary())
     try:
-        summary = send_issue(settings, issue, triggered_by="scheduler", stop=stop)
+        summary = send_issue(settings, database, issue, triggered_by="scheduler", stop=stop)
     except AlreadySentError as err:
-        _set_claim(engine, month, Claim.SENT)
+        claims.set(month, Claim.SENT)
         return Decision(month, Outcome.SKIPPED, f"already sent: {err}")
     except NewsletterError as err:
-        return _failed(engine, month, f"the send failed: {err}")
+        return _failed(claims, month, f"the send failed: {err}")
     except Exception as err:  # a daemon must record why, not die with the claim held
         log.exception("issue %s: the send failed unexpectedly", month)
-        return _failed(engine, month, f"the send failed unexpectedly: {err!r}")
+        return _failed(claims, month, f"the send failed unexpectedly: {err!r}")
     if summary.status != "completed":
         why = summary.error or "it was stopped"
-        return _failed(engine, month, f"the send stopped after {summary.sent} sent: {why}")
-    _set_claim(engine, month, Claim.SENT)
+        return _failed(claims, month, f"the send stopped after {summary.sent} sent: {why}")
+    claims.set(month, Claim.SENT)
     reason = (
         f"sent with {summary.transport} to {summary.sent} subscriber(s)"
         f"{f', {summary.failed} refused' if summary.failed else ''} in {summary.seconds:.1f} s"
@@ -342,23 +242,23 @@ def _send(
     return Decision(month, Outcome.SENT, reason, summary)
 
 
-def _failed(engine: sa.Engine, month: str, why: str) -> Decision:
-    _set_claim(engine, month, Claim.FAILED)
+def _failed(claims: ScheduleClaims, month: str, why: str) -> Decision:
+    claims.set(month, Claim.FAILED)
     hint = f"finish it with `newsletter send {month} --resume`"
     return Decision(month, Outcome.FAILED, why if hint in why else f"{why}; {hint}")
 
 
-def _send_started(engine: sa.Engine, month: str, settings: Settings) -> tuple[bool, str] | None:
+def _send_started(database: Database, month: str, settings: Settings) -> tuple[bool, str] | None:
     """(completed, why no send is needed) when the ledger has a send run of the month."""
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(sends).where(sends.c.issue == month)).first()
-    if row is None:
+    record = database.ledger().find(month)
+    if record is None:
         return None
-    started = _local(_aware(row.started_at), settings)
-    if row.status == "completed":
-        return True, f"already sent ({row.transport}, started {started} by {row.triggered_by})"
+    started = _local(record.started_at, settings)
+    by = record.triggered_by
+    if record.status == "completed":
+        return True, f"already sent ({record.transport}, started {started} by {by})"
     return False, (
-        f"a send of it started {started} by {row.triggered_by} and is {row.status}; "
+        f"a send of it started {started} by {by} and is {record.status}; "
         f"finish it with `newsletter send {month} --resume`"
     )
 

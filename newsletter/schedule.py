@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
@@ -37,10 +36,10 @@ from newsletter.monthly import (
     Outcome,
     format_duration,
     preflight,
-    read_claim,
     run_monthly,
 )
-from newsletter.store.engine import open_database
+from newsletter.store.database import Database
+from newsletter.store.failures import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +169,7 @@ def month_of(fire_time: datetime) -> str:
 
 
 def run_once(
-    settings: Settings, *, now: datetime, stop: threading.Event | None = None
+    settings: Settings, database: Database, *, now: datetime, stop: threading.Event | None = None
 ) -> Decision | None:
     """Do what the scheduler would do now, then return: for cron or a systemd timer.
 
@@ -184,14 +183,10 @@ def run_once(
         return None
     month = month_of(fired_at)
     if now - fired_at > rule.misfire_grace:
-        engine = open_database(settings.database_url)
-        try:
-            claim = read_claim(engine, month)
-        finally:
-            engine.dispose()
+        claim = database.claims.read(month)
         if claim is None or claim.outcome != Outcome.WAITING.value:
             return None
-    return run_monthly(settings, month, now=now, fired_at=fired_at, stop=stop)
+    return run_monthly(settings, database, month, now=now, fired_at=fired_at, stop=stop)
 
 
 # --- the foreground scheduler --------------------------------------------------------------------
@@ -202,6 +197,7 @@ class _Context:
     """What the jobs need; kept in the process, because job arguments are pickled into the database."""
 
     settings: Settings
+    database: Database
     stop: threading.Event
     recheck_every: timedelta
     scheduler: BackgroundScheduler
@@ -254,6 +250,7 @@ class _SharedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
 
 def run_scheduler(
     settings: Settings,
+    database: Database,
     *,
     stop: threading.Event,
     recheck_every: timedelta = DEFAULT_RECHECK,
@@ -266,9 +263,8 @@ def run_scheduler(
     """
     trigger = trigger_for(settings.send, settings.timezone)  # a bad cron line fails before start
     preflight(settings)
-    engine = open_database(settings.database_url)
-    scheduler = _new_scheduler(settings, engine)
-    context = _Context(settings, stop, recheck_every, scheduler)
+    scheduler = _new_scheduler(settings, database)
+    context = _Context(settings, database, stop, recheck_every, scheduler)
     with _activated(context):
         _start_paused(scheduler)
         try:
@@ -285,9 +281,10 @@ def run_scheduler(
     log.info("scheduler stopped")
 
 
-def _new_scheduler(settings: Settings, engine: sa.Engine) -> BackgroundScheduler:
+def _new_scheduler(settings: Settings, database: Database) -> BackgroundScheduler:
+    store = _SharedJobStore(engine=database.engine, tablename=JOBS_TABLE)
     return BackgroundScheduler(
-        jobstores={"default": _SharedJobStore(engine=engine, tablename=JOBS_TABLE)},
+        jobstores={"default": store},
         # One worker: a recheck never runs beside a send in the same process.
         executors={"default": ThreadPoolExecutor(max_workers=1)},
         job_defaults={
@@ -304,10 +301,10 @@ def _start_paused(scheduler: BackgroundScheduler) -> None:
     """Start without running anything yet, so stored jobs can be inspected before they fire."""
     try:
         scheduler.start(paused=True)
-    except sa.exc.OperationalError as err:
+    except DATABASE_ERRORS as err:
         # Two schedulers starting at the same instant may both create the jobs table.
         if "already exists" not in str(err):
-            raise ConfigError(f"database: cannot start the scheduler: {err.orig}") from err
+            raise ConfigError(f"database: cannot start the scheduler: {err}") from err
         scheduler.start(paused=True)
 
 
@@ -385,7 +382,12 @@ def _recheck(month: str, fired_at: str) -> None:
 def _fire(context: _Context, month: str, fired_at: datetime, now: datetime) -> None:
     try:
         outcome = run_monthly(
-            context.settings, month, now=now, fired_at=fired_at, stop=context.stop
+            context.settings,
+            context.database,
+            month,
+            now=now,
+            fired_at=fired_at,
+            stop=context.stop,
         ).outcome
     except Exception:  # e.g. the database is locked or gone: look again rather than lose the month
         log.exception("issue %s: error: could not decide; looking again later", month)

@@ -1,7 +1,7 @@
 """Send one issue to the list: render once, claim batches in the ledger, deliver, record, archive.
 
 The loop is crash-safe because the ledger claims each batch (``pending``) before the transport
-sees it and records the results after (see ``delivery.ledger``). Per recipient only strings are
+sees it and records the results after (see ``store.ledger``). Per recipient only strings are
 made: two signed links and a Message-ID. Nothing per recipient outlives its batch, so memory
 stays flat however long the list is.
 """
@@ -15,25 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
-
 from newsletter.archive import generic_links, write_archive
 from newsletter.batches import Delivery, Personaliser, Pipeline
 from newsletter.config import Settings
 from newsletter.delivery import get_transport
 from newsletter.delivery.base import DeliveryResult, Transport
-from newsletter.delivery.ledger import (
-    Ledger,
-    MessageIds,
-    SendRecord,
-    SendStatus,
-    refusal,
-)
 from newsletter.errors import (
     DeliveryError,
     LeaseLostError,
     SendError,
-    StoreError,
     TemporaryDeliveryError,
 )
 from newsletter.mime import check_header, new_message_id
@@ -45,7 +35,15 @@ from newsletter.models import (
     RenderedIssue,
 )
 from newsletter.render import render_issue
-from newsletter.store.engine import open_database
+from newsletter.store.database import Database
+from newsletter.store.failures import DATABASE_ERRORS
+from newsletter.store.ledger import (
+    Ledger,
+    MessageIds,
+    SendRecord,
+    SendStatus,
+    refusal,
+)
 from newsletter.tokens import LinkSigner, load_signer
 
 log = logging.getLogger(__name__)
@@ -131,13 +129,14 @@ def transport_for(settings: Settings, transport_name: str | None) -> str:
 
 def plan_send(
     settings: Settings,
+    database: Database,
     issue: Issue,
     *,
     transport_name: str | None = None,
     resend_unconfirmed: bool = False,
 ) -> SendPlan:
     """Count who would get ``issue`` now, without changing anything."""
-    ledger = Ledger(open_database(settings.database_url))
+    ledger = database.ledger()
     existing = ledger.find(issue.month)
     unconfirmed = ledger.resendable(existing.id) if existing else 0
     # A completed send takes no one new (people who joined since wait for the next issue).
@@ -156,12 +155,12 @@ def plan_send(
     )
 
 
-def send_report(settings: Settings, month: str, *, list_resent: bool = False) -> SendReport:
+def send_report(database: Database, month: str, *, list_resent: bool = False) -> SendReport:
     """Counts by status, times, transport and problem addresses of ``month``'s send.
 
     ``list_resent`` also lists who was sent the issue again after being unconfirmed.
     """
-    ledger = Ledger(open_database(settings.database_url))
+    ledger = database.ledger()
     record = ledger.find(month)
     if record is None:
         raise SendError(f"issue {month} has not been sent (no send in the ledger)")
@@ -181,6 +180,7 @@ def send_report(settings: Settings, month: str, *, list_resent: bool = False) ->
 
 def send_issue(
     settings: Settings,
+    database: Database,
     issue: Issue,
     *,
     transport_name: str | None = None,
@@ -197,8 +197,7 @@ def send_issue(
     ``transport`` (an instance) overrides ``transport_name``; tests pass a memory transport.
     """
     resume = resume or resend_unconfirmed
-    engine = open_database(settings.database_url)
-    ledger = Ledger(engine)
+    ledger = database.ledger()
     name = transport.name if transport is not None else transport_for(settings, transport_name)
     existing = ledger.find(issue.month)
     if existing is not None and not resume:
@@ -206,7 +205,7 @@ def send_issue(
     rendered = _render(settings, issue)
     if dry_run:
         plan = plan_send(
-            settings, issue, transport_name=name, resend_unconfirmed=resend_unconfirmed
+            settings, database, issue, transport_name=name, resend_unconfirmed=resend_unconfirmed
         )
         return SendSummary(issue.month, issue.subject, name, "dry-run", plan.recipients, 0, 0, 0)
     completed = existing is not None and existing.status is SendStatus.COMPLETED
@@ -403,7 +402,7 @@ class _Run:
             self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
         except LeaseLostError:
             pass  # another run owns the send now: nothing of ours to close
-        except (sa.exc.SQLAlchemyError, StoreError):
+        except DATABASE_ERRORS:
             log.exception("could not mark the send of %s interrupted", self.issue.month)
 
 

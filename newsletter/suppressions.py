@@ -19,13 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from newsletter.config import Settings
 from newsletter.delivery.sendgrid import SendGridAPI
 from newsletter.errors import PermanentDeliveryError
 from newsletter.models import SubscriberStatus
-from newsletter.store.schema import subscribers
 from newsletter.store.subscribers import SubscriberStore, email_key
 
 log = logging.getLogger(__name__)
@@ -153,14 +150,8 @@ def _page(body: Any, suppression: SuppressionList) -> list[dict[str, Any]]:
 
 def _on_our_list(store: SubscriberStore, page: list[dict[str, Any]]) -> dict[str, _Known]:
     """The people of one page who are on our list, by address key: one query a page."""
-    keys = {email_key(record["email"]) for record in page}
-    query = sa.select(subscribers.c.id, subscribers.c.email_key, subscribers.c.email)
-    query = query.add_columns(subscribers.c.status).where(subscribers.c.email_key.in_(keys))
-    with store.engine.connect() as conn:
-        return {
-            row.email_key: _Known(row.id, row.email, SubscriberStatus(row.status))
-            for row in conn.execute(query)
-        }
+    found = store.by_keys({email_key(record["email"]) for record in page})
+    return {key: _Known(*values) for key, values in found.items()}
 
 
 @dataclass

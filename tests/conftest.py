@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from newsletter.config import Settings, load_settings
+from tests.dbkit import close_all
 
 pytest_plugins = ["tests.peers.fixtures", "tests.peers.postgres"]
 
@@ -49,3 +51,10 @@ def settings(project: Path, clean_env: None) -> Settings:
 def db_settings(settings: Settings, database_url: str) -> Settings:
     """The project's settings on each kind of database (``database_url``: SQLite, PostgreSQL)."""
     return dataclasses.replace(settings, database_url=database_url, secret_key="k" * 32)
+
+
+@pytest.fixture(autouse=True)
+def _close_databases() -> Iterator[None]:
+    """The databases a test opened through ``tests.dbkit.db`` are closed after it."""
+    yield
+    close_all()

@@ -14,6 +14,7 @@ import pytest
 
 from newsletter.config import Settings, load_settings
 from newsletter.send import send_report
+from tests.dbkit import db
 from tests.peers.sendgrid_server import Fault, SendGridServer
 from tests.sendkit import MONTH, ledger_rows, seed
 
@@ -104,7 +105,7 @@ def test_sigkill_mid_send_then_resume_loses_no_one(
     counted = Counter(sendgrid_server.recipients())
     everyone = {f"person{i}@example.com" for i in active}
     assert set(counted) == everyone and set(counted.values()) == {1}  # no one lost, no one twice
-    report = send_report(settings, MONTH)
+    report = send_report(db(settings), MONTH)
     unconfirmed = {e for e, status, _ in report.problems if status == "unconfirmed"}
     assert unconfirmed == pending
     assert report.record.status == "completed"
@@ -142,7 +143,7 @@ def test_sigterm_stops_after_the_current_batch_and_resume_finishes(
     rows = ledger_rows(settings)
     assert set(rows.values()) == {"sent"}  # nothing left in flight: a clean stop
     assert len(rows) == sendgrid_server.recipient_count < len(active)
-    assert send_report(settings, MONTH).record.status == "interrupted"
+    assert send_report(db(settings), MONTH).record.status == "interrupted"
 
     code, output = finish(newsletter(project, env, "send", MONTH, "--yes", "--resume"))
     assert code == 0, output

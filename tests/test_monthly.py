@@ -13,14 +13,16 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import Settings, load_settings
-from newsletter.delivery.ledger import Ledger
 from newsletter.issues import load_topics, read_issue
 from newsletter.models import SubscriberStatus
-from newsletter.monthly import Decision, Outcome, month_status, read_claim, run_monthly
+from newsletter.monthly import Decision, Outcome, month_status, run_monthly
 from newsletter.schedule import run_once
 from newsletter.send import send_issue
+from newsletter.store.database import Database
 from newsletter.store.engine import open_database
+from newsletter.store.ledger import Ledger
 from newsletter.store.subscribers import SubscriberStore
+from tests.dbkit import db
 from tests.peers.sendgrid_server import Answer, Fault, PeerRequest, SendGridServer
 from tests.peers.sendgrid_suppressions import SuppressionLists
 from tests.schedkit import ACTIVE, add_people, edit_schedule, outbox_recipients, write_issue
@@ -38,10 +40,26 @@ def ready(project: Path, db_settings: Settings) -> Settings:
     return db_settings
 
 
-def run(settings: Settings, minutes: float = 0, *, fired_at: datetime = FIRED) -> Decision:
+def run(
+    settings: Settings,
+    minutes: float = 0,
+    *,
+    fired_at: datetime = FIRED,
+    database: Database | None = None,
+) -> Decision:
     return run_monthly(
-        settings, MONTH, now=fired_at + timedelta(minutes=minutes), fired_at=fired_at
+        settings,
+        database or db(settings),
+        MONTH,
+        now=fired_at + timedelta(minutes=minutes),
+        fired_at=fired_at,
     )
+
+
+def run_as_another_process(settings: Settings, minutes: float) -> Decision:
+    """A run through its own engine, as a second scheduler process would make it."""
+    with Database.open(settings.database_url) as own:
+        return run(settings, minutes, database=own)
 
 
 def test_a_ready_issue_is_sent_once(ready: Settings) -> None:
@@ -52,7 +70,7 @@ def test_a_ready_issue_is_sent_once(ready: Settings) -> None:
     assert first.summary is not None and first.summary.sent == len(ACTIVE)
     assert second.outcome is Outcome.SKIPPED and "already sent" in second.reason
     assert outbox_recipients(ready) == sorted(ACTIVE)
-    claim = read_claim(open_database(ready.database_url), MONTH)
+    claim = db(ready).claims.read(MONTH)
     assert claim is not None and claim.outcome == "sent"
 
 
@@ -109,7 +127,7 @@ def test_gives_up_after_wait_for_ready_and_says_so(project: Path, settings: Sett
     assert "giving up for this month" in late.reason and "7d" in late.reason
     assert after.outcome is Outcome.SKIPPED and "given up" in after.reason
     assert outbox_recipients(settings) == []
-    assert month_status(settings, open_database(settings.database_url), MONTH) == "given up"
+    assert month_status(settings, db(settings), MONTH) == "given up"
 
 
 def test_the_wait_counts_from_the_first_send_time(project: Path, settings: Settings) -> None:
@@ -118,14 +136,14 @@ def test_the_wait_counts_from_the_first_send_time(project: Path, settings: Setti
     run(settings)
     next_week = FIRED + timedelta(days=7)
     decision = run_monthly(
-        settings, MONTH, now=next_week + timedelta(minutes=1), fired_at=next_week
+        settings, db(settings), MONTH, now=next_week + timedelta(minutes=1), fired_at=next_week
     )
     assert decision.outcome is Outcome.GAVE_UP
 
 
 def test_an_issue_already_sent_by_hand_is_skipped(ready: Settings) -> None:
     issue = read_issue(ready.issues_dir / f"{MONTH}.md", load_topics(ready.topics_file))
-    send_issue(ready, issue)
+    send_issue(ready, db(ready), issue)
     decision = run(ready)
     assert decision.outcome is Outcome.SKIPPED
     assert "already sent" in decision.reason and "by cli" in decision.reason
@@ -142,8 +160,8 @@ def test_a_send_started_by_hand_and_unfinished_is_left_to_resume(ready: Settings
     assert (
         "is running" in decision.reason and f"newsletter send {MONTH} --resume" in decision.reason
     )
-    assert read_claim(engine, MONTH) is None  # not marked sent: it is not
-    assert month_status(ready, engine, MONTH) == "send running"
+    assert db(ready).claims.read(MONTH) is None  # not marked sent: it is not
+    assert month_status(ready, db(ready), MONTH) == "send running"
     assert outbox_recipients(ready) == []
 
 
@@ -152,7 +170,7 @@ def test_a_send_time_missed_beyond_the_grace_is_not_made_up(ready: Settings) -> 
     assert decision.outcome is Outcome.MISSED
     assert "misfire_grace (6h)" in decision.reason and f"newsletter send {MONTH}" in decision.reason
     assert outbox_recipients(ready) == []
-    assert read_claim(open_database(ready.database_url), MONTH) is None
+    assert db(ready).claims.read(MONTH) is None
 
 
 def test_inside_the_grace_it_is_made_up(ready: Settings) -> None:
@@ -166,7 +184,7 @@ def test_two_concurrent_runs_send_once(ready: Settings) -> None:
 
     def job() -> None:
         start.wait()
-        decisions.append(run(ready, 1))
+        decisions.append(run_as_another_process(ready, 1))
 
     threads = [threading.Thread(target=job) for _ in range(2)]
     for thread in threads:
@@ -191,7 +209,7 @@ def test_two_waiting_schedulers_send_once_when_it_becomes_ready(
 
     def job() -> None:
         start.wait()
-        decisions.append(run(settings, 10))
+        decisions.append(run_as_another_process(settings, 10))
 
     threads = [threading.Thread(target=job) for _ in range(3)]
     for thread in threads:
@@ -205,27 +223,30 @@ def test_two_waiting_schedulers_send_once_when_it_becomes_ready(
 
 
 def test_schedule_status_says_already_sent(ready: Settings) -> None:
-    engine = open_database(ready.database_url)
-    assert month_status(ready, engine, MONTH) == "ready"
+    assert month_status(ready, db(ready), MONTH) == "ready"
     run(ready)
-    assert month_status(ready, engine, MONTH) == "already sent"
+    assert month_status(ready, db(ready), MONTH) == "already sent"
 
 
 def test_run_once_acts_only_on_a_fresh_or_waiting_month(project: Path, settings: Settings) -> None:
     add_people(settings)
     write_issue(project, MONTH, "draft")
-    assert run_once(settings, now=FIRED - timedelta(minutes=1)) is None  # nothing due yet
-    first = run_once(settings, now=FIRED + timedelta(minutes=2))
+    assert (
+        run_once(settings, db(settings), now=FIRED - timedelta(minutes=1)) is None
+    )  # nothing due yet
+    first = run_once(settings, db(settings), now=FIRED + timedelta(minutes=2))
     assert first is not None and first.outcome is Outcome.WAITING
     write_issue(project, MONTH, "ready")
-    later = run_once(settings, now=FIRED + timedelta(days=2))  # past the grace, still waiting
+    later = run_once(
+        settings, db(settings), now=FIRED + timedelta(days=2)
+    )  # past the grace, still waiting
     assert later is not None and later.outcome is Outcome.SENT
-    assert run_once(settings, now=FIRED + timedelta(days=2, minutes=5)) is None
+    assert run_once(settings, db(settings), now=FIRED + timedelta(days=2, minutes=5)) is None
     assert outbox_recipients(settings) == sorted(ACTIVE)
 
 
 def test_run_once_does_not_send_late_after_downtime(ready: Settings) -> None:
-    assert run_once(ready, now=FIRED + timedelta(days=1)) is None
+    assert run_once(ready, db(ready), now=FIRED + timedelta(days=1)) is None
     assert outbox_recipients(ready) == []
 
 
@@ -348,8 +369,7 @@ def test_a_failed_send_is_reported_and_left_to_resume(
     assert "403" in failed.reason and f"newsletter send {MONTH} --resume" in failed.reason
     assert later.outcome is Outcome.SKIPPED and "failed earlier" in later.reason
     assert sendgrid_server.recipients() == []
-    engine = open_database(settings.database_url)
-    assert month_status(settings, engine, MONTH) == "send failed"
+    assert month_status(settings, db(settings), MONTH) == "send failed"
 
 
 @pytest.mark.parametrize("once", [[], ["--once"]])

@@ -15,6 +15,7 @@ from newsletter.delivery.memory import MemoryTransport
 from newsletter.errors import SendError
 from newsletter.models import LedgerStatus, OutgoingMessage
 from newsletter.send import send_issue, send_report
+from tests.dbkit import db
 from tests.sendkit import MONTH, load_issue, populate
 
 
@@ -38,8 +39,14 @@ def troubled(settings: Settings) -> tuple[str, list[str]]:
     refused = people.active[0].email
     first.refuse[refused] = "550 mailbox unavailable"
     with pytest.raises(RuntimeError):
-        send_issue(settings, load_issue(settings), transport=first)
-    send_issue(settings, load_issue(settings), transport=MemoryTransport(max_batch=2), resume=True)
+        send_issue(settings, db(settings), load_issue(settings), transport=first)
+    send_issue(
+        settings,
+        db(settings),
+        load_issue(settings),
+        transport=MemoryTransport(max_batch=2),
+        resume=True,
+    )
     return refused, [r.email for r in first.batches[1].recipients]
 
 
@@ -47,7 +54,7 @@ def test_report_counts_times_transport_and_problem_addresses(
     project: Path, settings: Settings, troubled: tuple[str, list[str]]
 ) -> None:
     refused, unconfirmed = troubled
-    report = send_report(settings, MONTH)
+    report = send_report(db(settings), MONTH)
     assert report.counts == {
         LedgerStatus.PENDING: 0,
         LedgerStatus.SENT: 3,
@@ -79,7 +86,7 @@ def test_report_json(project: Path, settings: Settings, troubled: tuple[str, lis
 
 def test_report_of_an_unsent_issue_is_a_clear_error(project: Path, settings: Settings) -> None:
     with pytest.raises(SendError, match="has not been sent"):
-        send_report(settings, MONTH)
+        send_report(db(settings), MONTH)
     result = cli(project, "report", MONTH)
     assert result.exit_code == 1 and "has not been sent" in result.output
     assert "Traceback" not in result.output
@@ -91,10 +98,10 @@ def test_report_remembers_who_was_resent_after_being_unconfirmed(
     _, unconfirmed = troubled
     again = MemoryTransport(max_batch=2)
     issue = load_issue(settings)
-    send_issue(settings, issue, transport=again, resume=True, resend_unconfirmed=True)
+    send_issue(settings, db(settings), issue, transport=again, resume=True, resend_unconfirmed=True)
     assert sorted(r.email for _, r in again.delivered) == sorted(unconfirmed)
 
-    report = send_report(settings, MONTH, list_resent=True)
+    report = send_report(db(settings), MONTH, list_resent=True)
     assert report.counts[LedgerStatus.UNCONFIRMED] == 0  # all sent now …
     assert report.resent == 2  # … but two of them were reached twice, maybe
     assert sorted(report.resent_addresses) == sorted(unconfirmed)

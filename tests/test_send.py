@@ -32,6 +32,7 @@ from newsletter.models import LedgerStatus, OutgoingMessage
 from newsletter.send import Progress, SendSummary, plan_send, send_issue, send_report, send_test
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
+from tests.dbkit import db
 from tests.sendkit import (
     MONTH,
     bodies,
@@ -81,7 +82,11 @@ def test_every_active_subscriber_gets_exactly_one_personal_copy(db_settings: Set
     transport = MemoryTransport(max_batch=4)
     progress = Recorder()
     summary = send_issue(
-        db_settings, load_issue(db_settings), transport=transport, progress=progress
+        db_settings,
+        db(db_settings),
+        load_issue(db_settings),
+        transport=transport,
+        progress=progress,
     )
 
     assert sorted(delivered_ids(transport)) == sorted(s.id for s in people.active)
@@ -106,7 +111,7 @@ def test_every_active_subscriber_gets_exactly_one_personal_copy(db_settings: Set
 
 def test_outbox_messages_carry_rfc8058_headers_and_own_links(db_settings: Settings) -> None:
     people = populate(db_settings, 3)
-    send_issue(db_settings, load_issue(db_settings), transport_name="outbox")
+    send_issue(db_settings, db(db_settings), load_issue(db_settings), transport_name="outbox")
     messages = read_maildir(db_settings.delivery.outbox.path)
     by_email = {s.email: s.id for s in people.active}
     assert sorted(str(m["To"]).split("<")[-1].rstrip(">") for m in messages) == sorted(by_email)
@@ -124,13 +129,13 @@ def test_outbox_messages_carry_rfc8058_headers_and_own_links(db_settings: Settin
 def test_second_send_refuses_and_says_when(db_settings: Settings) -> None:
     populate(db_settings, 2)
     issue = load_issue(db_settings)
-    send_issue(db_settings, issue, transport=MemoryTransport())
+    send_issue(db_settings, db(db_settings), issue, transport=MemoryTransport())
     again = MemoryTransport()
     with pytest.raises(AlreadySentError, match=r"already sent on \d{4}-\d\d-\d\d"):
-        send_issue(db_settings, issue, transport=again)
+        send_issue(db_settings, db(db_settings), issue, transport=again)
     assert again.delivered == []
     # --resume on a finished send has nothing left to do and sends nothing.
-    summary = send_issue(db_settings, issue, transport=again, resume=True)
+    summary = send_issue(db_settings, db(db_settings), issue, transport=again, resume=True)
     assert again.delivered == [] and summary.status == "completed"
 
 
@@ -140,16 +145,16 @@ def test_temporary_failure_gives_the_batch_back_and_resume_sends_it(db_settings:
     first = MemoryTransport(max_batch=3)
     first.fail_after = 6  # batch 3 fails after two good ones
     with pytest.raises(TemporaryDeliveryError, match="--resume"):
-        send_issue(db_settings, issue, transport=first)
+        send_issue(db_settings, db(db_settings), issue, transport=first)
     assert len(first.delivered) == 6
     assert send_row(db_settings)["status"] == "interrupted"  # type: ignore[index]
     assert list(ledger_rows(db_settings).values()).count("sent") == 6
     assert "pending" not in ledger_rows(db_settings).values()
 
     with pytest.raises(SendError, match="--resume"):
-        send_issue(db_settings, issue, transport=MemoryTransport())
+        send_issue(db_settings, db(db_settings), issue, transport=MemoryTransport())
     second = MemoryTransport(max_batch=3)
-    summary = send_issue(db_settings, issue, transport=second, resume=True)
+    summary = send_issue(db_settings, db(db_settings), issue, transport=second, resume=True)
     everyone = delivered_ids(first) + delivered_ids(second)
     assert sorted(everyone) == sorted(s.id for s in people.active)
     assert summary.status == "completed" and summary.sent == 4 and summary.found_unconfirmed == 0
@@ -160,7 +165,7 @@ def test_permanent_failure_stops_with_the_providers_message(db_settings: Setting
     transport = MemoryTransport(max_batch=2)
     transport.fail_next(PermanentDeliveryError("SendGrid refused it with HTTP 401: bad key"))
     with pytest.raises(PermanentDeliveryError, match="HTTP 401: bad key"):
-        send_issue(db_settings, load_issue(db_settings), transport=transport)
+        send_issue(db_settings, db(db_settings), load_issue(db_settings), transport=transport)
     assert ledger_rows(db_settings) == {}
     assert send_row(db_settings)["status"] == "interrupted"  # type: ignore[index]
 
@@ -172,25 +177,27 @@ def test_crash_leaves_unconfirmed_and_only_resend_unconfirmed_resends(
     issue = load_issue(db_settings)
     crashed = DiesAfterDelivering(max_batch=2, die_at=2)
     with pytest.raises(RuntimeError):
-        send_issue(db_settings, issue, transport=crashed)
+        send_issue(db_settings, db(db_settings), issue, transport=crashed)
     in_flight = delivered_ids(crashed)[2:]
     assert len(in_flight) == 2
     assert list(ledger_rows(db_settings).values()).count("pending") == 2
 
     resumed = MemoryTransport(max_batch=2)
-    summary = send_issue(db_settings, issue, transport=resumed, resume=True)
+    summary = send_issue(db_settings, db(db_settings), issue, transport=resumed, resume=True)
     assert summary.found_unconfirmed == 2 and summary.unconfirmed == 2
     assert set(delivered_ids(resumed)).isdisjoint(delivered_ids(crashed))
     assert sorted(delivered_ids(crashed) + delivered_ids(resumed)) == sorted(
         s.id for s in people.active
     )
-    report = send_report(db_settings, MONTH)
+    report = send_report(db(db_settings), MONTH)
     assert {email for email, status, _ in report.problems if status == "unconfirmed"} == {
         r.email for _, r in crashed.delivered[2:]
     }
 
     again = MemoryTransport(max_batch=2)
-    summary = send_issue(db_settings, issue, transport=again, resend_unconfirmed=True)
+    summary = send_issue(
+        db_settings, db(db_settings), issue, transport=again, resend_unconfirmed=True
+    )
     assert sorted(delivered_ids(again)) == sorted(in_flight)
     # The resent copy keeps the first copy's Message-ID, so mail systems can spot the twin.
     first_ids = {r.subscriber_id: r.message_id for _, r in crashed.delivered}
@@ -204,12 +211,12 @@ def test_someone_unsubscribed_between_runs_is_not_sent_to(db_settings: Settings)
     first = MemoryTransport(max_batch=2)
     first.fail_after = 2
     with pytest.raises(TemporaryDeliveryError):
-        send_issue(db_settings, issue, transport=first)
+        send_issue(db_settings, db(db_settings), issue, transport=first)
     store = SubscriberStore(open_database(db_settings.database_url))
     leaver = people.active[-1]
     store.unsubscribe(leaver.id, reason="clicked", source="web")
     second = MemoryTransport(max_batch=2)
-    send_issue(db_settings, issue, transport=second, resume=True)
+    send_issue(db_settings, db(db_settings), issue, transport=second, resume=True)
     assert leaver.id not in delivered_ids(first) + delivered_ids(second)
     assert len(delivered_ids(first) + delivered_ids(second)) == 5
 
@@ -224,7 +231,9 @@ def test_stop_event_ends_cleanly_after_the_current_batch(db_settings: Settings) 
             return super().send_batch(message)
 
     transport = StopsOnFirst(max_batch=3)
-    summary = send_issue(db_settings, load_issue(db_settings), transport=transport, stop=stop)
+    summary = send_issue(
+        db_settings, db(db_settings), load_issue(db_settings), transport=transport, stop=stop
+    )
     assert summary.status == "interrupted" and summary.sent == 3
     assert "--resume" in (summary.error or "")
     assert send_row(db_settings)["status"] == "interrupted"  # type: ignore[index]
@@ -235,9 +244,9 @@ def test_refused_recipient_is_failed_and_reported(db_settings: Settings) -> None
     people = populate(db_settings, 3)
     transport = MemoryTransport()
     transport.refuse[people.active[1].email] = "550 no such mailbox"
-    summary = send_issue(db_settings, load_issue(db_settings), transport=transport)
+    summary = send_issue(db_settings, db(db_settings), load_issue(db_settings), transport=transport)
     assert summary.sent == 2 and summary.failed == 1
-    report = send_report(db_settings, MONTH)
+    report = send_report(db(db_settings), MONTH)
     assert report.problems == ((people.active[1].email, "failed", "550 no such mailbox"),)
 
 
@@ -261,17 +270,19 @@ def test_test_copies_are_marked_and_not_in_the_ledger(db_settings: Settings) -> 
 def test_dry_run_sends_nothing_and_counts(db_settings: Settings) -> None:
     populate(db_settings, 5)
     transport = MemoryTransport()
-    summary = send_issue(db_settings, load_issue(db_settings), transport=transport, dry_run=True)
+    summary = send_issue(
+        db_settings, db(db_settings), load_issue(db_settings), transport=transport, dry_run=True
+    )
     assert summary.status == "dry-run" and summary.recipients == 5
     assert transport.batches == [] and send_row(db_settings) is None
-    assert plan_send(db_settings, load_issue(db_settings)).recipients == 5
+    assert plan_send(db_settings, db(db_settings), load_issue(db_settings)).recipients == 5
 
 
 def test_archive_is_written_without_personal_data(db_settings: Settings) -> None:
     people = populate(db_settings, 4)
     transport = MemoryTransport()
     issue = load_issue(db_settings)
-    send_issue(db_settings, issue, transport=transport)
+    send_issue(db_settings, db(db_settings), issue, transport=transport)
     folder = db_settings.archive_dir / MONTH
     assert sorted(p.name for p in folder.iterdir()) == [
         "email.txt",
@@ -305,7 +316,7 @@ def test_archive_is_written_without_personal_data(db_settings: Settings) -> None
 
 def test_no_leftover_temporary_files_in_the_archive(db_settings: Settings, tmp_path: Path) -> None:
     populate(db_settings, 1)
-    send_issue(db_settings, load_issue(db_settings), transport=MemoryTransport())
+    send_issue(db_settings, db(db_settings), load_issue(db_settings), transport=MemoryTransport())
     assert not [p for p in (db_settings.archive_dir / MONTH).iterdir() if p.name.startswith(".")]
 
 
@@ -443,7 +454,7 @@ def test_fast_token_signing_is_plain_hmac_sha256() -> None:
 
 def test_claim_takes_only_people_still_active_and_not_yet_claimed(db_settings: Settings) -> None:
     """Between preparing a batch and claiming it, someone may leave or be claimed elsewhere."""
-    from newsletter.delivery.ledger import Ledger, MessageIds
+    from newsletter.store.ledger import Ledger, MessageIds
 
     people = populate(db_settings, 4, pending=0, gone=0)
     engine = open_database(db_settings.database_url)
@@ -462,7 +473,9 @@ def test_claim_takes_only_people_still_active_and_not_yet_claimed(db_settings: S
 def test_no_active_subscriber_refuses_and_records_nothing(db_settings: Settings) -> None:
     populate(db_settings, 0)
     with pytest.raises(SendError, match="no active subscribers"):
-        send_issue(db_settings, load_issue(db_settings), transport=MemoryTransport())
+        send_issue(
+            db_settings, db(db_settings), load_issue(db_settings), transport=MemoryTransport()
+        )
     assert send_row(db_settings) is None
 
 

@@ -16,14 +16,15 @@ import sqlalchemy as sa
 
 from newsletter.config import Settings
 from newsletter.delivery.base import DeliveryResult
-from newsletter.delivery.ledger import Ledger, MessageIds, Outcome, SendStatus, refusal
 from newsletter.delivery.memory import MemoryTransport
 from newsletter.errors import LeaseLostError, SendBusyError, SendError
 from newsletter.models import Recipient
 from newsletter.send import send_issue
 from newsletter.store.engine import open_database
 from newsletter.store.lease import Owner
+from newsletter.store.ledger import Ledger, MessageIds, Outcome, SendStatus, refusal
 from newsletter.store.schema import deliveries, sends
+from tests.dbkit import db
 from tests.sendkit import MONTH, load_issue, seed
 
 IDS = MessageIds(MONTH, "editor@example.org")
@@ -164,7 +165,7 @@ def test_two_sends_started_together_deliver_once(listed: Settings) -> None:
     def run() -> None:
         start.wait()
         try:
-            results.append(send_issue(listed, issue, transport=transport).status)
+            results.append(send_issue(listed, db(listed), issue, transport=transport).status)
         except SendError as err:
             results.append(err)
 
@@ -182,7 +183,7 @@ def test_two_sends_started_together_deliver_once(listed: Settings) -> None:
 
 
 def test_finishing_gives_the_lease_up(listed: Settings) -> None:
-    summary = send_issue(listed, load_issue(listed), transport=MemoryTransport())
+    summary = send_issue(listed, db(listed), load_issue(listed), transport=MemoryTransport())
     assert summary.status == "completed"
     found = _ledger(listed).find(MONTH)
     assert found is not None and found.holder is None

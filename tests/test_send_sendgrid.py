@@ -26,6 +26,7 @@ from newsletter.store.engine import open_database
 from newsletter.store.schema import deliveries
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
+from tests.dbkit import db
 from tests.peers.sendgrid_server import Fault, SendGridServer
 from tests.sendkit import MONTH, ledger_rows, load_issue, seed, send_row
 
@@ -71,7 +72,7 @@ def test_thousands_each_get_one_personal_message_despite_5xx_and_429(
     progress = InjectAfterFirstBatch(
         sendgrid_server, Fault(500), Fault(503), Fault(429, {"X-RateLimit-Reset": reset})
     )
-    summary = send_issue(sg_settings, load_issue(sg_settings), progress=progress)
+    summary = send_issue(sg_settings, db(sg_settings), load_issue(sg_settings), progress=progress)
 
     assert summary.status == "completed" and summary.sent == len(active) == 2700
     assert sendgrid_server.rejected == []
@@ -119,12 +120,12 @@ def test_outage_beyond_retries_interrupts_and_resume_finishes(
     impatient = SendGridTransport(sg_settings.delivery.sendgrid, sleep=lambda _: None)
     outage = InjectAfterFirstBatch(sendgrid_server, *[Fault(502)] * ATTEMPTS)
     with pytest.raises(TemporaryDeliveryError, match="--resume"):
-        send_issue(sg_settings, issue, transport=impatient, progress=outage)
+        send_issue(sg_settings, db(sg_settings), issue, transport=impatient, progress=outage)
     assert send_row(sg_settings)["status"] == "interrupted"  # type: ignore[index]
     assert set(ledger_rows(sg_settings).values()) == {"sent"}
     assert len(ledger_rows(sg_settings)) == BATCH
 
-    summary = send_issue(sg_settings, issue, resume=True)
+    summary = send_issue(sg_settings, db(sg_settings), issue, resume=True)
     assert summary.status == "completed" and summary.found_unconfirmed == 0
     counted = Counter(sendgrid_server.recipients())
     assert set(counted.values()) == {1} and len(counted) == len(active)
@@ -157,7 +158,7 @@ def test_the_unsubscribe_links_sent_work_on_the_web_app(
     from tests.webkit import serving
 
     seed(sg_settings, 40)
-    send_issue(sg_settings, load_issue(sg_settings))
+    send_issue(sg_settings, db(sg_settings), load_issue(sg_settings))
     store = SubscriberStore(open_database(sg_settings.database_url))
     chosen = list(sendgrid_server.personalizations())[::10]
     with serving(sg_settings) as live, httpx.Client(base_url=live.url, timeout=10) as mail:

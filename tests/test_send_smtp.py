@@ -11,6 +11,7 @@ from newsletter.config import Settings, load_settings
 from newsletter.send import send_issue, send_report
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
+from tests.dbkit import db
 from tests.peers.smtp_server import SmtpServer
 from tests.sendkit import MONTH, bodies, check_personal_links, ledger_rows, load_issue, seed
 
@@ -36,13 +37,13 @@ def test_each_active_subscriber_gets_one_message_over_smtp(
     with SmtpServer(refuse={"person3@example.com"}, drop_after=drop_after) as server:
         settings = smtp_settings(project, server)
         active, _ = seed(settings, 25)
-        summary = send_issue(settings, load_issue(settings))
+        summary = send_issue(settings, db(settings), load_issue(settings))
         received = list(server.messages)
     expected = {f"person{i}@example.com" for i in active} - {"person3@example.com"}
     counted = Counter(r for message in received for r in message.rcpt_tos)
     assert set(counted.values()) == {1} and set(counted) == expected
     assert summary.sent == len(expected) and summary.failed == 1
-    report = send_report(settings, MONTH)
+    report = send_report(db(settings), MONTH)
     [(address, status, error)] = report.problems
     assert (address, status) == ("person3@example.com", "failed") and "550" in (error or "")
     store = SubscriberStore(open_database(settings.database_url))

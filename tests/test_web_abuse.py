@@ -19,12 +19,16 @@ import sqlalchemy as sa
 from newsletter.config import Settings
 from newsletter.delivery.memory import MemoryTransport
 from newsletter.models import SubscriberStatus
+from newsletter.store.confirmations import (
+    CONFIRMATION_SENT,
+    CONFIRMATIONS_PER_DAY,
+    claim_confirmation,
+)
 from newsletter.store.engine import open_database
 from newsletter.store.schema import subscriber_events
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
 from newsletter.web.security import RateLimit, RedactTokens, rate_key
-from newsletter.web.throttle import CONFIRMATION_SENT, CONFIRMATIONS_PER_DAY, claim_confirmation
 from tests.webkit import (
     LiveServer,
     confirm,

@@ -22,6 +22,7 @@ from newsletter.send import send_issue
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.web.archive import export_static, topic_slug
+from tests.dbkit import db
 from tests.webkit import LiveServer, archive_fixture, serving
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -242,7 +243,7 @@ def test_an_issue_with_a_topic_since_removed_is_still_listed(
 def test_a_real_send_appears_in_the_archive(settings: Settings) -> None:
     SubscriberStore(open_database(settings.database_url)).add("one@example.com")
     issue = read_issue(settings.issues_dir / "2021-01.md", load_topics(settings.topics_file))
-    send_issue(settings, issue, transport=MemoryTransport())
+    send_issue(settings, db(settings), issue, transport=MemoryTransport())
     with serving(settings) as server:
         listing = get(server, "/archive/")
         web_version = get(server, "/archive/2021-01/")

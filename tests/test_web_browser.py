@@ -16,6 +16,7 @@ from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
 from tests.browser import chromium, horizontal_overflow, page_at
+from tests.dbkit import db
 from tests.webkit import LiveServer, archive_fixture, confirm_path, mail_to, serving, wait_for
 
 pytestmark = pytest.mark.browser
@@ -145,7 +146,7 @@ def test_archive_pages_fit_a_phone(browser: Browser, settings: Settings, width: 
 def test_a_sent_issue_web_version_shows_under_the_csp(browser: Browser, settings: Settings) -> None:
     store_of(settings).add("one@example.com")
     issue = read_issue(settings.issues_dir / "2021-01.md", load_topics(settings.topics_file))
-    send_issue(settings, issue, transport=MemoryTransport())
+    send_issue(settings, db(settings), issue, transport=MemoryTransport())
     with serving(settings) as server, page_at(browser, PHONE) as page:
         blocked: list[str] = []
         page.on("console", lambda message: blocked.append(message.text))

@@ -36,6 +36,7 @@ from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
 from newsletter.web.app import create_app
 from newsletter.web.security import RateLimit, RateLimiter
+from tests.dbkit import db
 from tests.peers.sendgrid_server import SendGridServer
 from tests.peers.smtp_server import SmtpServer
 from tests.webkit import (
@@ -88,7 +89,9 @@ def test_subscribe_confirm_receive_and_leave_with_one_click(
     assert abs(record.subscriber.confirmed_at - datetime.now(UTC)) < timedelta(minutes=1)
 
     issue = read_issue(settings.issues_dir / "2021-01.md", load_topics(settings.topics_file))
-    summary = send_issue(settings, issue, transport=OutboxTransport(settings.delivery.outbox))
+    summary = send_issue(
+        settings, db(settings), issue, transport=OutboxTransport(settings.delivery.outbox)
+    )
     assert summary.sent == 1
     delivered = [m for m in mail_to(settings, "reader@example.com") if m["X-Newsletter-Issue"]]
     assert len(delivered) == 1

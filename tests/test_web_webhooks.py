@@ -28,6 +28,7 @@ from newsletter.send import send_issue
 from newsletter.store.engine import open_database
 from newsletter.store.schema import deliveries
 from newsletter.store.subscribers import SubscriberStore
+from tests.dbkit import db
 from tests.peers.sendgrid_server import SendGridServer
 from tests.webkit import LiveServer, serving
 
@@ -109,7 +110,7 @@ def world(keyed: Settings, signing_key: ec.EllipticCurvePrivateKey) -> Iterator[
     store = SubscriberStore(engine)
     people = {name: store.add(f"{name}@example.com") for name in NAMES}
     issue = read_issue(keyed.issues_dir / f"{MONTH}.md", load_topics(keyed.topics_file))
-    assert send_issue(keyed, issue, transport=MemoryTransport()).sent == len(NAMES)
+    assert send_issue(keyed, db(keyed), issue, transport=MemoryTransport()).sent == len(NAMES)
     with serving(keyed) as server:
         yield World(keyed, store, engine, people, server, signing_key)
 
@@ -372,7 +373,7 @@ def test_events_built_from_a_real_sendgrid_send_find_their_rows(
             ),
         )
         over_api = dataclasses.replace(keyed, delivery=delivery)
-        assert send_issue(over_api, issue).sent == 2
+        assert send_issue(over_api, db(over_api), issue).sent == 2
         events = []
         for number, (_, personalization) in enumerate(sendgrid.personalizations()):
             address = personalization["to"][0]["email"]

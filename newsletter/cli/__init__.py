@@ -13,7 +13,7 @@ import importlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -21,19 +21,41 @@ from newsletter import __version__
 from newsletter.config import Settings, load_settings
 from newsletter.errors import NewsletterError
 
+if TYPE_CHECKING:
+    from newsletter.store.database import Database
+
 
 @dataclass
 class Project:
-    """What every command gets: the project folder, and its settings loaded on first use."""
+    """What every command gets: the project folder; its settings and database opened on first use.
+
+    The database is opened once per process and closed when the command's context closes
+    (``ctx.call_on_close``), so library calls receive an open ``Database``, never a URL.
+    """
 
     root: Path
     _settings: Settings | None = field(default=None, repr=False)
+    _database: Database | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.root)
         return self._settings
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            from newsletter.store.database import Database  # SQLAlchemy only for commands using it
+
+            self._database = Database.open(self.settings.database_url)
+            click.get_current_context().find_root().call_on_close(self._close_database)
+        return self._database
+
+    def _close_database(self) -> None:
+        if self._database is not None:
+            self._database.close()
+            self._database = None
 
 
 pass_project = click.make_pass_decorator(Project)

@@ -17,7 +17,7 @@ from newsletter.cli.signals import stop_on_signals
 from newsletter.config import Settings, parse_duration
 from newsletter.monthly import Outcome, format_duration, month_status
 from newsletter.schedule import DEFAULT_RECHECK, month_of, next_fire_times, run_once, run_scheduler
-from newsletter.store.engine import open_database
+from newsletter.store.database import Database
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FAILED_OUTCOMES = (Outcome.FAILED, Outcome.GAVE_UP, Outcome.MISSED)
@@ -46,7 +46,7 @@ def schedule(project: Project, count: int, after: str | None) -> None:
     terminal = sys.stdout.isatty()
     console = Console(highlight=False, width=None if terminal else 120)
     console.print(_rule_line(settings))
-    console.print(_table(settings, times))
+    console.print(_table(settings, project.database, times))
 
 
 def _rule_line(settings: Settings) -> str:
@@ -59,27 +59,23 @@ def _rule_line(settings: Settings) -> str:
     )
 
 
-def _table(settings: Settings, times: list[datetime]) -> Table:
+def _table(settings: Settings, database: Database, times: list[datetime]) -> Table:
     table = Table(box=box.SIMPLE, show_edge=False)
     table.add_column(f"Local ({settings.timezone.key})", no_wrap=True)
     table.add_column("UTC", no_wrap=True)
     table.add_column("Issue", no_wrap=True)
     table.add_column("Status")
-    engine = open_database(settings.database_url)
-    try:
-        statuses: dict[str, str] = {}
-        for fire in times:
-            month = month_of(fire)
-            if month not in statuses:
-                statuses[month] = month_status(settings, engine, month)
-            table.add_row(
-                fire.strftime("%Y-%m-%d %H:%M %Z"),
-                fire.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
-                f"issues/{month}.md",
-                statuses[month],
-            )
-    finally:
-        engine.dispose()
+    statuses: dict[str, str] = {}
+    for fire in times:
+        month = month_of(fire)
+        if month not in statuses:
+            statuses[month] = month_status(settings, database, month)
+        table.add_row(
+            fire.strftime("%Y-%m-%d %H:%M %Z"),
+            fire.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+            f"issues/{month}.md",
+            statuses[month],
+        )
     return table
 
 
@@ -111,9 +107,12 @@ def scheduler(project: Project, once: bool, recheck_every: str, fire_at: str | N
     _configure_logging()
     with stop_on_signals(_log_signal) as stop:
         if not once:
-            run_scheduler(settings, stop=stop, recheck_every=recheck, fire_at=extra)
+            run_scheduler(
+                settings, project.database, stop=stop, recheck_every=recheck, fire_at=extra
+            )
             return
-        decision = run_once(settings, now=datetime.now(settings.timezone), stop=stop)
+        now = datetime.now(settings.timezone)
+        decision = run_once(settings, project.database, now=now, stop=stop)
     if decision is None:
         logging.getLogger("newsletter.schedule").info("nothing is due now")
     elif decision.outcome in FAILED_OUTCOMES:

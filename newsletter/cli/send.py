@@ -26,7 +26,6 @@ from rich.progress import Progress as RichProgress
 from newsletter.cli import Project, pass_project
 from newsletter.cli.signals import stop_on_signals
 from newsletter.config import TRANSPORTS, Settings
-from newsletter.delivery.ledger import SendStatus, refusal
 from newsletter.errors import AlreadySentError, IssueError
 from newsletter.issues import load_topics, month_of, read_issue, resolve_issue
 from newsletter.models import Issue, IssueStatus, LedgerStatus
@@ -40,6 +39,8 @@ from newsletter.send import (
     send_report,
     send_test,
 )
+from newsletter.store.database import Database
+from newsletter.store.ledger import SendStatus, refusal
 
 ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
 LOG_EVERY_SECONDS = 5.0
@@ -246,14 +247,17 @@ def send(
     if test_to:
         _send_test_copies(settings, parsed, test_to, transport)
         return
+    database = project.database
     plan = plan_send(
-        settings, parsed, transport_name=transport, resend_unconfirmed=resend_unconfirmed
+        settings, database, parsed, transport_name=transport, resend_unconfirmed=resend_unconfirmed
     )
-    if _already_done(settings, plan, resume or resend_unconfirmed):
+    if _already_done(database, plan, resume or resend_unconfirmed):
         return
     _confirm(plan, parsed, yes or dry_run)
     if dry_run:
-        summary = send_issue(settings, parsed, transport_name=transport, dry_run=True, resume=True)
+        summary = send_issue(
+            settings, database, parsed, transport_name=transport, dry_run=True, resume=True
+        )
         click.echo(f"dry run: {summary.recipients:,} recipient(s) would get it; nothing sent")
         return
     inner: Progress = BarProgress() if sys.stderr.isatty() else LogProgress()
@@ -261,6 +265,7 @@ def send(
         try:
             summary = send_issue(
                 settings,
+                database,
                 parsed,
                 transport_name=transport,
                 resume=resume,
@@ -276,13 +281,13 @@ def send(
         sys.exit(1)
 
 
-def _already_done(settings: Settings, plan: SendPlan, resume: bool) -> bool:
+def _already_done(database: Database, plan: SendPlan, resume: bool) -> bool:
     """Print "already sent …" for a finished send and return True; refuse an unfinished one."""
     record = plan.existing
     if record is None:
         return False
     if record.status is SendStatus.COMPLETED and (not resume or plan.recipients == 0):
-        counts = send_report(settings, plan.issue).counts
+        counts = send_report(database, plan.issue).counts
         reached = counts[LedgerStatus.SENT] + counts[LedgerStatus.UNCONFIRMED]
         click.echo(
             f"{plan.issue} already sent on {_when(record.finished_at or record.started_at)} "
@@ -359,7 +364,8 @@ def report_json(report: SendReport, *, list_resent: bool = False) -> dict[str, A
 def report(project: Project, issue: str, as_json: bool, list_resent: bool) -> None:
     """The send ledger of ISSUE: counts by status, when, transport, unconfirmed/failed addresses."""
     settings = project.settings
-    result = send_report(settings, _month(settings, issue), list_resent=list_resent)
+    month = _month(settings, issue)
+    result = send_report(project.database, month, list_resent=list_resent)
     if as_json:
         click.echo(json.dumps(report_json(result, list_resent=list_resent), indent=2))
         return

@@ -18,7 +18,6 @@ from newsletter.errors import SubscriberError
 from newsletter.issues import load_topics
 from newsletter.models import SubscriberStatus
 from newsletter.store.csv_io import ImportReport, Outcome, ProgressCallback, export_csv, import_csv
-from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
 
 NEW_STATUSES = click.Choice(
@@ -28,7 +27,7 @@ ANY_STATUS = click.Choice([status.value for status in SubscriberStatus], case_se
 
 
 def _store(project: Project) -> SubscriberStore:
-    return SubscriberStore(open_database(project.settings.database_url))
+    return project.database.subscribers
 
 
 @click.group("subscribers")

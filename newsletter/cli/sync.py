@@ -12,8 +12,6 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from newsletter.cli import Project, pass_project
-from newsletter.store.engine import open_database
-from newsletter.store.subscribers import SubscriberStore
 from newsletter.suppressions import PAGE_SIZE, SyncReport, sync_suppressions
 
 ProgressCallback = Callable[[str, int], None]
@@ -23,13 +21,10 @@ ProgressCallback = Callable[[str, int], None]
 @pass_project
 def sync(project: Project) -> None:
     """Pull SendGrid's unsubscribes, bounces, spam reports and invalid emails into the list."""
-    settings = project.settings
-    engine = open_database(settings.database_url)
-    try:
-        with _progress() as progress:
-            report = sync_suppressions(settings, SubscriberStore(engine), progress=progress)
-    finally:
-        engine.dispose()
+    with _progress() as progress:
+        report = sync_suppressions(
+            project.settings, project.database.subscribers, progress=progress
+        )
     _print(report)
 
 

@@ -31,6 +31,11 @@ _SQLITE_UNAVAILABLE = {
 }
 
 
+# Everything a database call can raise: for code outside ``store/`` that must catch any of them
+# (a best-effort clean-up) without importing SQLAlchemy itself.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sa.exc.SQLAlchemyError, StoreError)
+
+
 def shown_url(url: str | sa.URL) -> str:
     """The URL for a message, its password hidden (it may come from NEWSLETTER_DATABASE_URL)."""
     try:

@@ -150,6 +150,17 @@ class SubscriberStore:
             yield batch
             last = batch[-1].id
 
+    def by_keys(self, keys: Collection[str]) -> dict[str, tuple[int, str, SubscriberStatus]]:
+        """``email_key → (id, email, status)`` of the people with those keys: one query."""
+        query = sa.select(
+            subscribers.c.id, subscribers.c.email_key, subscribers.c.email, subscribers.c.status
+        ).where(subscribers.c.email_key.in_(list(keys)))
+        with self.engine.connect() as conn:
+            return {
+                row.email_key: (row.id, row.email, SubscriberStatus(row.status))
+                for row in conn.execute(query)
+            }
+
     def count_active(self) -> int:
         with self.engine.connect() as conn:
             count = conn.scalar(

@@ -21,8 +21,7 @@ from starlette.routing import Route
 from newsletter.config import Settings
 from newsletter.delivery import get_transport
 from newsletter.delivery.base import Transport
-from newsletter.store.engine import open_database
-from newsletter.store.subscribers import SubscriberStore
+from newsletter.store.database import Database
 from newsletter.tokens import load_key, load_signer
 from newsletter.web import preferences, subscribe, unsubscribe, webhooks
 from newsletter.web.archive import ArchiveSite
@@ -165,13 +164,13 @@ def create_app(
     transport: Callable[[], Transport] | None = None,
 ) -> Starlette:
     """The public ASGI app for ``settings``; opens (and migrates) the database and loads the templates now."""
-    engine = open_database(settings.database_url)
+    database = Database.open(settings.database_url)
     templates = template_environment(Path(settings.templates_dir))
     check_templates(templates, Path(settings.templates_dir))
     ctx = WebContext(
         settings=settings,
-        engine=engine,
-        store=SubscriberStore(engine),
+        database=database,
+        store=database.subscribers,
         signer=load_signer(settings),
         csrf=CsrfProtect(load_key(settings)),
         templates=templates,

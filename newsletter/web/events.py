@@ -12,15 +12,16 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from newsletter.delivery.sendgrid import CUSTOM_ARG_ISSUE, CUSTOM_ARG_SUBSCRIBER
 from newsletter.errors import SubscriberError
-from newsletter.models import LedgerStatus, Subscriber, SubscriberStatus
-from newsletter.store.schema import deliveries, sends
+from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.store.delivery_events import DeliveryEvent
 from newsletter.store.subscribers import SubscriberStore, email_key
+
+if TYPE_CHECKING:
+    from newsletter.store.database import Database
 
 log = logging.getLogger("newsletter.web.events")
 
@@ -102,42 +103,25 @@ def find_subscriber(store: SubscriberStore, event: Mapping[str, Any]) -> Subscri
 LEDGER_EVENTS = ("delivered", "bounce", "dropped")
 
 
-def _ledger_rows(event: Mapping[str, Any], subscriber_id: int) -> sa.Select[tuple[int]]:
-    """The ledger row(s) of this event: by issue custom arg, else by SendGrid's message id."""
-    query = sa.select(deliveries.c.id).where(deliveries.c.subscriber_id == subscriber_id)
-    email = _text(event, "email")
-    if email:  # a custom arg pointing at someone else's row matches nothing
-        query = query.where(sa.func.lower(deliveries.c.email) == email.lower())
-    issue = _text(event, CUSTOM_ARG_ISSUE)
-    if issue:
-        return query.where(
-            deliveries.c.send_id.in_(sa.select(sends.c.id).where(sends.c.issue == issue))
-        )
-    message_id = _text(event, "sg_message_id").split(".")[0]
-    if not message_id:
-        return query.where(sa.false())
-    return query.where(deliveries.c.provider_message_id == message_id)
-
-
-def ledger_update(event: Mapping[str, Any], subscriber_id: int) -> sa.Update | None:
+def ledger_event(event: Mapping[str, Any], subscriber_id: int) -> DeliveryEvent | None:
     """``delivered`` stamps delivered_at once; ``bounce``/``dropped`` mark the row failed once."""
     kind = _text(event, "event")
-    now = datetime.now(UTC)
-    rows = _ledger_rows(event, subscriber_id)
-    if kind == "delivered":
-        return (
-            deliveries.update()
-            .where(deliveries.c.id.in_(rows), deliveries.c.delivered_at.is_(None))
-            .values(delivered_at=_event_time(event) or now, updated_at=now)
-        )
-    if kind in ("bounce", "dropped"):
-        error = f"{kind}: {_text(event, 'reason') or _text(event, 'type') or 'no reason given'}"
-        return (
-            deliveries.update()
-            .where(deliveries.c.id.in_(rows), deliveries.c.status != LedgerStatus.FAILED.value)
-            .values(status=LedgerStatus.FAILED.value, error=error[:1000], updated_at=now)
-        )
-    return None
+    if kind not in LEDGER_EVENTS:
+        return None
+    error = (
+        ""
+        if kind == "delivered"
+        else f"{kind}: {_text(event, 'reason') or _text(event, 'type') or 'no reason given'}"
+    )
+    return DeliveryEvent(
+        subscriber_id=subscriber_id,
+        delivered=kind == "delivered",
+        at=_event_time(event) or datetime.now(UTC),
+        email=_text(event, "email"),
+        issue=_text(event, CUSTOM_ARG_ISSUE),
+        provider_message_id=_text(event, "sg_message_id").split(".")[0],
+        error=error,
+    )
 
 
 def _event_time(event: Mapping[str, Any]) -> datetime | None:
@@ -187,17 +171,16 @@ def _apply_status(store: SubscriberStore, event: Mapping[str, Any]) -> bool | No
         return False
 
 
-def apply_events(
-    store: SubscriberStore, engine: sa.Engine, events: Iterable[Mapping[str, Any]]
-) -> Outcome:
+def apply_events(database: Database, events: Iterable[Mapping[str, Any]]) -> Outcome:
     """Apply each event once; unknown people and event kinds are counted, not errors.
 
     Status changes are few (one transaction each, through the store); ledger updates are most of
     the traffic (one ``delivered`` per recipient) and share one transaction.
     """
+    store = database.subscribers
     outcome = Outcome()
     changed: list[bool] = []
-    ledger_work: list[tuple[int, sa.Update]] = []
+    ledger_work: list[tuple[int, DeliveryEvent]] = []
     for event in events:
         outcome.received += 1
         wants_status = target_status(event) is not None
@@ -210,15 +193,14 @@ def apply_events(
             outcome.unmatched += 1
             continue
         outcome.status_changes += status_changed
-        statement = ledger_update(event, subscriber_id)
-        if statement is not None:
-            ledger_work.append((len(changed), statement))
+        reported = ledger_event(event, subscriber_id)
+        if reported is not None:
+            ledger_work.append((len(changed), reported))
         changed.append(status_changed)
-    if ledger_work:
-        with engine.begin() as conn:
-            for index, statement in ledger_work:
-                if conn.execute(statement).rowcount > 0:
-                    outcome.ledger_changes += 1
-                    changed[index] = True
+    applied = database.apply_delivery_events([e for _, e in ledger_work], datetime.now(UTC))
+    for (index, _), did in zip(ledger_work, applied, strict=True):
+        if did:
+            outcome.ledger_changes += 1
+            changed[index] = True
     outcome.unchanged = changed.count(False)
     return outcome

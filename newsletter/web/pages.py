@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from jinja2 import (
     Environment,
     TemplateError,
@@ -22,6 +21,7 @@ from newsletter.config import Settings
 from newsletter.delivery.base import Transport
 from newsletter.errors import ConfigError, RenderError
 from newsletter.render.jinja import new_environment
+from newsletter.store.database import Database
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import LinkSigner
 from newsletter.web.security import CsrfProtect, RateLimiter, client_ip, rate_key, redact_path
@@ -102,7 +102,7 @@ class WebContext:
     """The app's state, made once in ``create_app`` and handed to each route through ``app.state``."""
 
     settings: Settings
-    engine: sa.Engine
+    database: Database
     store: SubscriberStore
     signer: LinkSigner
     csrf: CsrfProtect

@@ -22,11 +22,11 @@ from starlette.responses import Response
 from newsletter.errors import DeliveryError, NewsletterError, SubscriberError, TokenError
 from newsletter.mime import new_message_id
 from newsletter.models import OutgoingMessage, Recipient, Subscriber, SubscriberStatus
+from newsletter.store.confirmations import CONFIRMATIONS_PER_DAY, claim_confirmation
 from newsletter.store.subscribers import MAX_NAME_LENGTH, AlreadySubscribedError, normalise_email
 from newsletter.tokens import Purpose
 from newsletter.web.pages import WebContext, context_of, rate_limited
 from newsletter.web.security import CSRF_FIELD, CsrfError, client_ip
-from newsletter.web.throttle import CONFIRMATIONS_PER_DAY, claim_confirmation
 
 log = logging.getLogger("newsletter.web.subscribe")
 
@@ -123,7 +123,7 @@ def register(ctx: WebContext, email: str, name: str | None, ip: str) -> None:
         known = _pending_subscriber(ctx, email, name, ip)
         if known is None:
             return
-        if not claim_confirmation(ctx.engine, known.id):
+        if not claim_confirmation(ctx.database.engine, known.id):
             log.info(
                 "subscribe form for subscriber %s: %d confirmation emails in the last day "
                 "already, none sent",

@@ -163,6 +163,6 @@ async def sendgrid_webhook(request: Request) -> Response:
         events = _parse_events(body)
     except ValueError as err:
         return JSONResponse({"error": str(err)}, status_code=400)
-    outcome = await run_in_threadpool(apply_events, ctx.store, ctx.engine, events)
+    outcome = await run_in_threadpool(apply_events, ctx.database, events)
     log.info("SendGrid webhook: %s", outcome)
     return JSONResponse(outcome.as_dict())

@@ -1,4 +1,4 @@
-"""Limits that must hold across several ``serve`` processes: confirmation emails per address per day.
+"""Confirmation emails per address per day: a limit that must hold across several `serve` processes.
 
 The count lives in the database as ``subscriber_events`` rows of kind ``confirmation_sent`` (no
 new table). A claim first touches the subscriber's row, which takes SQLite's write lock and

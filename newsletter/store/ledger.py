@@ -25,9 +25,10 @@ from typing import NamedTuple
 import sqlalchemy as sa
 
 from newsletter.delivery.base import DeliveryResult
-from newsletter.errors import AlreadySentError, LeaseLostError, SendError, StoreError
+from newsletter.errors import AlreadySentError, LeaseLostError, SendError
 from newsletter.models import LedgerStatus, SubscriberStatus
 from newsletter.store import lease
+from newsletter.store.failures import DATABASE_ERRORS
 from newsletter.store.lease import HEARTBEAT_SECONDS, LEASE_TIMEOUT, Holder, Owner
 from newsletter.store.schema import deliveries, sends, subscribers
 
@@ -246,7 +247,7 @@ class Ledger:
                 except LeaseLostError:
                     stop.set()
                     return
-                except (sa.exc.SQLAlchemyError, StoreError):
+                except DATABASE_ERRORS:
                     continue  # a busy database now and then: the next beat tries again
 
         thread = threading.Thread(target=beat, name="send-lease", daemon=True)
