@@ -4,7 +4,7 @@
 
 Seeds N active readers into a fresh project's SQLite file, starts the SendGrid stand-in
 (``tests/peers/sendgrid_server.py``) in its own process, answering a random ``--fault-rate`` of
-Mail Send requests with 500, 503 or 429 (``X-RateLimit-Reset`` a second ahead) instead of
+Mail Send requests with 500, 503 or 429 (``X-RateLimit-Reset`` 1–2 s ahead) instead of
 accepting them and holding every request 5–20 ms, then runs ``--kills`` rounds of real
 ``newsletter send 2021-01 --yes`` / ``--resume`` processes. Each round waits until the stand-in
 accepted one more request, then SIGKILLs one live process of the round at a random moment; about
