@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from newsletter.errors import ImportFileError, SubscriberError
+from newsletter.errors import ImportFileError, InvalidNameError, SubscriberError
 from newsletter.models import SubscriberStatus
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.store.values import (
@@ -214,6 +214,8 @@ def _decide(plan: _Plan, line: int, fields: list[str], columns: _Columns) -> Row
     try:
         address = normalise_email(raw_email)
         name = clean_name(_cell(fields, columns.name))
+    except InvalidNameError as err:
+        return RowOutcome(line, raw_email, Outcome.INVALID, f"name: {err.problem}")
     except SubscriberError as err:
         return RowOutcome(line, raw_email, Outcome.INVALID, str(err))
     key = email_hash(address)
