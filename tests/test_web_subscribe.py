@@ -347,6 +347,32 @@ def test_line_breaks_in_fields_never_reach_a_header(
     assert store_of(settings).get("crlf@example.com") is None
 
 
+def test_a_name_over_200_characters_is_refused_on_the_form(
+    settings: Settings, client: httpx.Client
+) -> None:
+    answer = subscribe(client, "long@example.com", "<i>" + "x" * 200)
+    assert answer.status_code == 400
+    assert (
+        "Please check the name: it is 203 characters long; at most 200 are allowed" in answer.text
+    )
+    assert "<i>" not in answer.text
+    time.sleep(0.3)
+    assert outbox_messages(settings) == []
+    assert store_of(settings).get("long@example.com") is None
+
+
+def test_the_confirmation_email_carries_a_name_like_an_encoded_word_literally(
+    settings: Settings, client: httpx.Client
+) -> None:
+    answer = subscribe(client, "literal@example.com", "=?utf-8?b?DQo=?=")
+    assert answer.status_code == 200
+    [confirmation] = wait_for(lambda: mail_to(settings, "literal@example.com"))
+    [to] = confirmation["To"].addresses
+    assert (to.display_name, to.addr_spec) == ("=?utf-8?b?DQo=?=", "literal@example.com")
+    stored = store_of(settings).get("literal@example.com")
+    assert stored is not None and stored.name == "=?utf-8?b?DQo=?="
+
+
 def test_behind_a_proxy_the_forwarded_address_is_recorded_and_rate_limited(
     settings: Settings,
 ) -> None:

@@ -152,16 +152,23 @@ def _columns(path: Path, header: list[str]) -> _Columns:
     return _Columns(email, find("name"), find("status"), find("topics"), find("subscribed_at"))
 
 
+def _guarded(value: str) -> bool:
+    """True when an export guards ``value``: it starts a formula, past any apostrophes of its own.
+
+    Counting a value's own leading apostrophes keeps the guard reversible: ``'=Smith`` is
+    exported as ``''=Smith`` and comes back as ``'=Smith``, not ``=Smith``.
+    """
+    return value.lstrip("'").startswith(_FORMULA_STARTS)
+
+
 def unescape_cell(value: str) -> str:
-    """Undo ``escape_cell``: drop the apostrophe an export puts before formula characters."""
-    if value.startswith("'") and value[1:2] and value[1] in _FORMULA_STARTS:
-        return value[1:]
-    return value
+    """Undo ``escape_cell`` exactly: drop the one apostrophe an export put before a formula."""
+    return value[1:] if value.startswith("'") and _guarded(value) else value
 
 
 def escape_cell(value: str) -> str:
     """Keep spreadsheets from running a cell as a formula (CSV injection) by an apostrophe."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    return "'" + value if _guarded(value) else value
 
 
 # --- deciding each row -------------------------------------------------------------------------
