@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import sqlalchemy as sa
@@ -24,7 +25,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from newsletter.config import OutboxSettings, SendGridSettings, Settings, SmtpSettings
-from newsletter.delivery.base import DeliveryResult
+from newsletter.delivery.base import DeliveryResult, Transport
 from newsletter.delivery.outbox import OutboxTransport
 from newsletter.delivery.sendgrid import SendGridTransport
 from newsletter.delivery.smtp import SmtpTransport
@@ -337,3 +338,29 @@ def test_the_issue_name_is_a_valid_name_everywhere(settings: Settings) -> None:
     with sa.create_engine(settings.database_url).connect() as conn:
         stored = conn.scalar(sa.select(subscribers.c.name).where(subscribers.c.id == reader.id))
     assert stored == THE_NAME
+
+
+class CrashesLikeBefore(Transport):
+    """What a send did before the fix: the whole batch crashed on one reader's name."""
+
+    name: ClassVar[str] = "crashes"
+    max_batch = 500
+
+    def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
+        raise ValueError("invalid arguments; address parts cannot contain CR or LF")
+
+
+def test_a_batch_left_stuck_before_the_fix_is_resent_with_only_the_bad_reader_failing(
+    settings: Settings,
+) -> None:
+    active, _ = seed(settings, 30)
+    put_names(settings, {3: THE_NAME, 5: UNBUILDABLE})
+    issue = load_issue(settings)
+    with pytest.raises(ValueError, match="CR or LF"):
+        send_issue(settings, issue, transport=CrashesLikeBefore())
+    resumed = send_issue(settings, issue, resume=True)
+    assert resumed.found_unconfirmed == len(active) and resumed.sent == 0
+    assert read_maildir(settings.delivery.outbox.path) == []  # nothing was written before
+    again = send_issue(settings, issue, resend_unconfirmed=True)
+    assert (again.sent, again.failed, again.unconfirmed) == (len(active) - 1, 1, 0)
+    check_the_run(settings, read_maildir(settings.delivery.outbox.path), active)
