@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import re
 from datetime import UTC, datetime
+from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP, Policy
@@ -23,13 +24,8 @@ MESSAGE_ID_DOMAIN_DEFAULT = "newsletter.invalid"
 # A non-ASCII address needs SMTPUTF8 (RFC 6531): its message has raw UTF-8 headers.
 SMTP_UTF8 = SMTP.clone(utf8=True)
 
-# A display name of atoms without "=" and "?" goes as is: nothing in it can look like an encoded
-# word. Printable ASCII without "=?" goes as a quoted string; anything else as one encoded word.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+"
+_ATOM = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+"  # RFC 5322 atext without "=" and "?"
 _PLAIN_PHRASE = re.compile(rf"{_ATOM}(?: {_ATOM})*")
-# A name that is not plain goes as ONE encoded word, even past RFC 2047's 75 characters (decoders
-# take it): CPython's parser, until its fix for gh-128110, joins adjacent words with a space, which
-# would change the name. ``name_problem`` keeps every name short enough for the word to fit one line.
 _NOT_IN_ADDRESS = re.compile(r'[\s<>()\[\],;:\\"]')
 
 
@@ -71,6 +67,10 @@ class AddressHeader(str):
         self._wire = f"{display_name_wire(name)} <{address}>" if name else address
         return self
 
+    def __getnewargs__(self) -> tuple[str, str, str]:  # type: ignore[override]
+        """What copy and pickle pass to ``__new__`` (a str's own arguments would not do)."""
+        return (self.name, self.display_name, self.addr_spec)
+
     @property
     def addresses(self) -> tuple[Address, ...]:
         """The one address, as ``email.headerregistry`` headers offer it."""
@@ -88,7 +88,14 @@ class AddressHeader(str):
 
 
 def display_name_wire(name: str) -> str:
-    """``name`` as header text that any reader decodes back to exactly ``name``."""
+    """``name`` as header text that any reader decodes back to exactly ``name``.
+
+    Atoms without "=" and "?" go as they are (nothing in them looks like an encoded word), other
+    printable ASCII without "=?" as a quoted string, anything else as ONE RFC 2047 encoded word,
+    even past the RFC's 75 characters (decoders take it): CPython's parser, until its fix for
+    gh-128110, joins adjacent encoded words with a space, which would change the name.
+    ``name_problem`` keeps every name short enough for that word to fit one 998-character line.
+    """
     if _PLAIN_PHRASE.fullmatch(name):
         return name
     if name.isascii() and name.isprintable() and "=?" not in name:
@@ -131,7 +138,7 @@ def _addr_spec(header: str, email: str) -> str:
     if email.isascii():
         try:
             address = Address(addr_spec=email)
-        except Exception as err:  # ValueError, HeaderParseError, IndexError on odd input
+        except (ValueError, IndexError, MessageError) as err:  # defects, HeaderParseError …
             raise invalid from err
         if address.addr_spec != email or not address.domain:
             raise invalid
