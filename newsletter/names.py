@@ -6,6 +6,7 @@ Every entry point (CLI, CSV import, web forms, the store) and the message builde
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 MAX_NAME_LENGTH = 200  # subscribers.name is String(200)
@@ -13,12 +14,12 @@ MAX_NAME_LENGTH = 200  # subscribers.name is String(200)
 # 735 bytes of UTF-8 are 980 base64 characters. Only 200 characters nearly all emoji are longer.
 MAX_NAME_BYTES = 735
 
-# Controls (C0 incl. tab/CR/LF, DEL, C1 incl. NEL), lone surrogates, line and paragraph separators.
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
-# Bidi embeddings, overrides and isolates reorder the text around them (spoofing). Other format
-# characters stay allowed: ZWJ/ZWNJ are part of Persian, Indic and emoji spellings, LRM/RLM of
-# mixed-direction names, tag characters of flag emoji.
-_REFUSED_FORMAT = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Every character of the Unicode categories Cc (C0 incl. tab/CR/LF, DEL, C1 incl. NEL), Zl, Zp
+# (U+2028, U+2029) and Cs (lone surrogates), and the bidi embeddings, overrides and isolates,
+# which reorder the text around them (spoofing). Other format characters stay allowed: ZWJ/ZWNJ
+# are part of Persian, Indic and emoji spellings, LRM/RLM of mixed-direction names, tag
+# characters of flag emoji. A character class, not a category lookup: imports check every name.
+_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _CONTROL_NAMES = {
     "\x00": "a NUL character",
     "\t": "a tab",
@@ -31,8 +32,8 @@ _CONTROL_NAMES = {
 
 
 def refused_character(char: str) -> bool:
-    """True for a character no name may contain (see the module's rule)."""
-    return unicodedata.category(char) in _REFUSED_CATEGORIES or char in _REFUSED_FORMAT
+    """True for a character no name may contain (see ``_REFUSED``)."""
+    return _REFUSED.match(char) is not None
 
 
 def character_problem(name: str) -> str | None:
@@ -40,14 +41,15 @@ def character_problem(name: str) -> str | None:
 
     Like every problem here, a predicate for "the name …": callers add where it came from.
     """
-    for position, char in enumerate(name, start=1):
-        if refused_character(char):
-            what = _CONTROL_NAMES.get(char) or _describe(char)
-            return (
-                f"contains {what}, U+{ord(char):04X}, at character {position}; "
-                "a name is one line of plain text"
-            )
-    return None
+    found = _REFUSED.search(name)
+    if found is None:
+        return None
+    char = found.group()
+    what = _CONTROL_NAMES.get(char) or _describe(char)
+    return (
+        f"contains {what}, U+{ord(char):04X}, at character {found.start() + 1}; "
+        "a name is one line of plain text"
+    )
 
 
 def name_problem(name: str) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 
 from newsletter.errors import InvalidNameError
 from newsletter.models import SubscriberStatus
-from newsletter.names import MAX_NAME_LENGTH, name_problem
+from newsletter.names import MAX_NAME_LENGTH, name_problem, refused_character
 from newsletter.store.csv_io import Outcome, escape_cell, export_csv, import_csv, unescape_cell
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore, clean_name
@@ -152,3 +154,12 @@ def test_an_import_refuses_control_character_names_line_by_line(
         ("fine@example.org", "Fine Person"),
         ("literal@example.org", "=?utf-8?b?DQo=?="),
     }
+
+
+def test_the_refused_characters_are_exactly_the_documented_ones() -> None:
+    """Categories Cc, Cs, Zl, Zp and the bidi embeddings, overrides and isolates; nothing else."""
+    bidi = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        expected = unicodedata.category(char) in {"Cc", "Cs", "Zl", "Zp"} or char in bidi
+        assert refused_character(char) is expected, hex(code)
