@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from newsletter.errors import ConfigError
+from newsletter.names import name_problem
 
 SETTINGS_FILE = "schedule.yaml"
 TRANSPORTS = ("outbox", "smtp", "sendgrid")
@@ -395,8 +396,12 @@ def _send_rule(doc: _Located) -> SendRule:
 def _sender(doc: _Located) -> Sender:
     sec = doc.section("sender").expect("name", "email", "reply_to", "postal_address")
     reply_to = sec.text("reply_to", None)
+    name = sec.text("name")
+    problem = name_problem(name)
+    if problem is not None:  # the From line of every message: the readers' name rule applies
+        raise sec.error("name", f"the name {problem}")
     sender = Sender(
-        name=sec.text("name"),
+        name=name,
         email=_checked(sec, "email", sec.text("email"), _parse_email, "an email address"),
         reply_to=None
         if reply_to is None

@@ -69,6 +69,14 @@ class SubscriberError(NewsletterError):
     """A subscriber-list operation was refused (unknown address, invalid email …)."""
 
 
+class InvalidNameError(SubscriberError):
+    """A name was refused; ``problem`` says why without a subject, for messages that say where."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"the name {problem}")
+        self.problem = problem
+
+
 class ImportFileError(SubscriberError):
     """A CSV file cannot be imported at all (no ``email`` column, not UTF-8 …)."""
 

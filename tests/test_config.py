@@ -40,6 +40,11 @@ def _with(project: Path, old: str, new: str) -> Path:
         ("timezone: America/Toronto", "timezone: Mars/Base", "`timezone`"),
         ("  name: PPRNet Monthly", "  nmae: PPRNet Monthly", "`sender.nmae`: unknown key"),
         ("sandbox: false", "sandbox: maybe", "`delivery.sendgrid.sandbox`"),
+        (
+            "  name: PPRNet Monthly",
+            '  name: "PPRNet\\u202eylhtnoM"',  # a right-to-left override: spoofs the From line
+            "`sender.name`: the name contains a text-direction control, U+202E, at character 7",
+        ),
     ],
 )
 def test_bad_value_names_file_line_and_key(project, old, new, expected):

@@ -18,8 +18,8 @@ from newsletter.store.subscribers import SubscriberStore
 REPO = Path(__file__).resolve().parent.parent
 
 # BOM, CRLF, a header in odd case with an ignored column, names with commas, quotes, accents and
-# a line break inside quotes, duplicates differing only in case, invalid addresses, blank lines,
-# and a person who unsubscribed before the import.
+# a line break inside quotes (refused: a name is one line), duplicates differing only in case,
+# invalid addresses, blank lines, and a person who unsubscribed before the import.
 MESSY = (
     "\ufeff Name ,EMAIL,Organisation\r\n"
     "Ann Lee,Ann.Lee@Example.ORG,Clinic A\r\n"  # line 2
@@ -73,16 +73,20 @@ def test_a_messy_csv_imports_to_exactly_the_right_list(
     assert by_line[5] == (Outcome.DUPLICATE, "same address as line 2")
     assert by_line[6][0] is Outcome.INVALID and "@-sign" in by_line[6][1]
     assert by_line[8] == (Outcome.SUPPRESSED, "unsubscribed")
-    assert by_line[9][0] is Outcome.ADDED
+    assert by_line[9] == (
+        Outcome.INVALID,
+        "name: contains a line break (carriage return), U+000D, at character 4; "
+        "a name is one line of plain text",
+    )
     assert by_line[11][0] is Outcome.INVALID
     assert by_line[13] == (Outcome.DUPLICATE, "same address as line 3")
     assert by_line[15][0] is Outcome.INVALID and "empty" in by_line[15][1]
     assert 7 not in by_line and 14 not in by_line
     assert report.counts == {
-        Outcome.ADDED: 5,
+        Outcome.ADDED: 4,
         Outcome.UPDATED: 0,
         Outcome.DUPLICATE: 2,
-        Outcome.INVALID: 3,
+        Outcome.INVALID: 4,
         Outcome.SUPPRESSED: 1,
     }
     assert snapshot(store) == [
@@ -90,7 +94,6 @@ def test_a_messy_csv_imports_to_exactly_the_right_list(
         ("Ann.Lee@example.org", "Ann Lee", "active", ()),
         ("bruno@example.org", "Okafor, Bruno", "active", ()),
         ("chloe@example.org", 'Chloé "Coco" Gagné', "active", ()),
-        ("dev@example.org", "Dev Ramanathan", "active", ()),
         ("eli@example.org", "Eli Mwangi", "active", ()),
     ]
     events = store.events(store.get("bruno@example.org").id)  # type: ignore[union-attr]
@@ -122,7 +125,7 @@ def test_export_then_import_changes_nothing(store: SubscriberStore, tmp_path: Pa
     )
     exported = tmp_path / "export.csv"
     with exported.open("w", encoding="utf-8", newline="") as out:
-        assert export_csv(store, out) == 7
+        assert export_csv(store, out) == 6
     before = db_dump(store)
     report = import_csv(store, exported, status=SubscriberStatus.ACTIVE)
     assert report.counts[Outcome.ADDED] == report.counts[Outcome.UPDATED] == 0
@@ -164,7 +167,7 @@ def test_dry_run_writes_nothing(store: SubscriberStore, tmp_path: Path) -> None:
     report = import_csv(
         store, write(tmp_path / "messy.csv", MESSY), status=SubscriberStatus.ACTIVE, dry_run=True
     )
-    assert report.counts[Outcome.ADDED] == 6 and report.dry_run and not report.written
+    assert report.counts[Outcome.ADDED] == 5 and report.dry_run and not report.written
     assert db_dump(store) == before
 
 
@@ -174,7 +177,7 @@ def test_strict_writes_nothing_when_a_row_is_invalid(
     report = import_csv(
         store, write(tmp_path / "messy.csv", MESSY), status=SubscriberStatus.ACTIVE, strict=True
     )
-    assert report.counts[Outcome.INVALID] == 3 and not report.written
+    assert report.counts[Outcome.INVALID] == 4 and not report.written
     assert snapshot(store) == []
 
 

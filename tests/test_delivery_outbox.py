@@ -69,13 +69,30 @@ def test_outbox_path_that_is_a_file_is_refused(tmp_path):
 def test_failed_batch_leaves_nothing_behind(tmp_path):
     box = tmp_path / "outbox"
     message = make_message(3)
-    bad = replace(message.recipients[2], name="Mallory\r\nBcc: all@example.com")
+    bad = replace(message, subject="Issue\r\nBcc: all@example.com")
     with OutboxTransport(OutboxSettings(box)) as transport:
         transport.send_batch(replace(message, recipients=message.recipients[:1]))
         with pytest.raises(PermanentDeliveryError, match="line break"):
-            transport.send_batch(replace(message, recipients=(*message.recipients[1:2], bad)))
+            transport.send_batch(replace(bad, recipients=message.recipients[1:]))
     maildir = mailbox.Maildir(box, create=False)
-    assert len(maildir) == 1  # the first batch only; the failed batch was taken back whole
+    assert len(maildir) == 1  # the first batch only; the failed batch was refused whole
+
+
+def test_a_reader_whose_message_cannot_be_built_fails_alone(tmp_path):
+    box = tmp_path / "outbox"
+    message = make_message(3)
+    bad = replace(message.recipients[1], name="Mallory\r\nBcc: all@example.com")
+    with OutboxTransport(OutboxSettings(box)) as transport:
+        results = transport.send_batch(
+            replace(message, recipients=(*message.recipients[:1], bad, message.recipients[2]))
+        )
+    by_email = {r.recipient.email: r for r in results}
+    assert len(results) == 3 and [r.accepted for r in results].count(True) == 2
+    refused = by_email[bad.email]
+    assert not refused.accepted and refused.provider_message_id is None
+    assert refused.error is not None and "line break" in refused.error
+    assert bad.email not in refused.error and "\n" not in refused.error
+    assert len(mailbox.Maildir(box, create=False)) == 2
 
 
 # --- memory transport and get_transport ------------------------------------------------------------

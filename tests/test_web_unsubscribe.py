@@ -183,6 +183,44 @@ def test_preferences_refuse_unknown_topics_and_missing_csrf(
     assert kept is not None and kept.name == "Reader" and kept.topics == ()
 
 
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("<b>Eve</b>\r\nBcc: all@example.com", "contains a line break (carriage return), U+000D"),
+        ("Eve\u2028Mallory", "contains a line break (line separator), U+2028"),
+        ("x" * 201, "is 201 characters long; at most 200 are allowed"),
+    ],
+)
+def test_preferences_refuse_a_bad_name_on_the_page(
+    settings: Settings,
+    client: httpx.Client,
+    store: SubscriberStore,
+    reader: Subscriber,
+    name: str,
+    problem: str,
+) -> None:
+    path = f"/preferences/{token(settings, Purpose.PREFERENCES, reader)}"
+    page = client.get(path)
+    answer = client.post(path, data={"csrf_token": csrf_token(page), "name": name})
+    assert answer.status_code == 400
+    assert f"Not saved. Please check the name: it {problem}" in answer.text
+    assert "<b>Eve</b>" not in answer.text  # what was typed is shown escaped
+    kept = store.get_by_id(reader.id)
+    assert kept is not None and kept.name == "Reader"
+    assert [event.kind for event in store.events(reader.id)] == ["subscribed"]
+
+
+def test_preferences_keep_a_name_that_looks_like_an_encoded_word(
+    settings: Settings, client: httpx.Client, store: SubscriberStore, reader: Subscriber
+) -> None:
+    path = f"/preferences/{token(settings, Purpose.PREFERENCES, reader)}"
+    page = client.get(path)
+    saved = client.post(path, data={"csrf_token": csrf_token(page), "name": "=?utf-8?b?DQo=?="})
+    assert saved.status_code == 200 and 'value="=?utf-8?b?DQo=?="' in saved.text
+    kept = store.get_by_id(reader.id)
+    assert kept is not None and kept.name == "=?utf-8?b?DQo=?="
+
+
 def test_preferences_page_unsubscribe_button_posts_to_the_unsubscribe_link(
     settings: Settings, client: httpx.Client, store: SubscriberStore, reader: Subscriber
 ) -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from newsletter.cli import Project, pass_project
-from newsletter.errors import SubscriberError
+from newsletter.errors import InvalidNameError, SubscriberError
 from newsletter.issues import load_topics
 from newsletter.models import SubscriberStatus
 from newsletter.store.csv_io import ImportReport, Outcome, ProgressCallback, export_csv, import_csv
@@ -48,9 +48,12 @@ def subscribers() -> None:
 @pass_project
 def add(project: Project, email: str, name: str | None, status: str) -> None:
     """Add one person (consent recorded as given on the command line)."""
-    subscriber = _store(project).add(
-        email, name=name, status=SubscriberStatus(status), source="cli"
-    )
+    try:
+        subscriber = _store(project).add(
+            email, name=name, status=SubscriberStatus(status), source="cli"
+        )
+    except InvalidNameError as err:
+        raise SubscriberError(f"--name: {err.problem}") from err
     click.echo(f"added {subscriber.email} ({subscriber.status})")
 
 

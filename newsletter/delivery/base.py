@@ -7,13 +7,19 @@ copy by string substitution. Adding a provider is one new module with one ``Tran
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import ClassVar, Self
 
+from newsletter.errors import NewsletterError
 from newsletter.models import OutgoingMessage, Recipient
+
+log = logging.getLogger(__name__)
+
+REASON_MAX = 300  # characters of a "could not be built" reason
 
 
 @dataclass(frozen=True)
@@ -65,3 +71,18 @@ def split_batches(message: OutgoingMessage, size: int) -> Iterator[OutgoingMessa
         raise ValueError(f"batch size must be at least 1, got {size}")
     for start in range(0, len(message.recipients), size):
         yield replace(message, recipients=message.recipients[start : start + size])
+
+
+def not_built(recipient: Recipient, err: Exception) -> DeliveryResult:
+    """The failed result of a recipient whose message could not be built: one line, no address.
+
+    Only that reader fails; the transport goes on with the rest of the batch.
+    """
+    reason = str(err) if isinstance(err, NewsletterError) else f"{type(err).__name__}: {err}"
+    for shown in {recipient.email, repr(recipient.email)[1:-1]}:
+        reason = reason.replace(shown, "[address]")
+    reason = " ".join(reason.split())[:REASON_MAX]
+    log.warning("subscriber %s: message not built: %s", recipient.subscriber_id, reason)
+    return DeliveryResult(
+        recipient, accepted=False, error=f"the message could not be built: {reason}"
+    )

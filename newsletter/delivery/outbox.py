@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from newsletter.config import OutboxSettings
-from newsletter.delivery.base import DeliveryResult, Transport
+from newsletter.delivery.base import DeliveryResult, Transport, not_built
 from newsletter.errors import PermanentDeliveryError
-from newsletter.mime import build_message
-from newsletter.models import OutgoingMessage
+from newsletter.mime import build_message, check_message
+from newsletter.models import OutgoingMessage, Recipient
 
 log = logging.getLogger(__name__)
 
@@ -134,21 +134,28 @@ class OutboxTransport(Transport):
     def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
         if not self._open:
             self.open()
+        # Build every message first: a bad From or Subject refuses the batch before anything is
+        # written; a reader whose own message cannot be built fails alone.
+        check_message(message)
         now = datetime.now(UTC)
-        # Build every message first: a bad header refuses the batch before anything is written.
-        mails = [(r, build_message(message, r, date=now)) for r in message.recipients]
+        built: list[tuple[Recipient, bytes]] = []
+        failed: list[DeliveryResult] = []
+        for recipient in message.recipients:
+            try:
+                built.append((recipient, _file_bytes(message, recipient, now)))
+            except Exception as err:  # only this reader's message: the others still go
+                failed.append(not_built(recipient, err))
         results: list[DeliveryResult] = []
         try:
-            for recipient, mail in mails:
-                # LF line ends on disk, as Maildir readers expect (the SMTP policy writes CRLF).
-                key = self._add(mail.as_bytes(policy=mail.policy.clone(linesep="\n")))
+            for recipient, data in built:
+                key = self._add(data)
                 results.append(DeliveryResult(recipient, accepted=True, provider_message_id=key))
         except OSError as err:
             self._discard(results)
             raise PermanentDeliveryError(
                 f"cannot write to the outbox {self.path}: {err.strerror or err}"
             ) from err
-        return results
+        return [*results, *failed]
 
     def _add(self, data: bytes) -> str:
         """Write one message to tmp/ (0600), then rename it into new/; its name is the key."""
@@ -170,3 +177,9 @@ class OutboxTransport(Transport):
         for result in results:
             if result.provider_message_id is not None:
                 (self.path / "new" / result.provider_message_id).unlink(missing_ok=True)
+
+
+def _file_bytes(message: OutgoingMessage, recipient: Recipient, date: datetime) -> bytes:
+    """One reader's message as the file holds it: LF line ends, as Maildir readers expect."""
+    mail = build_message(message, recipient, date=date)
+    return mail.as_bytes(policy=mail.policy.clone(linesep="\n"))  # the SMTP policy writes CRLF

@@ -16,6 +16,7 @@ import ssl
 import time
 import urllib.error
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -23,9 +24,9 @@ import python_http_client.exceptions
 from sendgrid import SendGridAPIClient
 
 from newsletter.config import SendGridSettings
-from newsletter.delivery.base import DeliveryResult, Transport
+from newsletter.delivery.base import DeliveryResult, Transport, not_built
 from newsletter.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
-from newsletter.mime import check_header
+from newsletter.mime import check_address, check_header
 from newsletter.models import OutgoingMessage, Recipient
 
 log = logging.getLogger(__name__)
@@ -333,7 +334,10 @@ class SendGridTransport(Transport):
         self.api = api or SendGridAPI(settings, sleep=sleep, timeout=timeout)
 
     def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
-        """Send ``message`` to its recipients in one request; all accepted or an exception."""
+        """Send ``message`` in one request: all sendable recipients accepted, or an exception.
+
+        A recipient whose name or address cannot go in a To field fails alone, unsent.
+        """
         if not message.recipients:
             return []
         if len(message.recipients) > self.max_batch:
@@ -341,14 +345,18 @@ class SendGridTransport(Transport):
                 f"a SendGrid batch holds at most {self.max_batch} recipients, "
                 f"got {len(message.recipients)}"
             )
-        data = json.dumps(self.payload(message))
+        sendable, failed = _sendable(message.recipients)
+        if not sendable:
+            return failed
+        data = json.dumps(self.payload(replace(message, recipients=sendable)))
         check_payload_size(data)
         _, headers = self.api.request("POST", "/v3/mail/send", data=data)
         message_id = headers.get("X-Message-Id")
-        return [
+        accepted = [
             DeliveryResult(recipient=r, accepted=True, provider_message_id=message_id)
-            for r in message.recipients
+            for r in sendable
         ]
+        return [*accepted, *failed]
 
     def payload(self, message: OutgoingMessage) -> dict[str, Any]:
         """The Mail Send body, checked against SendGrid's limits (``PermanentDeliveryError``)."""
@@ -357,7 +365,7 @@ class SendGridTransport(Transport):
             raise PermanentDeliveryError("the message has an empty subject; SendGrid refuses it")
         body: dict[str, Any] = {
             "personalizations": [_personalization(message, r) for r in message.recipients],
-            "from": _address(message.sender_email, message.sender_name),
+            "from": _address("From", message.sender_email, message.sender_name),
             "subject": message.subject,
             "content": _content(message),
             # Our own List-Unsubscribe headers only: SendGrid's would add a second link.
@@ -365,16 +373,33 @@ class SendGridTransport(Transport):
             "mail_settings": {"sandbox_mode": {"enable": self.sandbox}},
         }
         if message.reply_to:
-            body["reply_to"] = _address(message.reply_to, None)
+            body["reply_to"] = _address("Reply-To", message.reply_to, None)
         _check_recipients(message.recipients)
         return body
 
 
-def _address(email: str, name: str | None) -> dict[str, str]:
-    check_header("address", email)
-    if name:
-        return {"email": email, "name": check_header("name", name)}
-    return {"email": email}
+def _sendable(
+    recipients: tuple[Recipient, ...],
+) -> tuple[tuple[Recipient, ...], list[DeliveryResult]]:
+    """The recipients whose name and address fit a To field, and failed results for the rest."""
+    sendable: list[Recipient] = []
+    failed: list[DeliveryResult] = []
+    for recipient in recipients:
+        try:
+            check_address("To", recipient.name, recipient.email)
+        except Exception as err:  # only this reader: the others still go
+            failed.append(not_built(recipient, err))
+        else:
+            sendable.append(recipient)
+    return tuple(sendable), failed
+
+
+def _address(header: str, email: str, name: str | None) -> dict[str, str]:
+    """A SendGrid email object; the name is literal text (SendGrid encodes it)."""
+    display_name, address = check_address(header, name, email)
+    if display_name:
+        return {"email": address, "name": display_name}
+    return {"email": address}
 
 
 def _content(message: OutgoingMessage) -> list[dict[str, str]]:
@@ -391,7 +416,7 @@ def _content(message: OutgoingMessage) -> list[dict[str, str]]:
 
 def _personalization(message: OutgoingMessage, recipient: Recipient) -> dict[str, Any]:
     # Per-recipient work of every send: kept lean (1,000 of these per request).
-    entry: dict[str, Any] = {"to": [_address(recipient.email, recipient.name)]}
+    entry: dict[str, Any] = {"to": [_address("To", recipient.email, recipient.name)]}
     if recipient.substitutions:
         # Placeholder is a str enum: the member serialises as its value, the substitution key.
         subs: dict[str, str] = {key: value for key, value in recipient.substitutions.items()}

@@ -15,14 +15,14 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from newsletter.config import SmtpSettings
-from newsletter.delivery.base import DeliveryResult, Transport
+from newsletter.delivery.base import DeliveryResult, Transport, not_built
 from newsletter.errors import (
     ConfigError,
     DeliveryError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
-from newsletter.mime import build_message
+from newsletter.mime import build_message, check_message, needs_smtputf8
 from newsletter.models import OutgoingMessage, Recipient
 
 log = logging.getLogger(__name__)
@@ -82,18 +82,28 @@ class SmtpTransport(Transport):
                 conn.close()
 
     def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
+        check_message(message)  # a bad From or Subject stops the run; a bad To fails one reader
         return [self._send_one(message, recipient) for recipient in message.recipients]
 
     # --- one message ---------------------------------------------------------------------------
 
     def _send_one(self, message: OutgoingMessage, recipient: Recipient) -> DeliveryResult:
-        mail = build_message(message, recipient)
+        try:
+            mail = build_message(message, recipient)
+            data = mail.as_bytes()
+        except Exception as err:  # only this reader's message: the others still go
+            return not_built(recipient, err)
+        # A non-ASCII address makes an SMTPUTF8 message (RFC 6531); smtplib refuses it to a
+        # server without the extension (SMTPNotSupportedError, below).
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if needs_smtputf8(mail) else []
         for attempt in (1, 2):
             self.open()
             assert self._conn is not None
             self._pace()
             try:
-                self._conn.send_message(mail, message.sender_email, [recipient.email])
+                self._conn.sendmail(
+                    message.sender_email, [recipient.email], data, mail_options=options
+                )
             except smtplib.SMTPRecipientsRefused as err:
                 code, reply = next(iter(err.recipients.values()))
                 return DeliveryResult(recipient, accepted=False, error=_reply(code, reply))

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from newsletter.models import SubscriberStatus
 from newsletter.store.schema import subscriber_events, subscribers
-from newsletter.store.values import now_utc, subscribed_event
+from newsletter.store.values import clean_name, now_utc, subscribed_event
 
 
 def known_addresses(engine: sa.Engine) -> dict[str, tuple[int, str | None, SubscriberStatus]]:
@@ -72,7 +72,7 @@ def _rename(
             subscribers.update()
             .where(subscribers.c.id == sa.bindparam("sid"))
             .values(name=sa.bindparam("new_name"), updated_at=at),
-            [{"sid": sid, "new_name": name} for sid, name in chunk],
+            [{"sid": sid, "new_name": clean_name(name)} for sid, name in chunk],
         )
         conn.execute(
             subscriber_events.insert(),

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from newsletter.errors import ImportFileError, SubscriberError
+from newsletter.errors import ImportFileError, InvalidNameError, SubscriberError
 from newsletter.models import SubscriberStatus
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.store.values import (
@@ -152,16 +152,23 @@ def _columns(path: Path, header: list[str]) -> _Columns:
     return _Columns(email, find("name"), find("status"), find("topics"), find("subscribed_at"))
 
 
+def _guarded(value: str) -> bool:
+    """True when an export guards ``value``: it starts a formula, past any apostrophes of its own.
+
+    Counting a value's own leading apostrophes keeps the guard reversible: ``'=Smith`` is
+    exported as ``''=Smith`` and comes back as ``'=Smith``, not ``=Smith``.
+    """
+    return value.lstrip("'").startswith(_FORMULA_STARTS)
+
+
 def unescape_cell(value: str) -> str:
-    """Undo ``escape_cell``: drop the apostrophe an export puts before formula characters."""
-    if value.startswith("'") and value[1:2] and value[1] in _FORMULA_STARTS:
-        return value[1:]
-    return value
+    """Undo ``escape_cell`` exactly: drop the one apostrophe an export put before a formula."""
+    return value[1:] if value.startswith("'") and _guarded(value) else value
 
 
 def escape_cell(value: str) -> str:
     """Keep spreadsheets from running a cell as a formula (CSV injection) by an apostrophe."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    return "'" + value if _guarded(value) else value
 
 
 # --- deciding each row -------------------------------------------------------------------------
@@ -214,6 +221,8 @@ def _decide(plan: _Plan, line: int, fields: list[str], columns: _Columns) -> Row
     try:
         address = normalise_email(raw_email)
         name = clean_name(_cell(fields, columns.name))
+    except InvalidNameError as err:
+        return RowOutcome(line, raw_email, Outcome.INVALID, f"name: {err.problem}")
     except SubscriberError as err:
         return RowOutcome(line, raw_email, Outcome.INVALID, str(err))
     key = email_hash(address)

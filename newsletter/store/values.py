@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -17,13 +16,13 @@ from typing import Any
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 
-from newsletter.errors import SubscriberError
+from newsletter.errors import InvalidNameError, SubscriberError
 from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.names import MAX_NAME_LENGTH as MAX_NAME_LENGTH  # re-exported for the store
+from newsletter.names import character_problem, name_problem
 
-MAX_NAME_LENGTH = 200
 SOURCES = ("cli", "import", "web")
 _HASH_PREFIX = b"newsletter subscriber address v1:"  # domain separation for the one-way hash
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class AlreadySubscribedError(SubscriberError):
@@ -83,13 +82,19 @@ def email_hash(email: str) -> str:
 
 
 def clean_name(raw: str | None) -> str | None:
-    """A display name on one line (it ends up in a To: header), or None when blank."""
+    """The name with spaces trimmed and collapsed, or None when blank; ``InvalidNameError`` else.
+
+    Refused rather than repaired: a control character in a name is a mistake the person should see.
+    """
     if raw is None:
         return None
-    name = " ".join(_CONTROL_RE.sub(" ", raw).split())
-    if len(name) > MAX_NAME_LENGTH:
-        raise SubscriberError(f"the name is longer than {MAX_NAME_LENGTH} characters")
-    return name or None
+    problem = character_problem(raw)  # before split(), which would eat tabs and line breaks
+    if problem is None:
+        name = " ".join(raw.split())
+        problem = name_problem(name)  # the length, once runs of spaces are one
+        if problem is None:
+            return name or None
+    raise InvalidNameError(problem)
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -159,7 +164,7 @@ def new_subscriber_values(
         "email": address,
         "email_key": email_key(address),
         "email_hash": email_hash(address),
-        "name": name,
+        "name": clean_name(name),  # every new row passes the one name rule
         "status": status.value,
         "topics": json.dumps(canonical_topics(topics, None)),
         "source": source,

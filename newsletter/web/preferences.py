@@ -9,13 +9,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.errors import NewsletterError, SubscriberError, TokenError
+from newsletter.errors import InvalidNameError, NewsletterError, SubscriberError, TokenError
 from newsletter.issues import load_topics
 from newsletter.models import Subscriber
-from newsletter.store.subscribers import MAX_NAME_LENGTH
 from newsletter.tokens import Purpose
 from newsletter.web.pages import WebContext, context_of, rate_limited
 from newsletter.web.security import CSRF_FIELD, CsrfError
+from newsletter.web.subscribe import name_error
 
 log = logging.getLogger("newsletter.web.preferences")
 
@@ -89,7 +89,7 @@ async def preferences_submit(request: Request) -> Response:
     if refused is not None:
         return refused
     form = await request.form()
-    name = " ".join(str(form.get("name", "")).split())[:MAX_NAME_LENGTH]
+    name = str(form.get("name", ""))  # checked by the store: a refused name is a form error
     chosen = [str(topic) for topic in form.getlist("topics")]
     csrf = str(form.get(CSRF_FIELD, ""))
     return await run_in_threadpool(_save, ctx, request, name, chosen, csrf)
@@ -113,6 +113,9 @@ def _save(ctx: WebContext, request: Request, name: str, chosen: list[str], csrf:
             topics=chosen,
             known_topics=(*known_topics(ctx), *subscriber.topics),
         )
+    except InvalidNameError as err:
+        error = f"Not saved. {name_error(err)}"
+        return _page(ctx, request, subscriber, status=400, error=error, name=name, chosen=chosen)
     except SubscriberError as err:
         error = f"Not saved: {err}."
         return _page(ctx, request, subscriber, status=400, error=error, name=name, chosen=chosen)

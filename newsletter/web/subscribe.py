@@ -19,11 +19,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.errors import DeliveryError, NewsletterError, SubscriberError, TokenError
+from newsletter.errors import (
+    DeliveryError,
+    InvalidNameError,
+    NewsletterError,
+    SubscriberError,
+    TokenError,
+)
 from newsletter.mime import new_message_id
 from newsletter.models import OutgoingMessage, Recipient, Subscriber, SubscriberStatus
 from newsletter.store.confirmations import CONFIRMATIONS_PER_DAY, claim_confirmation
-from newsletter.store.subscribers import MAX_NAME_LENGTH, AlreadySubscribedError, normalise_email
+from newsletter.store.subscribers import AlreadySubscribedError, clean_name, normalise_email
 from newsletter.tokens import Purpose
 from newsletter.web.pages import WebContext, context_of, rate_limited
 from newsletter.web.security import CSRF_FIELD, CsrfError, client_ip
@@ -90,7 +96,7 @@ async def subscribe_submit(request: Request) -> Response:
         return refused
     form = await request.form()
     email = str(form.get("email", "")).strip()
-    name = " ".join(str(form.get("name", "")).split())[:MAX_NAME_LENGTH]
+    name = str(form.get("name", ""))
     try:
         ctx.csrf.check(FORM, request, str(form.get(CSRF_FIELD, "")))
     except CsrfError as err:
@@ -106,12 +112,22 @@ async def subscribe_submit(request: Request) -> Response:
             email,
             name,
         )
+    try:
+        # Checked here, not in the background: saying a name is refused reveals nothing.
+        name = clean_name(name) or ""
+    except InvalidNameError as err:
+        return _form_page(ctx, request, 400, name_error(err), email, name)
     sent = ctx.page("subscribe_sent.html.j2", confirm_period=confirm_period(ctx))
     if str(form.get(HONEYPOT_FIELD, "")).strip():
         log.info("subscribe form from %s filled the honeypot; ignored", client_ip(request))
         return sent
     sent.background = BackgroundTask(register, ctx, email, name or None, client_ip(request))
     return sent
+
+
+def name_error(err: InvalidNameError) -> str:
+    """The form error for a refused name: what is wrong and where, as a sentence."""
+    return f"Please check the name: it {err.problem}."
 
 
 def register(ctx: WebContext, email: str, name: str | None, ip: str) -> None:
