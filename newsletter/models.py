@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from newsletter.values.doi import doi_url
+
 
 class Severity(enum.StrEnum):
     ERROR = "error"
@@ -56,8 +58,6 @@ class Article:
     @property
     def url(self) -> str:
         """Where the article lives: its https://doi.org/ link, else its Link."""
-        from newsletter.issues import doi_url  # local import: models stay dependency-free
-
         if self.doi:
             return doi_url(self.doi)
         return self.link or ""

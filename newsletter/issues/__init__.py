@@ -24,14 +24,14 @@ from newsletter.issues.common import (
     canonical_topic,
     closest,
     display,
-    doi_url,
     fold,
-    parse_doi,
     yaml_line,
     yaml_problem,
 )
 from newsletter.issues.frontmatter import FrontMatter, parse_front_matter, split_front_matter
 from newsletter.models import Article, Finding, Issue
+from newsletter.values.doi import doi_url, parse_doi
+from newsletter.values.month import MonthError, looks_like_month, parse_month
 
 __all__ = [
     "canonical_topic",
@@ -48,21 +48,21 @@ __all__ = [
 MAX_BYTES = 256 * 1024  # an issue is a few KB; anything this big is the wrong file
 MAX_ARTICLES = 5
 
-_MONTH_RE = re.compile(r"(\d{4})-(\d{2})")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def month_of(path: Path) -> str | None:
     """The month "YYYY-MM" a file name such as ``2021-01.md`` gives; None unless a real month."""
-    match = _MONTH_RE.fullmatch(path.stem)
-    if not match or int(match.group(1)) == 0 or not 1 <= int(match.group(2)) <= 12:
+    try:
+        parse_month(path.stem)
+    except MonthError:
         return None
-    return match.group(0)
+    return path.stem
 
 
 def resolve_issue(issues_dir: Path, ref: str) -> Path:
     """The file a command's ISSUE argument means: a month (looked up in ``issues_dir``) or a path."""
-    if _MONTH_RE.fullmatch(ref):
+    if looks_like_month(ref):
         path = issues_dir / f"{ref}.md"
         if not path.is_file():
             raise IssueNotFoundError(f"no issue for {ref}: {display(path)} does not exist")

@@ -17,8 +17,9 @@ from newsletter.issues.body import (
     check_section,
     label,
 )
-from newsletter.issues.common import Report, canonical_topic, parse_doi, short
+from newsletter.issues.common import Report, canonical_topic, short
 from newsletter.models import Article
+from newsletter.values.doi import DoiError, parse_doi
 
 
 def parse_article(
@@ -124,7 +125,7 @@ def _doi_and_link(
         raw, line = fields["DOI"]
         try:
             doi = parse_doi(raw)
-        except ValueError as err:
+        except DoiError as err:
             report.error(line, str(err))
         if doi is not None:
             _doubtful_doi(doi, line, report)
