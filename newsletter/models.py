@@ -22,15 +22,16 @@ class Severity(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem found in a file, located to its line (``path:line: error: message``)."""
+    """One problem found in a file, located to its line (``path:line: error: message [code]``)."""
 
     path: str
     line: int
     severity: Severity
     message: str
+    code: str  # the kind of problem, stable across rewordings: see newsletter/codes.py
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.severity}: {self.message}"
+        return f"{self.path}:{self.line}: {self.severity}: {self.message} [{self.code}]"
 
     @property
     def is_error(self) -> bool:

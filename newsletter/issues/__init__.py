@@ -140,7 +140,9 @@ def lint_issue(
     month = month_of(path)
     if month is None:
         report.error(
-            1, f'the file name "{path.name}" is not a month: name it YYYY-MM.md (2021-01.md)'
+            "file-name",
+            1,
+            f'the file name "{path.name}" is not a month: name it YYYY-MM.md (2021-01.md)',
         )
     text = _read_source(path, report)
     parsed = _parse(text, topics, report) if text is not None else None
@@ -150,13 +152,11 @@ def lint_issue(
     issue = Issue(
         month=month,
         path=path,
-        subject=front.subject,
-        preheader=front.preheader,
-        status=front.status,
         intro=intro,
         articles=articles,
         findings=report.result(),
         source=text or "",
+        **front.values,
     )
     return issue, issue.findings
 
@@ -170,10 +170,12 @@ def _read_source(path: Path, report: Report) -> str | None:
         with path.open("rb") as handle:
             data = handle.read(MAX_BYTES + 1)
     except OSError as err:
-        report.error(1, f"cannot read the file: {err.strerror or err}")
+        report.error("unreadable", 1, f"cannot read the file: {err.strerror or err}")
         return None
     if len(data) > MAX_BYTES:
-        report.error(1, "the file is larger than 256 KB; an issue is a few KB of Markdown")
+        report.error(
+            "file-too-large", 1, "the file is larger than 256 KB; an issue is a few KB of Markdown"
+        )
         return None
     return _decode(data.removeprefix(codecs.BOM_UTF8), report)
 
@@ -184,17 +186,25 @@ def _decode(data: bytes, report: Report) -> str | None:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         byte = data[err.start]
-        report.error(line, f"the file is not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8")
+        report.error(
+            "not-utf8", line, f"the file is not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8"
+        )
         return None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     control = _CONTROL_RE.search(text)
     if control:
         line = text.count("\n", 0, control.start()) + 1
         code = ord(control.group())
-        report.error(line, f"the file holds a control character (U+{code:04X}): is it a text file?")
+        report.error(
+            "control-character",
+            line,
+            f"the file holds a control character (U+{code:04X}): is it a text file?",
+        )
         return None
     if not text.strip():
-        report.error(1, "the file is empty: it needs front matter and at least one article")
+        report.error(
+            "empty-file", 1, "the file is empty: it needs front matter and at least one article"
+        )
         return None
     return text
 
@@ -226,7 +236,9 @@ def _parse_body(
     check_section(body, 0, intro_end)
     if not intro.strip():
         body.report.warning(
-            closing_line, "the intro is empty: a line or two before the first article"
+            "empty-intro",
+            closing_line,
+            "the intro is empty: a line or two before the first article",
         )
     _check_article_count(body, starts, closing_line)
     ends = [heading.index for heading in starts[1:]] + [len(body.lines)]  # longer when no article
@@ -239,7 +251,9 @@ def _parse_body(
     for heading in headings:
         if heading.kind == "implications" and heading.index < intro_end:
             body.report.error(
-                body.line_no(heading.index), f'"### {IMPLICATIONS}" before the first article'
+                "implications-before-article",
+                body.line_no(heading.index),
+                f'"### {IMPLICATIONS}" before the first article',
             )
     return intro, articles
 
@@ -260,9 +274,12 @@ def _check_article_count(body: Body, starts: list[Heading], closing_line: int) -
     if not starts:
         text_lines = [index for index, line in enumerate(body.lines) if line.strip()]
         line = body.line_no(text_lines[0]) if text_lines else closing_line
-        body.report.error(line, "the issue has no articles: each starts with a line '## Title'")
+        body.report.error(
+            "no-articles", line, "the issue has no articles: each starts with a line '## Title'"
+        )
     elif len(starts) > MAX_ARTICLES:
         body.report.error(
+            "too-many-articles",
             body.line_no(starts[MAX_ARTICLES].index),
             f"too many articles ({len(starts)}); an issue has at most {MAX_ARTICLES}",
         )
@@ -273,6 +290,8 @@ def _check_duplicate_dois(report: Report, articles: tuple[Article, ...]) -> None
     for article in articles:
         if article.doi and article.doi.lower() in seen:
             first = seen[article.doi.lower()]
-            report.warning(article.line, f"the same DOI as the article on line {first}")
+            report.warning(
+                "duplicate-doi", article.line, f"the same DOI as the article on line {first}"
+            )
         elif article.doi:
             seen[article.doi.lower()] = article.line

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from difflib import SequenceMatcher
 from pathlib import Path
 
+from newsletter import markdown
+from newsletter.codes import code_for
 from newsletter.models import Finding, Severity
 
 LINE_BREAKS = ("Cc", "Zl", "Zp")  # Unicode categories of control characters and line separators
@@ -45,13 +47,16 @@ class Report:
         self.findings: list[Finding] = []
         self.hidden: list[Finding] = []  # over the limit: counted, not shown
 
-    def error(self, line: int, message: str) -> None:
-        self._add(Finding(self.path, max(line, 1), Severity.ERROR, message))
+    def error(self, code: str, line: int, message: str) -> None:
+        """Report an error of the registered ``code`` at ``line``."""
+        self._add(Finding(self.path, max(line, 1), Severity.ERROR, message, code))
 
-    def warning(self, line: int, message: str) -> None:
-        self._add(Finding(self.path, max(line, 1), Severity.WARNING, message))
+    def warning(self, code: str, line: int, message: str) -> None:
+        """Report a warning of the registered ``code`` at ``line``."""
+        self._add(Finding(self.path, max(line, 1), Severity.WARNING, message, code))
 
     def _add(self, finding: Finding) -> None:
+        code_for(finding.code, finding.severity)  # a typo'd or mislevelled code fails loudly
         (self.hidden if self.full else self.findings).append(finding)
 
     @property
@@ -73,7 +78,7 @@ class Report:
             severity = Severity.ERROR if any(f.is_error for f in self.hidden) else Severity.WARNING
             line = self.hidden[0].line
             message = f"{len(self.hidden)} more findings not shown; fix the ones above first"
-            shown.append(Finding(self.path, line, severity, message))
+            shown.append(Finding(self.path, line, severity, message, "more-findings"))
         return tuple(shown)
 
 
@@ -126,3 +131,21 @@ def display(path: Path) -> str:
         return str(path.absolute().relative_to(Path.cwd()))
     except (ValueError, OSError):
         return str(path)
+
+
+def check_inline_links(report: Report, text: str, line: int) -> None:
+    """Report every link of one line of inline Markdown that is unsafe or empty."""
+    for link in markdown.links(text):
+        if not markdown.is_safe_url(link.url):
+            code, message = link_problem(link.url)
+            report.error(code, line, message)
+
+
+def link_problem(url: str) -> tuple[str, str]:
+    """The code and message of a link that is not allowed."""
+    if not url:
+        return "empty-link", "a link without an address"
+    return (
+        "unsafe-link",
+        f'link "{short(url)}" is not allowed: use an https:, http: or mailto: address',
+    )
