@@ -50,8 +50,8 @@ def _ignored_codes(
             )
         if not code.ignorable:
             raise click.BadParameter(
-                f'"{value}" is an error: errors cannot be ignored (an issue with an error is '
-                "never built or sent); fix it instead",
+                f'"{value}" is the code of an error: only warnings can be ignored (an issue '
+                "with an error is never built or sent); fix the error instead",
                 ctx,
                 param,
             )
