@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -86,3 +88,25 @@ def test_value_modules_import_nothing_of_ours_but_errors(module: str) -> None:
         elif isinstance(node, ast.Import):
             ours.update(alias.name for alias in node.names)
     assert {name for name in ours if name.startswith("newsletter")} <= {"newsletter.errors"}
+
+
+@pytest.mark.parametrize(
+    ("module", "allowed"),
+    [
+        ("newsletter.values.month", {"newsletter", "newsletter.values", "newsletter.values.month"}),
+        ("newsletter.values.doi", {"newsletter", "newsletter.values", "newsletter.values.doi"}),
+        (
+            "newsletter.models",
+            {"newsletter", "newsletter.values", "newsletter.values.doi", "newsletter.models"},
+        ),
+    ],
+)
+def test_importing_a_leaf_loads_nothing_else_of_ours(module: str, allowed: set[str]) -> None:
+    """models used to import newsletter.issues for DOIs (a hidden models <-> issues cycle)."""
+    code = (
+        f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith('newsletter')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert set(ast.literal_eval(loaded)) == allowed

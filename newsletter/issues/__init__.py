@@ -4,7 +4,10 @@ The format is described in ``docs/issue-format.md``. Every problem becomes a ``F
 to its file line; all findings of a file are collected at once and no input, however broken,
 raises anything but the documented errors. The parsing is split by part of the file:
 ``frontmatter`` (the YAML), ``body`` (headings and Markdown checks), ``article`` (fields, summary,
-Practice Implications); ``common`` holds DOIs, topic names and the findings collector.
+Practice Implications); ``fields`` declares the front matter keys and article fields once;
+``common`` holds topic names and the findings collector. Months and DOIs are parsed by the leaf
+modules ``newsletter.values.month`` and ``newsletter.values.doi``; finding codes are registered in
+``newsletter.codes``.
 """
 
 from __future__ import annotations

@@ -8,9 +8,8 @@ from urllib.parse import unquote
 
 from newsletter import markdown
 from newsletter.issues.common import Report, fold, link_problem, short
-from newsletter.issues.fields import ARTICLE_FIELDS, names
+from newsletter.issues.fields import ARTICLE_FIELDS, lookup
 
-FIELDS = names(ARTICLE_FIELDS)
 IMPLICATIONS = "Practice Implications"
 FIELD_RE = re.compile(r" {0,3}([A-Za-z][\w-]*)[ \t]*:(?!//)(.*)")
 _NO_SPACE_HEADING_RE = re.compile(r" {0,3}#{2,6}[^\s#]")
@@ -102,7 +101,7 @@ def check_section(body: Body, start: int, end: int) -> None:
                 "this is not a heading: put a space after the '#'s",
             )
         match = FIELD_RE.fullmatch(line)
-        if match and match.group(1).lower() in {name.lower() for name in FIELDS}:
+        if match and lookup(ARTICLE_FIELDS, match.group(1)) is not None:
             body.report.error(
                 "misplaced-field",
                 body.line_no(index),
