@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,12 +19,12 @@ from typing import Any, Protocol
 
 from newsletter.config import Links
 from newsletter.models import Issue, LedgerStatus, Placeholder, RenderedIssue, personalise
+from newsletter.values.month import is_month
 
 WEB_FILE = "index.html"
 TEXT_FILE = "email.txt"
 SOURCE_FILE = "issue.md"
 RECORD_FILE = "send.json"
-_MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 class SendInfo(Protocol):
@@ -130,7 +129,7 @@ def list_archived(archive_dir: Path) -> list[ArchivedIssue]:
         return []
     found = []
     for folder in archive_dir.iterdir():
-        if folder.is_dir() and _MONTH_RE.match(folder.name):
+        if folder.is_dir() and is_month(folder.name):
             archived = read_archived(folder)
             if archived is not None:
                 found.append(archived)

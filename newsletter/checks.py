@@ -6,9 +6,11 @@ rendered ``email.html`` it is about, so it can be looked up in ``newsletter buil
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html.parser import HTMLParser
 
-from newsletter.models import Finding, Placeholder, RenderedIssue, Severity, personalise
+from newsletter.codes import CODES
+from newsletter.models import Finding, Placeholder, RenderedIssue, personalise
 
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail cuts messages larger than this behind "[Message clipped]"
 SIZE_WARNING_BYTES = 90 * 1024
@@ -21,6 +23,10 @@ LEFTOVERS = ("{{", "{%", "<mj-", "</mj-", "__NL_")
 SAMPLE_VALUES = {
     Placeholder.UNSUBSCRIBE_URL: "https://example.org/unsubscribe/SAMPLE-TOKEN",
     Placeholder.PREFERENCES_URL: "https://example.org/preferences/SAMPLE-TOKEN",
+}
+_MISSING_LINK = {
+    Placeholder.UNSUBSCRIBE_URL: "missing-unsubscribe",
+    Placeholder.PREFERENCES_URL: "missing-preferences",
 }
 _LINK_ATTRIBUTES = {"a": "href", "area": "href", "img": "src", "link": "href", "form": "action"}
 
@@ -64,8 +70,18 @@ def check_rendered(rendered: RenderedIssue, *, path: str) -> list[Finding]:
     return findings
 
 
-def _finding(path: str, severity: Severity, message: str) -> Finding:
-    return Finding(path=path, line=0, severity=severity, message=message)
+def _finding(path: str, code: str, message: str) -> Finding:
+    """A finding about the whole email (line 0), at the level ``code`` is registered with."""
+    return Finding(path=path, line=0, severity=CODES[code].severity, message=message, code=code)
+
+
+def merge_findings(own: Sequence[Finding], rendered: Sequence[Finding]) -> list[Finding]:
+    """The file's findings, then the email's whose code the file did not report already.
+
+    Subject and preheader lengths are checked in both: the file's finding names the line.
+    """
+    reported = {finding.code for finding in own}
+    return [*own, *(finding for finding in rendered if finding.code not in reported)]
 
 
 def _size(html: str, path: str) -> list[Finding]:
@@ -75,14 +91,12 @@ def _size(html: str, path: str) -> list[Finding]:
         return [
             _finding(
                 path,
-                Severity.ERROR,
+                "email-clipped",
                 f"the HTML email is {shown}; Gmail clips emails over 102 KB (shorten the issue)",
             )
         ]
     if size >= SIZE_WARNING_BYTES:
-        return [
-            _finding(path, Severity.WARNING, f"the HTML email is {shown}, close to Gmail's 102 KB")
-        ]
+        return [_finding(path, "email-size", f"the HTML email is {shown}, close to Gmail's 102 KB")]
     return []
 
 
@@ -95,7 +109,7 @@ def _placeholders(rendered: RenderedIssue, path: str) -> list[Finding]:
                 findings.append(
                     _finding(
                         path,
-                        Severity.ERROR,
+                        _MISSING_LINK[placeholder],
                         f"{name} has no {placeholder.name.lower().replace('_', ' ')} "
                         f"({placeholder.value}): the template lost it",
                     )
@@ -111,7 +125,7 @@ def _leftovers(body: str, name: str, path: str) -> list[Finding]:
                 findings.append(
                     _finding(
                         path,
-                        Severity.ERROR,
+                        "unrendered-template",
                         f"{name} line {number}: unrendered {marker!r} left in the email: "
                         f"{_excerpt(line, marker)}",
                     )
@@ -130,20 +144,20 @@ def _html_elements(html: str, path: str) -> list[Finding]:
             findings.append(
                 _finding(
                     path,
-                    Severity.ERROR,
+                    "email-link",
                     f"email.html line {line}: <{tag}> link {url!r} is not an absolute "
                     "https:, http: or mailto: address",
                 )
             )
     for line, src in collector.images_without_alt:
         findings.append(
-            _finding(path, Severity.ERROR, f"email.html line {line}: image {src!r} has no alt text")
+            _finding(path, "missing-alt", f"email.html line {line}: image {src!r} has no alt text")
         )
     for line, src in collector.images_empty_alt:
         findings.append(
             _finding(
                 path,
-                Severity.WARNING,
+                "empty-alt",
                 f"email.html line {line}: image {src!r} has empty alt text "
                 "(fine only for decoration)",
             )
@@ -154,12 +168,12 @@ def _html_elements(html: str, path: str) -> list[Finding]:
 def _lengths(rendered: RenderedIssue, path: str) -> list[Finding]:
     findings = []
     if not rendered.subject.strip():
-        findings.append(_finding(path, Severity.ERROR, "the subject is empty"))
+        findings.append(_finding(path, "empty-subject", "the subject is empty"))
     elif len(rendered.subject) > SUBJECT_MAX:
         findings.append(
             _finding(
                 path,
-                Severity.WARNING,
+                "subject-length",
                 f"the subject is {len(rendered.subject)} characters; inboxes cut it after "
                 f"about {SUBJECT_MAX}",
             )
@@ -169,7 +183,7 @@ def _lengths(rendered: RenderedIssue, path: str) -> list[Finding]:
         findings.append(
             _finding(
                 path,
-                Severity.WARNING,
+                "preheader-length",
                 f"the preheader is {len(preheader)} characters; inboxes show about {PREHEADER_MAX}",
             )
         )
@@ -177,7 +191,7 @@ def _lengths(rendered: RenderedIssue, path: str) -> list[Finding]:
         findings.append(
             _finding(
                 path,
-                Severity.WARNING,
+                "preheader-short",
                 f"the preheader is {len(preheader)} characters; under {PREHEADER_MIN} the inbox "
                 "fills the rest with the email's first words",
             )

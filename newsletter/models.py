@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from newsletter.values.doi import doi_url
+
 
 class Severity(enum.StrEnum):
     ERROR = "error"
@@ -20,15 +22,16 @@ class Severity(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem found in a file, located to its line (``path:line: error: message``)."""
+    """One problem found in a file, located to its line (``path:line: error: message [code]``)."""
 
     path: str
     line: int
     severity: Severity
     message: str
+    code: str  # the kind of problem, stable across rewordings: see newsletter/codes.py
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.severity}: {self.message}"
+        return f"{self.path}:{self.line}: {self.severity}: {self.message} [{self.code}]"
 
     @property
     def is_error(self) -> bool:
@@ -56,8 +59,6 @@ class Article:
     @property
     def url(self) -> str:
         """Where the article lives: its https://doi.org/ link, else its Link."""
-        from newsletter.issues import doi_url  # local import: models stay dependency-free
-
         if self.doi:
             return doi_url(self.doi)
         return self.link or ""

@@ -66,6 +66,31 @@ def _base36(number: int) -> str:
     return text.lstrip("0") or "0"
 
 
+class FastHmac:
+    """HMAC-SHA256 (RFC 2104) with the keyed inner and outer states computed once.
+
+    A send signs two tokens per recipient; copying two prepared hash states is about twice as
+    fast as ``hmac.new`` per message. tests/test_tokens.py checks it equals ``hmac.new``.
+    """
+
+    BLOCK = 64  # SHA-256's block size in bytes
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > self.BLOCK:  # RFC 2104: a key longer than a block is hashed first
+            key = hashlib.sha256(key).digest()
+        padded = key.ljust(self.BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+
+    def digest(self, message: bytes) -> bytes:
+        """The 32-byte HMAC-SHA256 of ``message`` under the key given at construction."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 class LinkSigner:
     """Signs and verifies link tokens with one key (HMAC-SHA256, standard library only)."""
 
@@ -74,19 +99,13 @@ class LinkSigner:
             raise ConfigError("the link signing key is empty")
         # A key derived for links only, so the same secret used elsewhere signs nothing here.
         link_key = hmac.new(key, b"newsletter link tokens v1", hashlib.sha256).digest()
-        # HMAC-SHA256 (RFC 2104) with its keyed inner and outer states computed once: a send
-        # signs two tokens per recipient, and this is twice as fast as copying an hmac object.
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in link_key.ljust(64, b"\0")))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in link_key.ljust(64, b"\0")))
+        self._mac = FastHmac(link_key)
         self.confirm_max_age = confirm_max_age
         self._issued: tuple[int, str] = (-1, "")  # the last issue time and its base 36
 
     def _signature(self, body: str) -> str:
-        inner = self._inner.copy()
-        inner.update(body.encode("ascii"))
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return base64.urlsafe_b64encode(outer.digest()[:_SIGNATURE_BYTES]).decode("ascii")[
+        digest = self._mac.digest(body.encode("ascii"))
+        return base64.urlsafe_b64encode(digest[:_SIGNATURE_BYTES]).decode("ascii")[
             :_SIGNATURE_CHARS
         ]
 

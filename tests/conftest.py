@@ -15,6 +15,32 @@ from tests.dbkit import close_all
 
 pytest_plugins = ["tests.peers.fixtures", "tests.peers.postgres"]
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite the golden files under tests/golden/ from the current output",
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which golden files --update-golden rewrote (the tests themselves pass)."""
+    from tests import goldenkit
+
+    if goldenkit.rewritten:
+        terminalreporter.section("golden files rewritten")
+        for path in goldenkit.rewritten:
+            terminalreporter.write_line(f"rewrote {goldenkit.shown(path)}")
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    """True under ``pytest --update-golden``: golden tests rewrite their files and pass."""
+    return bool(request.config.getoption("--update-golden"))
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -177,6 +177,11 @@ def test_check_warns_once_about_a_long_subject(project: Path, clean_env: None) -
     result = run(project, "check", "2021-01")
     assert result.exit_code == 0, result.output
     assert result.output.count("the subject") == 1
+    assert re.search(
+        r"2021-01\.md:2: warning: the subject has \d+ characters.* \[subject-length\]$",
+        result.output,
+        re.M,
+    )
     assert "0 errors, 1 warning" in result.output
 
 
@@ -191,3 +196,64 @@ def test_every_command_has_help(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0
     assert "ISSUE" in result.output
+
+
+def _warn_twice(project: Path) -> None:
+    """issues/2021-01.md with no intro (empty-intro) and a topic named twice (duplicate-topic)."""
+    path = project / "issues" / "2021-01.md"
+    source = path.read_text(encoding="utf-8")
+    front_end = source.index("\n---\n", 4) + 5
+    body = source[source.index("\n## ", front_end) + 1 :]
+    body = re.sub(r"^(Topics: )(.*)$", r"\1\2; \2", body, count=1, flags=re.M)
+    path.write_text(source[:front_end] + "\n" + body, encoding="utf-8")
+
+
+def test_check_shows_codes_and_ignores_warnings_by_code(project: Path, clean_env: None) -> None:
+    _warn_twice(project)
+    result = run(project, "check", "2021-01")
+    assert result.exit_code == 0, result.output
+    assert "[empty-intro]" in result.output and "[duplicate-topic]" in result.output
+    assert "0 errors, 3 warnings" in result.output  # two topics named twice
+    result = run(project, "check", "2021-01", "--ignore", "empty-intro")
+    assert "[empty-intro]" not in result.output and "[duplicate-topic]" in result.output
+    assert "0 errors, 2 warnings (1 ignored)" in result.output
+    result = run(
+        project, "check", "--ignore", "empty-intro", "--ignore", "duplicate-topic", "2021-01"
+    )
+    assert result.exit_code == 0
+    assert "[" not in result.output
+    assert "1 file checked: 0 errors, 0 warnings (3 ignored)" in result.output
+
+
+def test_build_ignores_warnings_by_code(project: Path, clean_env: None) -> None:
+    _warn_twice(project)
+    result = run(project, "build", "2021-01", "--ignore", "duplicate-topic")
+    assert result.exit_code == 0, result.output
+    assert "[empty-intro]" in result.output and "[duplicate-topic]" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("code", "problem"),
+    [
+        ("subject-lenght", 'unknown code "subject-lenght" (did you mean "subject-length"?)'),
+        ("nonsense", 'unknown code "nonsense"; the codes are listed in docs/issue-format.md'),
+        ("unknown-topic", '"unknown-topic" is the code of an error: only warnings can be ignored'),
+        ("missing-unsubscribe", "only warnings can be ignored"),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "build"])
+def test_ignore_refuses_unknown_and_error_codes(
+    project: Path, clean_env: None, command: str, code: str, problem: str
+) -> None:
+    result = run(project, command, "2021-01", "--ignore", code)
+    assert result.exit_code == 2
+    assert problem in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert not (project / "build").exists()
+
+
+def test_ignoring_a_warning_never_hides_an_error(project: Path, clean_env: None) -> None:
+    (project / "issues" / "2031-02.md").write_text(BROKEN, encoding="utf-8")
+    result = run(project, "check", "2031-02", "--ignore", "empty-intro")
+    assert result.exit_code == 1
+    assert "[unknown-topic]" in result.output and "[empty-intro]" not in result.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.checks import GMAIL_CLIP_BYTES, check_rendered
+from newsletter.checks import GMAIL_CLIP_BYTES, check_rendered, merge_findings
 from newsletter.config import Settings
 from newsletter.issues import load_topics, read_issue
 from newsletter.models import Finding, Placeholder, RenderedIssue, Severity
@@ -151,3 +151,36 @@ def test_subject_and_preheader_lengths() -> None:
     assert errors(check(email(subject="  "))) == ["the subject is empty"]
     assert [m for m in warnings(check(email(preheader="P" * 141))) if "the preheader is 141" in m]
     assert [m for m in warnings(check(email(preheader="Too short"))) if "under 30" in m]
+
+
+def codes(findings: list[Finding]) -> list[str]:
+    return [finding.code for finding in findings]
+
+
+def test_findings_carry_their_codes() -> None:
+    """Each kind of problem has its own code, at the level the registry gives it."""
+    rendered = email('<img src="https://x/a.png"><img src="https://x/b.png" alt="">')
+    html = rendered.html.replace(Placeholder.PREFERENCES_URL.value, "/prefs")
+    found = check(RenderedIssue(**{**rendered.__dict__, "html": html, "subject": "S" * 79}))
+    assert codes(found) == [
+        "missing-preferences",
+        "email-link",
+        "missing-alt",
+        "empty-alt",
+        "subject-length",
+    ]
+    assert codes(check(email("{{ x }}", preheader="short"))) == [
+        "unrendered-template",
+        "preheader-short",
+    ]
+    big = email("x" * GMAIL_CLIP_BYTES)
+    assert codes(check(big)) == ["email-clipped"]
+
+
+def test_merge_drops_email_findings_the_file_already_reported() -> None:
+    own = [Finding("f.md", 2, Severity.WARNING, "the subject has 90 characters", "subject-length")]
+    rendered = check(email(subject="S" * 90, preheader="short"))
+    assert codes(rendered) == ["subject-length", "preheader-short"]
+    assert codes(merge_findings(own, rendered)) == ["subject-length", "preheader-short"]
+    assert merge_findings(own, rendered)[0].line == 2
+    assert codes(merge_findings([], rendered)) == ["subject-length", "preheader-short"]

@@ -180,7 +180,7 @@ def test_implications_heading_variants(tmp_path: Path) -> None:
 def test_no_front_matter(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {1: None, 2: None, 3: None, 4: None, 5: None}))
     assert findings[0] == (
-        "f.md:1: error: the file must start with front matter: a line '---', 'subject: …', '---'"
+        "f.md:1: error: the file must start with front matter: a line '---', 'subject: …', '---' [missing-front-matter]"
     )
     assert len(findings) == 1
 
@@ -188,22 +188,22 @@ def test_no_front_matter(tmp_path: Path) -> None:
 def test_front_matter_not_closed(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {5: "more: text"}))
     assert findings == [
-        "f.md:1: error: the front matter opened here is never closed: add a '---' line"
+        "f.md:1: error: the front matter opened here is never closed: add a '---' line [unclosed-front-matter]"
     ]
 
 
 def test_blank_lines_before_front_matter(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, "\n \n" + edit(GOOD, {4: "status: sent", 12: "Topics: Nope"}))
     assert findings == [
-        "f.md:1: error: the front matter must start on line 1: remove the blank lines above it",
-        'f.md:6: error: status must be "draft" or "ready", not "sent"',
-        'f.md:14: error: unknown topic "Nope"',
+        "f.md:1: error: the front matter must start on line 1: remove the blank lines above it [front-matter-position]",
+        'f.md:6: error: status must be "draft" or "ready", not "sent" [bad-status]',
+        'f.md:14: error: unknown topic "Nope" [unknown-topic]',
     ]
     _, findings = lint(tmp_path, "\n" + edit(GOOD, {2: "subject: [", 3: None}))
     assert findings[1].startswith("f.md:4: error: the front matter is not valid YAML")
     _, findings = lint(tmp_path, "\n" + edit(GOOD, {2: None, 3: None}))
     assert findings[1] == (
-        "f.md:2: error: the front matter has no subject: add 'subject: …' (the email's subject)"
+        "f.md:2: error: the front matter has no subject: add 'subject: …' (the email's subject) [missing-subject]"
     )
 
 
@@ -211,7 +211,7 @@ def test_yaml_syntax_error_is_located(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {3: "preheader: [unclosed"}))
     assert only(findings) == (
         "f.md:4: error: the front matter is not valid YAML: expected ',' or ']', but got ':' "
-        "(while parsing a flow sequence, from line 3)"
+        "(while parsing a flow sequence, from line 3) [yaml-syntax]"
     )
 
 
@@ -222,33 +222,36 @@ def test_tab_in_front_matter(tmp_path: Path) -> None:
 
 def test_front_matter_that_is_a_list(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {2: "- subject", 3: "- preheader", 4: None}))
-    assert only(findings) == "f.md:2: error: the front matter must be 'key: value' lines"
+    assert (
+        only(findings)
+        == "f.md:2: error: the front matter must be 'key: value' lines [front-matter-shape]"
+    )
 
 
 def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {4: "stauts: ready"}))
     assert (
         only(findings)
-        == 'f.md:4: error: unknown front matter key "stauts" (did you mean "status"?)'
+        == 'f.md:4: error: unknown front matter key "stauts" (did you mean "status"?) [unknown-key]'
     )
     _, findings = lint(tmp_path, edit(GOOD, {4: "author: me"}))
-    assert only(findings) == 'f.md:4: error: unknown front matter key "author"'
+    assert only(findings) == 'f.md:4: error: unknown front matter key "author" [unknown-key]'
 
 
 def test_duplicate_key(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {4: "subject: again"}))
     assert only(findings) == (
-        'f.md:4: error: "subject" appears twice in the front matter (first on line 2)'
+        'f.md:4: error: "subject" appears twice in the front matter (first on line 2) [duplicate-key]'
     )
 
 
 def test_missing_and_empty_subject(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {2: None}))
     assert only(findings) == (
-        "f.md:1: error: the front matter has no subject: add 'subject: …' (the email's subject)"
+        "f.md:1: error: the front matter has no subject: add 'subject: …' (the email's subject) [missing-subject]"
     )
     _, findings = lint(tmp_path, edit(GOOD, {2: "subject:"}))
-    assert only(findings) == "f.md:2: error: the subject is empty"
+    assert only(findings) == "f.md:2: error: the subject is empty [empty-subject]"
 
 
 @pytest.mark.parametrize(
@@ -264,14 +267,17 @@ def test_missing_and_empty_subject(tmp_path: Path) -> None:
 def test_subject_must_be_one_line(tmp_path: Path, lines: str) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {2: lines}))
     assert findings[0] == (
-        "f.md:2: error: the subject must be a single line (no line breaks or control characters)"
+        "f.md:2: error: the subject must be a single line (no line breaks or control characters) [multiline-subject]"
     )
     assert len([f for f in findings if "error" in f]) == 1
 
 
 def test_subject_must_be_text(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {2: "subject: [a, b]"}))
-    assert only(findings) == 'f.md:2: error: "subject" must be text, not a list or a mapping'
+    assert (
+        only(findings)
+        == 'f.md:2: error: "subject" must be text, not a list or a mapping [not-text]'
+    )
 
 
 def test_numbers_and_booleans_are_text(tmp_path: Path) -> None:
@@ -284,7 +290,7 @@ def test_long_subject_warns_and_still_parses(tmp_path: Path) -> None:
     subject = "x" * 79
     issue, findings = lint(tmp_path, edit(GOOD, {2: f"subject: {subject}"}))
     assert only(findings) == (
-        "f.md:2: warning: the subject has 79 characters; inboxes cut it after about 78"
+        "f.md:2: warning: the subject has 79 characters; inboxes cut it after about 78 [subject-length]"
     )
     assert issue is not None and issue.findings[0].severity is Severity.WARNING
     issue, findings = lint(tmp_path, edit(GOOD, {2: f"subject: {'x' * 78}"}))
@@ -294,24 +300,28 @@ def test_long_subject_warns_and_still_parses(tmp_path: Path) -> None:
 def test_preheader_missing_or_long_warns(tmp_path: Path) -> None:
     issue, findings = lint(tmp_path, edit(GOOD, {3: None}))
     assert only(findings) == (
-        "f.md:1: warning: no preheader: the inbox preview will show the email's first words"
+        "f.md:1: warning: no preheader: the inbox preview will show the email's first words [missing-preheader]"
     )
     assert issue is not None and issue.preheader is None
     _, findings = lint(tmp_path, edit(GOOD, {3: f"preheader: {'y' * 141}"}))
     assert only(findings) == (
-        "f.md:3: warning: the preheader has 141 characters; inboxes show about 140"
+        "f.md:3: warning: the preheader has 141 characters; inboxes show about 140 [preheader-length]"
     )
 
 
 def test_bad_status(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {4: "status: sent"}))
-    assert only(findings) == 'f.md:4: error: status must be "draft" or "ready", not "sent"'
+    assert (
+        only(findings)
+        == 'f.md:4: error: status must be "draft" or "ready", not "sent" [bad-status]'
+    )
 
 
 def test_empty_front_matter(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {2: None, 3: None, 4: "# just a comment"}))
     assert (
-        only(findings) == "f.md:1: error: the front matter is empty: it needs at least 'subject: …'"
+        only(findings)
+        == "f.md:1: error: the front matter is empty: it needs at least 'subject: …' [empty-front-matter]"
     )
 
 
@@ -321,7 +331,7 @@ def test_empty_front_matter(tmp_path: Path) -> None:
 def test_empty_intro_warns(tmp_path: Path) -> None:
     issue, findings = lint(tmp_path, edit(GOOD, {7: "   "}))
     assert only(findings) == (
-        "f.md:5: warning: the intro is empty: a line or two before the first article"
+        "f.md:5: warning: the intro is empty: a line or two before the first article [empty-intro]"
     )
     assert issue is not None and issue.intro == ""
 
@@ -329,7 +339,7 @@ def test_empty_intro_warns(tmp_path: Path) -> None:
 def test_no_articles(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, "\n".join(GOOD.split("\n")[:8]))
     assert only(findings) == (
-        "f.md:7: error: the issue has no articles: each starts with a line '## Title'"
+        "f.md:7: error: the issue has no articles: each starts with a line '## Title' [no-articles]"
     )
 
 
@@ -337,12 +347,18 @@ def test_six_articles_are_too_many(tmp_path: Path) -> None:
     text = edit(GOOD, {9: "".join(article_n(n) for n in range(1, 6)) + "\n## First article"})
     _, findings = lint(tmp_path, text)
     sixth = 9 + 5 * 9 + 1
-    assert only(findings) == f"f.md:{sixth}: error: too many articles (6); an issue has at most 5"
+    assert (
+        only(findings)
+        == f"f.md:{sixth}: error: too many articles (6); an issue has at most 5 [too-many-articles]"
+    )
 
 
 def test_empty_title(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {9: "##"}))
-    assert only(findings) == "f.md:9: error: the article title is empty: write it after '## '"
+    assert (
+        only(findings)
+        == "f.md:9: error: the article title is empty: write it after '## ' [empty-title]"
+    )
 
 
 @pytest.mark.parametrize(
@@ -362,41 +378,53 @@ def test_empty_title(tmp_path: Path) -> None:
 )
 def test_unexpected_headings(tmp_path: Path, line: str, message: str) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {14: f"The summary.\n\n{line}\n\nMore."}))
-    assert only(findings) == f"f.md:16: error: {message}"
+    assert only(findings) == f"f.md:16: error: {message} [unexpected-heading]"
 
 
 def test_setext_heading_is_reported_at_its_underline(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {14: "The summary\nparagraph\n---"}))
     assert findings == [
-        'f.md:9: error: article "First article" has no summary: write it under the fields',
+        'f.md:9: error: article "First article" has no summary: write it under the fields [missing-summary]',
         "f.md:16: error: a line of '---' or '===' under text makes it a heading: "
-        "leave a blank line above it",
+        "leave a blank line above it [unexpected-heading]",
     ]
 
 
 def test_heading_without_space_warns(tmp_path: Path) -> None:
     issue, findings = lint(tmp_path, edit(GOOD, {14: "##Oops"}))
-    assert only(findings) == "f.md:14: warning: this is not a heading: put a space after the '#'s"
+    assert (
+        only(findings)
+        == "f.md:14: warning: this is not a heading: put a space after the '#'s [heading-no-space]"
+    )
     assert issue is not None
 
 
 def test_implications_missing_empty_twice_or_early(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {15: None, 16: None, 17: None}))
     assert only(findings) == (
-        'f.md:9: error: article "First article" has no "### Practice Implications" section'
+        'f.md:9: error: article "First article" has no "### Practice Implications" section [missing-implications]'
     )
     _, findings = lint(tmp_path, edit(GOOD, {17: ""}))
-    assert only(findings) == 'f.md:16: error: "### Practice Implications" is empty'
+    assert (
+        only(findings)
+        == 'f.md:16: error: "### Practice Implications" is empty [empty-implications]'
+    )
     _, findings = lint(tmp_path, edit(GOOD, {17: "A.\n\n### Practice Implications\nB."}))
-    assert only(findings) == 'f.md:19: error: a second "### Practice Implications" heading'
+    assert (
+        only(findings)
+        == 'f.md:19: error: a second "### Practice Implications" heading [duplicate-implications]'
+    )
     _, findings = lint(tmp_path, edit(GOOD, {7: "### Practice Implications\nToo early."}))
-    assert only(findings) == 'f.md:7: error: "### Practice Implications" before the first article'
+    assert only(findings) == (
+        'f.md:7: error: "### Practice Implications" before the first article'
+        " [implications-before-article]"
+    )
 
 
 def test_summary_required(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {13: None, 14: None}))
     assert only(findings) == (
-        'f.md:9: error: article "First article" has no summary: write it under the fields'
+        'f.md:9: error: article "First article" has no summary: write it under the fields [missing-summary]'
     )
 
 
@@ -406,34 +434,40 @@ def test_summary_required(tmp_path: Path) -> None:
 def test_missing_fields(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {10: None, 11: None, 12: None}))
     assert findings == [
-        'f.md:9: error: article "First article" has no "Citation:" line',
-        'f.md:9: error: article "First article" needs a "DOI:" or a "Link:" line',
-        'f.md:9: error: article "First article" has no "Topics:" line',
+        'f.md:9: error: article "First article" has no "Citation:" line [missing-citation]',
+        'f.md:9: error: article "First article" needs a "DOI:" or a "Link:" line [missing-doi]',
+        'f.md:9: error: article "First article" has no "Topics:" line [missing-topics]',
     ]
 
 
 def test_unknown_field_suggests_the_right_one(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {12: "Topcs: Training\nTopics: Training"}))
-    assert only(findings) == 'f.md:12: error: unknown field "Topcs" (did you mean "Topics"?)'
+    assert (
+        only(findings)
+        == 'f.md:12: error: unknown field "Topcs" (did you mean "Topics"?) [unknown-field]'
+    )
     _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Training\nJournal: Psychotherapy"}))
     assert only(findings) == (
-        'f.md:13: error: unknown field "Journal" (fields are Citation, DOI, Link and Topics)'
+        'f.md:13: error: unknown field "Journal" (fields are Citation, DOI, Link and Topics) [unknown-field]'
     )
 
 
 def test_duplicate_and_empty_fields(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Training\nDOI: 10.1/other"}))
-    assert only(findings) == 'f.md:13: error: "DOI:" appears twice (first on line 11)'
+    assert (
+        only(findings)
+        == 'f.md:13: error: "DOI:" appears twice (first on line 11) [duplicate-field]'
+    )
     _, findings = lint(tmp_path, edit(GOOD, {10: "Citation:", 11: "DOI: 10.1/x\nCitation: ok"}))
-    assert findings == ['f.md:10: error: "Citation:" is empty']
+    assert findings == ['f.md:10: error: "Citation:" is empty [empty-field]']
 
 
 def test_field_after_the_summary_started(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {11: None, 13: "A wrapped\nDOI: 10.1002/cpp.2509"}))
     assert findings == [
-        'f.md:9: error: article "First article" needs a "DOI:" or a "Link:" line',
+        'f.md:9: error: article "First article" needs a "DOI:" or a "Link:" line [missing-doi]',
         'f.md:13: error: "DOI:" is not directly under the article title, so it is not a field: '
-        "fields come right after '## Title', before the summary",
+        "fields come right after '## Title', before the summary [misplaced-field]",
     ]
 
 
@@ -448,11 +482,14 @@ def test_bad_doi_is_an_error_on_its_line(tmp_path: Path, doi: str) -> None:
 def test_doubtful_doi_warns(tmp_path: Path) -> None:
     issue, findings = lint(tmp_path, edit(GOOD, {11: "DOI: 10.1002/cpp.2509 (online first)"}))
     assert only(findings) == (
-        "f.md:11: warning: the DOI holds a space: is there something else on this line?"
+        "f.md:11: warning: the DOI holds a space: is there something else on this line? [doubtful-doi]"
     )
     assert issue is not None
     _, findings = lint(tmp_path, edit(GOOD, {11: "DOI: 10.1002/cpp.2509."}))
-    assert only(findings) == 'f.md:11: warning: the DOI ends with ".": is that part of it?'
+    assert (
+        only(findings)
+        == 'f.md:11: warning: the DOI ends with ".": is that part of it? [doubtful-doi]'
+    )
 
 
 @pytest.mark.parametrize(
@@ -468,44 +505,52 @@ def test_doubtful_doi_warns(tmp_path: Path) -> None:
 )
 def test_link_must_be_https(tmp_path: Path, link: str) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {11: f"Link: {link}"}))
-    assert only(findings) == f'f.md:11: error: Link must be an https:// address, not "{link}"'
+    assert (
+        only(findings)
+        == f'f.md:11: error: Link must be an https:// address, not "{link}" [bad-link]'
+    )
 
 
 def test_unknown_topic_suggests_the_closest(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Depresion; Training; Quantum Physics"}))
     assert findings == [
-        'f.md:12: error: unknown topic "Depresion" (did you mean "Depression and Depressive Symptoms"?)',
-        'f.md:12: error: unknown topic "Quantum Physics"',
+        'f.md:12: error: unknown topic "Depresion" (did you mean "Depression and Depressive Symptoms"?) [unknown-topic]',
+        'f.md:12: error: unknown topic "Quantum Physics" [unknown-topic]',
     ]
 
 
 def test_topics_split_on_commas_is_caught(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Training, Empathy"}))
     assert only(findings) == (
-        "f.md:12: error: unknown topic \"Training, Empathy\" (separate topics with ';', not ',')"
+        "f.md:12: error: unknown topic \"Training, Empathy\" (separate topics with ';', not ',') [unknown-topic]"
     )
     _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Attendance, Attrition, Drop-Out"}))
     assert only(findings) == (
         'f.md:12: error: unknown topic "Attendance, Attrition, Drop-Out" '
-        '(did you mean "Attendance, Attrition, and Drop-Out"?)'
+        '(did you mean "Attendance, Attrition, and Drop-Out"?) [unknown-topic]'
     )
 
 
 def test_duplicate_topic_warns(tmp_path: Path) -> None:
     issue, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Training; training"}))
-    assert only(findings) == 'f.md:12: warning: topic "Training" is listed twice'
+    assert only(findings) == 'f.md:12: warning: topic "Training" is listed twice [duplicate-topic]'
     assert issue is not None and issue.articles[0].topics == ("Training",)
 
 
 def test_topics_without_a_name(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: ; ;"}))
-    assert only(findings) == "f.md:12: error: no topic named: separate topic names with ';'"
+    assert (
+        only(findings)
+        == "f.md:12: error: no topic named: separate topic names with ';' [empty-topics]"
+    )
 
 
 def test_duplicate_doi_across_articles_warns(tmp_path: Path) -> None:
     text = GOOD + "\n" + article_n(2).replace("10.1000/2", "10.1002/CPP.2509")
     issue, findings = lint(tmp_path, text)
-    assert only(findings) == "f.md:19: warning: the same DOI as the article on line 9"
+    assert (
+        only(findings) == "f.md:19: warning: the same DOI as the article on line 9 [duplicate-doi]"
+    )
     assert issue is not None
 
 
@@ -526,7 +571,9 @@ def test_unsafe_links_are_errors(tmp_path: Path, line: int, changed: str) -> Non
     _, findings = lint(tmp_path, edit(GOOD, {line: changed}))
     where = line + changed.count("\n")
     assert only(findings).startswith(f"f.md:{where}: error: link ")
-    assert only(findings).endswith("is not allowed: use an https:, http: or mailto: address")
+    assert only(findings).endswith(
+        "is not allowed: use an https:, http: or mailto: address [unsafe-link]"
+    )
 
 
 def test_safe_links_and_html_lookalikes_pass(tmp_path: Path) -> None:
@@ -545,7 +592,7 @@ def test_safe_links_and_html_lookalikes_pass(tmp_path: Path) -> None:
 
 def test_empty_link_target(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {14: "An [empty]() link."}))
-    assert only(findings) == "f.md:14: error: a link without an address"
+    assert only(findings) == "f.md:14: error: a link without an address [empty-link]"
 
 
 # --- all findings together, and the file name ----------------------------------------------------------
@@ -573,7 +620,7 @@ def test_all_findings_are_reported_together(tmp_path: Path) -> None:
         "f.md:16",
     ]
     assert findings[0] == (
-        'f.md:1: error: the file name "2021-13.md" is not a month: name it YYYY-MM.md (2021-01.md)'
+        'f.md:1: error: the file name "2021-13.md" is not a month: name it YYYY-MM.md (2021-01.md) [file-name]'
     )
 
 
@@ -598,7 +645,7 @@ def test_bad_file_name_is_an_error(tmp_path: Path) -> None:
     issue, findings = lint(tmp_path, GOOD, name="draft.md")
     assert issue is None
     assert only(findings) == (
-        'f.md:1: error: the file name "draft.md" is not a month: name it YYYY-MM.md (2021-01.md)'
+        'f.md:1: error: the file name "draft.md" is not a month: name it YYYY-MM.md (2021-01.md) [file-name]'
     )
 
 

@@ -17,34 +17,37 @@ from tests.issuekit import GOOD, TOPICS, edit, lint
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (b"", "f.md:1: error: the file is empty: it needs front matter and at least one article"),
+        (
+            b"",
+            "f.md:1: error: the file is empty: it needs front matter and at least one article [empty-file]",
+        ),
         (
             b"  \n\n\t\n",
-            "f.md:1: error: the file is empty: it needs front matter and at least one article",
+            "f.md:1: error: the file is empty: it needs front matter and at least one article [empty-file]",
         ),
         (
             b"\xef\xbb\xbf",
-            "f.md:1: error: the file is empty: it needs front matter and at least one article",
+            "f.md:1: error: the file is empty: it needs front matter and at least one article [empty-file]",
         ),
         (
             b"---",
-            "f.md:1: error: the front matter opened here is never closed: add a '---' line",
+            "f.md:1: error: the front matter opened here is never closed: add a '---' line [unclosed-front-matter]",
         ),
         (
             b"ok\nok\n\xff\xfe",
-            "f.md:3: error: the file is not UTF-8 text (byte 0xff); save it as UTF-8",
+            "f.md:3: error: the file is not UTF-8 text (byte 0xff); save it as UTF-8 [not-utf8]",
         ),
         (
             b"\xff\xfe-\x00-\x00",
-            "f.md:1: error: the file is not UTF-8 text (byte 0xff); save it as UTF-8",
+            "f.md:1: error: the file is not UTF-8 text (byte 0xff); save it as UTF-8 [not-utf8]",
         ),
         (
             b"---\nsubject: a\x00b\n---\n",
-            "f.md:2: error: the file holds a control character (U+0000): is it a text file?",
+            "f.md:2: error: the file holds a control character (U+0000): is it a text file? [control-character]",
         ),
         (
             b"\x89PNG\r\n\x1a\n\x00\x00",
-            "f.md:1: error: the file is not UTF-8 text (byte 0x89); save it as UTF-8",
+            "f.md:1: error: the file is not UTF-8 text (byte 0x89); save it as UTF-8 [not-utf8]",
         ),
     ],
 )
@@ -57,22 +60,25 @@ def test_garbage_gives_one_finding(tmp_path: Path, content: bytes, expected: str
 def test_front_matter_only_dashes(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, "---\n---\n")
     assert findings == [
-        "f.md:1: error: the front matter is empty: it needs at least 'subject: …'",
-        "f.md:2: warning: the intro is empty: a line or two before the first article",
-        "f.md:2: error: the issue has no articles: each starts with a line '## Title'",
+        "f.md:1: error: the front matter is empty: it needs at least 'subject: …' [empty-front-matter]",
+        "f.md:2: warning: the intro is empty: a line or two before the first article [empty-intro]",
+        "f.md:2: error: the issue has no articles: each starts with a line '## Title' [no-articles]",
     ]
 
 
 def test_deeply_nested_yaml(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, edit(GOOD, {3: "preheader: " + "[" * 5000}))
     # PyYAML gives no position when it runs out of stack: the front matter's first line is named
-    assert findings[0] == "f.md:2: error: the front matter is not valid YAML: nested too deeply"
+    assert (
+        findings[0]
+        == "f.md:2: error: the front matter is not valid YAML: nested too deeply [yaml-syntax]"
+    )
 
 
 def test_huge_file(tmp_path: Path) -> None:
     _, findings = lint(tmp_path, GOOD + "x" * 256 * 1024)
     assert findings == [
-        "f.md:1: error: the file is larger than 256 KB; an issue is a few KB of Markdown"
+        "f.md:1: error: the file is larger than 256 KB; an issue is a few KB of Markdown [file-too-large]"
     ]
     issue, _ = lint(tmp_path, GOOD + "x" * (256 * 1024 - len(GOOD) - 1))
     assert issue is not None  # just under the limit
@@ -82,11 +88,11 @@ def test_unreadable_paths(tmp_path: Path) -> None:
     issue, findings = lint_issue(tmp_path / "2021-01.md", TOPICS, display_path="f.md")
     assert issue is None
     assert [str(f) for f in findings] == [
-        "f.md:1: error: cannot read the file: No such file or directory"
+        "f.md:1: error: cannot read the file: No such file or directory [unreadable]"
     ]
     (tmp_path / "2021-02.md").mkdir()
     _, findings = lint_issue(tmp_path / "2021-02.md", TOPICS, display_path="f.md")
-    assert str(findings[0]) == "f.md:1: error: cannot read the file: Is a directory"
+    assert str(findings[0]) == "f.md:1: error: cannot read the file: Is a directory [unreadable]"
 
 
 def test_random_bytes_never_raise(tmp_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import hmac
 import re
 import stat
 from datetime import UTC, datetime, timedelta
@@ -12,7 +15,7 @@ import pytest
 
 from newsletter.config import Settings, load_settings
 from newsletter.errors import ConfigError, TokenError
-from newsletter.tokens import LinkSigner, Purpose, load_signer
+from newsletter.tokens import FastHmac, LinkSigner, Purpose, load_signer
 
 KEY = b"k" * 32
 SENT = datetime(2026, 1, 6, 14, 0, tzinfo=UTC)
@@ -137,3 +140,44 @@ def test_an_empty_key_file_is_a_config_error(settings: Settings) -> None:
     key_file.write_text("\n")
     with pytest.raises(ConfigError, match=r"\.secret_key"):
         load_signer(settings)
+
+
+HMAC_KEYS = [
+    b"",
+    b"k",
+    b"k" * 16,
+    bytes(range(32)),
+    b"\xff" * 63,
+    b"x" * 64,  # exactly one SHA-256 block
+    b"y" * 65,  # one byte over: hashed first (RFC 2104)
+    b"another key of some length" * 5,
+    bytes(range(256)) * 2,
+]
+HMAC_MESSAGES = [b"", b"a", b"u1f.t4x2kq", bytes(range(256)), b"m" * 1000]
+
+
+@pytest.mark.parametrize("key", HMAC_KEYS, ids=lambda key: f"key{len(key)}")
+def test_fast_hmac_equals_hmac_sha256(key: bytes) -> None:
+    """The precomputed-pad HMAC equals the standard library's, for short, long and empty input."""
+    fast = FastHmac(key)
+    for message in HMAC_MESSAGES:
+        assert fast.digest(message) == hmac.new(key, message, hashlib.sha256).digest()
+    assert fast.digest(b"a") == fast.digest(b"a")  # the prepared states are not consumed
+
+
+def test_fast_hmac_differs_by_key_and_message() -> None:
+    """A check that the comparison above can fail: other keys and messages give other digests."""
+    assert FastHmac(b"x" * 64).digest(b"a") != FastHmac(b"x" * 65).digest(b"a")
+    assert FastHmac(b"k").digest(b"") != FastHmac(b"k").digest(b"\0")
+
+
+@pytest.mark.parametrize("key", [b"k" * 16, b"another key of some length" * 5])
+def test_fast_token_signing_is_plain_hmac_sha256(key: bytes) -> None:
+    """A token's signature is HMAC-SHA256 under the derived link key, truncated: key for key."""
+    signer = LinkSigner(key)
+    token = signer.sign(Purpose.UNSUBSCRIBE, 123456789)
+    body, _, signature = token.rpartition(".")
+    link_key = hmac.new(key, b"newsletter link tokens v1", hashlib.sha256).digest()
+    expected = hmac.new(link_key, body.encode(), hashlib.sha256).digest()[:16]
+    assert signature == base64.urlsafe_b64encode(expected).decode()[:22]
+    assert signer.verify(Purpose.UNSUBSCRIBE, token) == 123456789

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
-from newsletter.checks import check_rendered
+from newsletter.checks import check_rendered, merge_findings
 from newsletter.cli import Project, pass_project
+from newsletter.codes import CODES
 from newsletter.config import Settings
 from newsletter.errors import RenderError
 from newsletter.issues import lint_issue, load_topics, read_issue, resolve_issue
-from newsletter.issues.common import display
+from newsletter.issues.common import closest, display
 from newsletter.models import Finding, Issue, RenderedIssue
 from newsletter.render import render_issue
 from newsletter.render.files import email_files, write_folder
@@ -33,6 +34,39 @@ def _echo_finding(finding: Finding) -> None:
     click.secho(str(finding), fg="red" if finding.is_error else "yellow", err=True)
 
 
+def _ignored_codes(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> frozenset[str]:
+    """The --ignore codes, each a known warning code; anything else is a usage error (exit 2)."""
+    for value in values:
+        code = CODES.get(value)
+        if code is None:
+            match = closest(value, list(CODES))
+            hint = f' (did you mean "{match}"?)' if match else ""
+            raise click.BadParameter(
+                f'unknown code "{value}"{hint}; the codes are listed in docs/issue-format.md',
+                ctx,
+                param,
+            )
+        if not code.ignorable:
+            raise click.BadParameter(
+                f'"{value}" is the code of an error: only warnings can be ignored (an issue '
+                "with an error is never built or sent); fix the error instead",
+                ctx,
+                param,
+            )
+    return frozenset(values)
+
+
+ignore_option = click.option(
+    "--ignore",
+    metavar="CODE",
+    multiple=True,
+    callback=_ignored_codes,
+    help="Do not show warnings of this code (repeatable), e.g. --ignore subject-length.",
+)
+
+
 @click.command(epilog=ISSUE_HELP)
 @click.argument("issue")
 @click.option(
@@ -41,15 +75,17 @@ def _echo_finding(finding: Finding) -> None:
     default=None,
     help="Folder to write (replaced whole). Default: build/MONTH/ in the project.",
 )
+@ignore_option
 @pass_project
-def build(project: Project, issue: str, out: Path | None) -> None:
+def build(project: Project, issue: str, out: Path | None, ignore: frozenset[str]) -> None:
     """Render ISSUE into email.html, email.txt, email.mjml and email.eml (a sample reader's copy)."""
     started = time.perf_counter()
     settings = project.settings
     path = resolve_issue(settings.issues_dir, issue)
     parsed = read_issue(path, load_topics(settings.topics_file))
     for finding in parsed.findings:
-        _echo_finding(finding)
+        if finding.code not in ignore:
+            _echo_finding(finding)
     rendered = _render(settings, parsed)
     files = email_files(rendered, sender=settings.sender, links=settings.links)
     target = out if out is not None else settings.build_dir / parsed.month
@@ -64,47 +100,49 @@ def build(project: Project, issue: str, out: Path | None) -> None:
 
 @click.command(epilog=ISSUE_HELP)
 @click.argument("issues", metavar="ISSUE...", nargs=-1, required=True)
+@ignore_option
 @pass_project
 @click.pass_context
-def check(ctx: click.Context, project: Project, issues: tuple[str, ...]) -> None:
+def check(
+    ctx: click.Context, project: Project, issues: tuple[str, ...], ignore: frozenset[str]
+) -> None:
     """Check ISSUE files and the emails they render to; exit 1 when there is an error."""
     settings = project.settings
     paths = [resolve_issue(settings.issues_dir, issue) for issue in issues]
     topics = load_topics(settings.topics_file)
-    errors = warnings = 0
+    errors = warnings = ignored = 0
     for path in paths:
         findings = issue_findings(settings, path, topics)
-        for finding in findings:
+        shown = [finding for finding in findings if finding.code not in ignore]
+        for finding in shown:
             click.secho(str(finding), fg="red" if finding.is_error else "yellow")
-        errors += sum(finding.is_error for finding in findings)
-        warnings += sum(not finding.is_error for finding in findings)
-    files = f"{len(paths)} file{'s' if len(paths) != 1 else ''}"
-    summary = f"{files} checked: {errors} error{'s' if errors != 1 else ''}, "
-    summary += f"{warnings} warning{'s' if warnings != 1 else ''}"
-    click.secho(summary, fg="red" if errors else "green", bold=True)
+        errors += sum(finding.is_error for finding in shown)
+        warnings += sum(not finding.is_error for finding in shown)
+        ignored += len(findings) - len(shown)
+    click.secho(
+        _summary(len(paths), errors, warnings, ignored), fg="red" if errors else "green", bold=True
+    )
     ctx.exit(1 if errors else 0)
+
+
+def _summary(files: int, errors: int, warnings: int, ignored: int) -> str:
+    """``2 files checked: 1 error, 0 warnings`` (and how many were ignored, if any)."""
+    summary = f"{_count(files, 'file')} checked: {_count(errors, 'error')}, "
+    summary += _count(warnings, "warning")
+    return summary + (f" ({ignored} ignored)" if ignored else "")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' if number != 1 else ''}"
 
 
 def issue_findings(settings: Settings, path: Path, topics: tuple[str, ...]) -> list[Finding]:
     """The file's own findings, then (if it parses) the rendered email's, without repeats."""
     shown = display(path)
     issue, findings = lint_issue(path, topics, display_path=shown)
-    result = list(findings)
     if issue is None:
-        return result
-    reported = {_topic_of(finding) for finding in result} - {None}
-    for finding in check_rendered(_render(settings, issue), path=shown):
-        if _topic_of(finding) not in reported:  # the file's lint said it already, at its line
-            result.append(finding)
-    return result
-
-
-def _topic_of(finding: Finding) -> str | None:
-    """Subject and preheader lengths are checked both in the file and in the rendered email."""
-    for topic in ("the subject", "the preheader"):
-        if finding.message.startswith(topic):
-            return topic
-    return None
+        return list(findings)
+    return merge_findings(findings, check_rendered(_render(settings, issue), path=shown))
 
 
 @click.command(epilog=ISSUE_HELP)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import sys
 import time
@@ -41,10 +40,10 @@ from newsletter.send import (
 )
 from newsletter.store.database import Database
 from newsletter.store.ledger import SendStatus, refusal
+from newsletter.values.month import looks_like_month
 
 ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
 LOG_EVERY_SECONDS = 5.0
-_MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
 
 
 # --- progress on a terminal, or as log lines --------------------------------------------------
@@ -323,7 +322,7 @@ def _send_test_copies(
 
 
 def _month(settings: Settings, ref: str) -> str:
-    if _MONTH_RE.match(ref):
+    if looks_like_month(ref):
         return ref
     path = resolve_issue(settings.issues_dir, ref)
     return month_of(Path(path)) or ref

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import click
@@ -11,6 +10,7 @@ import click
 from newsletter.cli import Project, pass_project
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
+from newsletter.values.month import is_month
 
 
 @click.command()
@@ -123,7 +123,7 @@ def archive(project: Project, out_dir: Path | None) -> None:
     settings = project.settings
     target = out_dir if out_dir is not None else settings.build_dir / "archive"
     written = export_static(settings, target)
-    issues = sum(1 for path in written if re.fullmatch(r"\d{4}-\d{2}", path.parent.name))
+    issues = sum(1 for path in written if is_month(path.parent.name))
     click.echo(f"wrote {len(written)} files ({issues} issues) to {target}")
 
 

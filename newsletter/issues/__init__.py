@@ -4,7 +4,10 @@ The format is described in ``docs/issue-format.md``. Every problem becomes a ``F
 to its file line; all findings of a file are collected at once and no input, however broken,
 raises anything but the documented errors. The parsing is split by part of the file:
 ``frontmatter`` (the YAML), ``body`` (headings and Markdown checks), ``article`` (fields, summary,
-Practice Implications); ``common`` holds DOIs, topic names and the findings collector.
+Practice Implications); ``fields`` declares the front matter keys and article fields once;
+``common`` holds topic names and the findings collector. Months and DOIs are parsed by the leaf
+modules ``newsletter.values.month`` and ``newsletter.values.doi``; finding codes are registered in
+``newsletter.codes``.
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ from newsletter.issues.common import (
     canonical_topic,
     closest,
     display,
-    doi_url,
     fold,
-    parse_doi,
     yaml_line,
     yaml_problem,
 )
 from newsletter.issues.frontmatter import FrontMatter, parse_front_matter, split_front_matter
 from newsletter.models import Article, Finding, Issue
+from newsletter.values.doi import doi_url, parse_doi
+from newsletter.values.month import MonthError, looks_like_month, parse_month
 
 __all__ = [
     "canonical_topic",
@@ -48,21 +51,21 @@ __all__ = [
 MAX_BYTES = 256 * 1024  # an issue is a few KB; anything this big is the wrong file
 MAX_ARTICLES = 5
 
-_MONTH_RE = re.compile(r"(\d{4})-(\d{2})")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def month_of(path: Path) -> str | None:
     """The month "YYYY-MM" a file name such as ``2021-01.md`` gives; None unless a real month."""
-    match = _MONTH_RE.fullmatch(path.stem)
-    if not match or int(match.group(1)) == 0 or not 1 <= int(match.group(2)) <= 12:
+    try:
+        parse_month(path.stem)
+    except MonthError:
         return None
-    return match.group(0)
+    return path.stem
 
 
 def resolve_issue(issues_dir: Path, ref: str) -> Path:
     """The file a command's ISSUE argument means: a month (looked up in ``issues_dir``) or a path."""
-    if _MONTH_RE.fullmatch(ref):
+    if looks_like_month(ref):
         path = issues_dir / f"{ref}.md"
         if not path.is_file():
             raise IssueNotFoundError(f"no issue for {ref}: {display(path)} does not exist")
@@ -140,7 +143,9 @@ def lint_issue(
     month = month_of(path)
     if month is None:
         report.error(
-            1, f'the file name "{path.name}" is not a month: name it YYYY-MM.md (2021-01.md)'
+            "file-name",
+            1,
+            f'the file name "{path.name}" is not a month: name it YYYY-MM.md (2021-01.md)',
         )
     text = _read_source(path, report)
     parsed = _parse(text, topics, report) if text is not None else None
@@ -150,13 +155,11 @@ def lint_issue(
     issue = Issue(
         month=month,
         path=path,
-        subject=front.subject,
-        preheader=front.preheader,
-        status=front.status,
         intro=intro,
         articles=articles,
         findings=report.result(),
         source=text or "",
+        **front.values,
     )
     return issue, issue.findings
 
@@ -170,10 +173,12 @@ def _read_source(path: Path, report: Report) -> str | None:
         with path.open("rb") as handle:
             data = handle.read(MAX_BYTES + 1)
     except OSError as err:
-        report.error(1, f"cannot read the file: {err.strerror or err}")
+        report.error("unreadable", 1, f"cannot read the file: {err.strerror or err}")
         return None
     if len(data) > MAX_BYTES:
-        report.error(1, "the file is larger than 256 KB; an issue is a few KB of Markdown")
+        report.error(
+            "file-too-large", 1, "the file is larger than 256 KB; an issue is a few KB of Markdown"
+        )
         return None
     return _decode(data.removeprefix(codecs.BOM_UTF8), report)
 
@@ -184,17 +189,25 @@ def _decode(data: bytes, report: Report) -> str | None:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         byte = data[err.start]
-        report.error(line, f"the file is not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8")
+        report.error(
+            "not-utf8", line, f"the file is not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8"
+        )
         return None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     control = _CONTROL_RE.search(text)
     if control:
         line = text.count("\n", 0, control.start()) + 1
         code = ord(control.group())
-        report.error(line, f"the file holds a control character (U+{code:04X}): is it a text file?")
+        report.error(
+            "control-character",
+            line,
+            f"the file holds a control character (U+{code:04X}): is it a text file?",
+        )
         return None
     if not text.strip():
-        report.error(1, "the file is empty: it needs front matter and at least one article")
+        report.error(
+            "empty-file", 1, "the file is empty: it needs front matter and at least one article"
+        )
         return None
     return text
 
@@ -226,7 +239,9 @@ def _parse_body(
     check_section(body, 0, intro_end)
     if not intro.strip():
         body.report.warning(
-            closing_line, "the intro is empty: a line or two before the first article"
+            "empty-intro",
+            closing_line,
+            "the intro is empty: a line or two before the first article",
         )
     _check_article_count(body, starts, closing_line)
     ends = [heading.index for heading in starts[1:]] + [len(body.lines)]  # longer when no article
@@ -239,7 +254,9 @@ def _parse_body(
     for heading in headings:
         if heading.kind == "implications" and heading.index < intro_end:
             body.report.error(
-                body.line_no(heading.index), f'"### {IMPLICATIONS}" before the first article'
+                "implications-before-article",
+                body.line_no(heading.index),
+                f'"### {IMPLICATIONS}" before the first article',
             )
     return intro, articles
 
@@ -260,9 +277,12 @@ def _check_article_count(body: Body, starts: list[Heading], closing_line: int) -
     if not starts:
         text_lines = [index for index, line in enumerate(body.lines) if line.strip()]
         line = body.line_no(text_lines[0]) if text_lines else closing_line
-        body.report.error(line, "the issue has no articles: each starts with a line '## Title'")
+        body.report.error(
+            "no-articles", line, "the issue has no articles: each starts with a line '## Title'"
+        )
     elif len(starts) > MAX_ARTICLES:
         body.report.error(
+            "too-many-articles",
             body.line_no(starts[MAX_ARTICLES].index),
             f"too many articles ({len(starts)}); an issue has at most {MAX_ARTICLES}",
         )
@@ -273,6 +293,8 @@ def _check_duplicate_dois(report: Report, articles: tuple[Article, ...]) -> None
     for article in articles:
         if article.doi and article.doi.lower() in seen:
             first = seen[article.doi.lower()]
-            report.warning(article.line, f"the same DOI as the article on line {first}")
+            report.warning(
+                "duplicate-doi", article.line, f"the same DOI as the article on line {first}"
+            )
         elif article.doi:
             seen[article.doi.lower()] = article.line

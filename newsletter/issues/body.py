@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from newsletter import markdown
-from newsletter.issues.common import Report, fold, short
+from newsletter.issues.common import Report, fold, link_problem, short
+from newsletter.issues.fields import ARTICLE_FIELDS, lookup
 
-FIELDS = ("Citation", "DOI", "Link", "Topics")
 IMPLICATIONS = "Practice Implications"
 FIELD_RE = re.compile(r" {0,3}([A-Za-z][\w-]*)[ \t]*:(?!//)(.*)")
 _NO_SPACE_HEADING_RE = re.compile(r" {0,3}#{2,6}[^\s#]")
@@ -52,7 +52,9 @@ def find_headings(body: Body) -> list[Heading]:
         if kind == "other":
             # a setext heading is reported at its underline, the line that made it a heading
             line = token.map[0] if token.markup.startswith("#") else token.map[1] - 1
-            body.report.error(body.line_no(line), _heading_problem(token.tag, token.markup))
+            body.report.error(
+                "unexpected-heading", body.line_no(line), _heading_problem(token.tag, token.markup)
+            )
         headings.append(Heading(token.map[0], kind, title))
     return headings
 
@@ -94,11 +96,14 @@ def check_section(body: Body, start: int, end: int) -> None:
             continue
         if _NO_SPACE_HEADING_RE.match(line):
             body.report.warning(
-                body.line_no(index), "this is not a heading: put a space after the '#'s"
+                "heading-no-space",
+                body.line_no(index),
+                "this is not a heading: put a space after the '#'s",
             )
         match = FIELD_RE.fullmatch(line)
-        if match and match.group(1).lower() in {name.lower() for name in FIELDS}:
+        if match and lookup(ARTICLE_FIELDS, match.group(1)) is not None:
             body.report.error(
+                "misplaced-field",
                 body.line_no(index),
                 f'"{match.group(1)}:" is not directly under the article title, so it is not a '
                 "field: fields come right after '## Title', before the summary",
@@ -110,19 +115,8 @@ def check_links(body: Body, start: int, end: int) -> None:
     for link in markdown.links("\n".join(lines)):
         if not markdown.is_safe_url(link.url):
             line = body.line_no(start + _locate(lines, link.line, link.url))
-            body.report.error(line, _link_problem(link.url))
-
-
-def check_inline_links(report: Report, text: str, line: int) -> None:
-    for link in markdown.links(text):
-        if not markdown.is_safe_url(link.url):
-            report.error(line, _link_problem(link.url))
-
-
-def _link_problem(url: str) -> str:
-    if not url:
-        return "a link without an address"
-    return f'link "{short(url)}" is not allowed: use an https:, http: or mailto: address'
+            code, message = link_problem(link.url)
+            body.report.error(code, line, message)
 
 
 def _locate(lines: list[str], start: int, url: str) -> int:

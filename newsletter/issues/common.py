@@ -1,4 +1,4 @@
-"""Shared pieces of the issue reader: DOIs, topic names, the findings collector, YAML marks."""
+"""Shared pieces of the issue reader: topic names, the findings collector, YAML marks."""
 
 from __future__ import annotations
 
@@ -7,42 +7,16 @@ import unicodedata
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 from pathlib import Path
-from urllib.parse import quote, unquote
 
+from newsletter import markdown
+from newsletter.codes import code_for
 from newsletter.models import Finding, Severity
 
-_DOI_PREFIX_RE = re.compile(r"doi:\s*|(?:https?://)?(?:dx\.|www\.)?doi\.org/", re.IGNORECASE)
-_DOI_RE = re.compile(r"10\.\d+(?:\.\d+)*/.+", re.DOTALL)
-# Characters a URL path may hold as they are (RFC 3986 sub-delims, ":" and "@"); quote() keeps
-# letters, digits and "_.-~" too and percent-encodes everything else (<, >, #, %, ", ?, space …).
-_DOI_PATH_SAFE = "/!$&'()*+,;=:@"
-LINE_BREAKS = ("Cc", "Zl", "Zp")
-MAX_FINDINGS = 200  # a file with more problems than this is not worth listing in full  # Unicode categories of control characters and line separators
+LINE_BREAKS = ("Cc", "Zl", "Zp")  # Unicode categories of control characters and line separators
+MAX_FINDINGS = 200  # a file with more problems than this is not worth listing in full
 
 
 # --- public helpers ------------------------------------------------------------------------------
-
-
-def parse_doi(raw: str) -> str:
-    """The bare DOI of ``10.x/…``, ``doi:10.x/…`` or ``https://doi.org/10.x/…``; ValueError if none."""
-    text = raw.strip()
-    prefix = _DOI_PREFIX_RE.match(text)
-    doi = text[prefix.end() :] if prefix else text
-    if prefix and "doi.org" in prefix.group(0).lower():
-        doi = unquote(doi)  # a copied link may hold %3C for "<" and so on
-    if any(unicodedata.category(char) in LINE_BREAKS for char in doi):
-        raise ValueError("a DOI cannot hold line breaks or control characters")
-    if not _DOI_RE.fullmatch(doi):
-        raise ValueError(
-            f'"{short(text)}" is not a DOI: expected 10.<digits>/<suffix>, e.g. 10.1002/cpp.2509, '
-            "doi:10.1002/cpp.2509 or https://doi.org/10.1002/cpp.2509"
-        )
-    return doi
-
-
-def doi_url(doi: str) -> str:
-    """The https://doi.org/ link of a bare DOI, with the characters URLs reserve percent-encoded."""
-    return "https://doi.org/" + quote(doi, safe=_DOI_PATH_SAFE)
 
 
 def canonical_topic(name: str, topics: Sequence[str]) -> str | None:
@@ -73,13 +47,16 @@ class Report:
         self.findings: list[Finding] = []
         self.hidden: list[Finding] = []  # over the limit: counted, not shown
 
-    def error(self, line: int, message: str) -> None:
-        self._add(Finding(self.path, max(line, 1), Severity.ERROR, message))
+    def error(self, code: str, line: int, message: str) -> None:
+        """Report an error of the registered ``code`` at ``line``."""
+        self._add(Finding(self.path, max(line, 1), Severity.ERROR, message, code))
 
-    def warning(self, line: int, message: str) -> None:
-        self._add(Finding(self.path, max(line, 1), Severity.WARNING, message))
+    def warning(self, code: str, line: int, message: str) -> None:
+        """Report a warning of the registered ``code`` at ``line``."""
+        self._add(Finding(self.path, max(line, 1), Severity.WARNING, message, code))
 
     def _add(self, finding: Finding) -> None:
+        code_for(finding.code, finding.severity)  # a typo'd or mislevelled code fails loudly
         (self.hidden if self.full else self.findings).append(finding)
 
     @property
@@ -101,7 +78,7 @@ class Report:
             severity = Severity.ERROR if any(f.is_error for f in self.hidden) else Severity.WARNING
             line = self.hidden[0].line
             message = f"{len(self.hidden)} more findings not shown; fix the ones above first"
-            shown.append(Finding(self.path, line, severity, message))
+            shown.append(Finding(self.path, line, severity, message, "more-findings"))
         return tuple(shown)
 
 
@@ -154,3 +131,21 @@ def display(path: Path) -> str:
         return str(path.absolute().relative_to(Path.cwd()))
     except (ValueError, OSError):
         return str(path)
+
+
+def check_inline_links(report: Report, text: str, line: int) -> None:
+    """Report every link of one line of inline Markdown that is unsafe or empty."""
+    for link in markdown.links(text):
+        if not markdown.is_safe_url(link.url):
+            code, message = link_problem(link.url)
+            report.error(code, line, message)
+
+
+def link_problem(url: str) -> tuple[str, str]:
+    """The code and message of a link that is not allowed."""
+    if not url:
+        return "empty-link", "a link without an address"
+    return (
+        "unsafe-link",
+        f'link "{short(url)}" is not allowed: use an https:, http: or mailto: address',
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from datetime import date
 from pathlib import Path
 
 from jinja2 import (
@@ -19,7 +18,8 @@ from markupsafe import Markup
 
 from newsletter import markdown
 from newsletter.errors import RenderError
-from newsletter.issues import doi_url
+from newsletter.values.doi import doi_url
+from newsletter.values.month import first_day
 
 TEXT_SUFFIX = ".txt.j2"
 
@@ -45,8 +45,7 @@ def inline_markdown_filter(text: str) -> Markup:
 
 def month_name(month: str) -> str:
     """``"2021-01"`` → ``"January 2021"``."""
-    year, number = month.split("-")
-    return date(int(year), int(number), 1).strftime("%B %Y")
+    return first_day(month).strftime("%B %Y")
 
 
 def new_environment(templates_dir: Path, *, auto_reload: bool = False) -> Environment:

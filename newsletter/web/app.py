@@ -7,7 +7,6 @@ transport) into a Starlette app whose every error is a plain styled page, never 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from newsletter.delivery import get_transport
 from newsletter.delivery.base import Transport
 from newsletter.store.database import Database
 from newsletter.tokens import load_key, load_signer
+from newsletter.values.month import is_month
 from newsletter.web import preferences, subscribe, unsubscribe, webhooks
 from newsletter.web.archive import ArchiveSite
 from newsletter.web.pages import (
@@ -45,7 +45,6 @@ from newsletter.web.security import (
 )
 
 log = logging.getLogger("newsletter.web")
-_MONTH_RE = re.compile(r"\d{4}-\d{2}")
 
 SUBSCRIBE_LIMIT = RateLimit(limit=10, window=10 * 60)  # subscribe posts per IP per 10 minutes
 FORM_LIMIT = RateLimit(limit=30, window=10 * 60)  # preference saves per IP per 10 minutes
@@ -73,7 +72,7 @@ def archive_topic(request: Request) -> Response:
 
 def archive_issue(request: Request) -> Response:
     month = request.path_params["month"]
-    path = _site(request).issue_file(month) if _MONTH_RE.fullmatch(month) else None
+    path = _site(request).issue_file(month) if is_month(month) else None
     if path is None:
         raise HTTPException(404)
     return FileResponse(path, media_type="text/html; charset=utf-8")

@@ -32,6 +32,7 @@ from newsletter.config import Settings
 from newsletter.errors import ConfigError, IssueError, NewsletterError
 from newsletter.issues import load_topics, read_issue
 from newsletter.models import Article, Issue
+from newsletter.values.month import parse_month
 from newsletter.web.pages import render, template_environment
 
 log = logging.getLogger("newsletter.web.archive")
@@ -63,8 +64,8 @@ class Entry:
     def sent_at(self) -> datetime:
         when = self.archived.finished_at or self.archived.started_at
         if when is None:
-            year, month = self.month.split("-")
-            return datetime(int(year), int(month), 1, tzinfo=UTC)
+            year, number = parse_month(self.month)
+            return datetime(year, number, 1, tzinfo=UTC)
         return when if when.tzinfo else when.replace(tzinfo=UTC)
 
     @property
