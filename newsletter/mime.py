@@ -27,6 +27,12 @@ SMTP_UTF8 = SMTP.clone(utf8=True)
 _ATOM = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+"  # RFC 5322 atext without "=" and "?"
 _PLAIN_PHRASE = re.compile(rf"{_ATOM}(?: {_ATOM})*")
 _NOT_IN_ADDRESS = re.compile(r'[\s<>()\[\],;:\\"]')
+# The everyday address (RFC 5322 dot-atoms, an ASCII domain): safe in a header as it stands, so
+# it skips the header parser, which costs tens of µs per recipient on every send.
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
 
 
 class MessageBuildError(PermanentDeliveryError):
@@ -132,6 +138,8 @@ def _display_name(header: str, name: str | None) -> str:
 
 def _addr_spec(header: str, email: str) -> str:
     """The address checked for header use: one addr-spec, nothing that could start another."""
+    if _PLAIN_ADDRESS.fullmatch(email):
+        return email
     invalid = MessageBuildError(f"the {header} header: the address is not a valid email address")
     if any(refused_character(char) for char in email):
         raise invalid
