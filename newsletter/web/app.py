@@ -7,7 +7,8 @@ transport) into a Starlette app whose every error is a plain styled page, never 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -155,6 +156,19 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+def _closing(database: Database) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """A lifespan that closes the app's database when the server stops."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            database.close()
+
+    return lifespan
+
+
 def create_app(
     settings: Settings,
     *,
@@ -181,6 +195,7 @@ def create_app(
     ctx.extra["archive"] = ArchiveSite(settings, templates)
     app = Starlette(
         routes=ROUTES,
+        lifespan=_closing(database),
         middleware=[
             Middleware(AccessLog),
             Middleware(SecurityHeaders),
