@@ -20,13 +20,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import sqlalchemy as sa
 
-from newsletter.delivery.base import DeliveryResult
 from newsletter.errors import AlreadySentError, LeaseLostError, SendError
-from newsletter.models import LedgerStatus, SubscriberStatus
+from newsletter.models import LedgerStatus, Recipient, SubscriberStatus
 from newsletter.store import lease
 from newsletter.store.failures import DATABASE_ERRORS
 from newsletter.store.lease import HEARTBEAT_SECONDS, LEASE_TIMEOUT, Holder, Owner
@@ -75,6 +74,22 @@ class Candidate(NamedTuple):
     subscriber_id: int
     email: str
     name: str | None
+
+
+class DeliveryResult(Protocol):
+    """What the ledger reads of a transport's answer for one recipient (``delivery.base``'s).
+
+    A protocol, so the store does not import the delivery layer that sits above it.
+    """
+
+    @property
+    def recipient(self) -> Recipient: ...
+    @property
+    def accepted(self) -> bool: ...
+    @property
+    def provider_message_id(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
