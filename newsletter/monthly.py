@@ -19,7 +19,7 @@ import enum
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from newsletter.config import Settings
 from newsletter.delivery import get_transport
@@ -300,11 +300,6 @@ def _gave_up_reason(settings: Settings, check: IssueCheck, window_start: datetim
 
 def _local(moment: datetime, settings: Settings) -> str:
     return moment.astimezone(settings.timezone).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes; everything we store is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def format_duration(delta: timedelta) -> str:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from newsletter.archive import generic_links, write_archive
 from newsletter.batches import Delivery, Personaliser, Pipeline
@@ -45,6 +45,7 @@ from newsletter.store.ledger import (
     refusal,
 )
 from newsletter.tokens import LinkSigner, load_signer
+from newsletter.values.clock import now_utc
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class SendSummary:
     failed: int  # refused in this run
     found_unconfirmed: int  # rows left in flight by an earlier run, now unconfirmed
     totals: dict[LedgerStatus, int] = field(default_factory=dict)  # the whole send, all runs
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime = field(default_factory=now_utc)
     seconds: float = 0.0
     error: str | None = None  # why the run stopped early
 
@@ -287,7 +288,7 @@ class _Run:
         self.delivery = Delivery(ledger, record.id, transport, self._message, progress.advance)
         self.found_unconfirmed = 0
         self.started = time.monotonic()
-        self.started_at = datetime.now(UTC)
+        self.started_at = now_utc()
 
     def execute(
         self, *, resend_unconfirmed: bool, new_recipients: bool, stop: threading.Event

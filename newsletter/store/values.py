@@ -10,7 +10,7 @@ import json
 import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from newsletter.errors import InvalidNameError, SubscriberError
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.names import MAX_NAME_LENGTH as MAX_NAME_LENGTH  # re-exported for the store
 from newsletter.names import character_problem, name_problem
+from newsletter.values.clock import as_utc
 
 SOURCES = ("cli", "import", "web")
 _HASH_PREFIX = b"newsletter subscriber address v1:"  # domain separation for the one-way hash
@@ -97,17 +98,6 @@ def clean_name(raw: str | None) -> str | None:
     raise InvalidNameError(problem)
 
 
-def utc(value: datetime | None) -> datetime | None:
-    """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
 def to_subscriber(row: sa.Row[Any]) -> Subscriber:
     return Subscriber(
         id=row.id,
@@ -115,8 +105,8 @@ def to_subscriber(row: sa.Row[Any]) -> Subscriber:
         name=row.name,
         status=SubscriberStatus(row.status),
         topics=tuple(json.loads(row.topics or "[]")),
-        subscribed_at=utc(row.subscribed_at),
-        confirmed_at=utc(row.confirmed_at),
+        subscribed_at=as_utc(row.subscribed_at),
+        confirmed_at=as_utc(row.confirmed_at),
     )
 
 
