@@ -21,6 +21,7 @@ import yaml
 
 from newsletter.errors import ConfigError
 from newsletter.names import name_problem
+from newsletter.values.address import normalise_address
 
 SETTINGS_FILE = "schedule.yaml"
 TRANSPORTS = ("outbox", "smtp", "sendgrid")
@@ -311,13 +312,6 @@ def _parse_url(value: Any) -> str:
     return text
 
 
-def _parse_email(value: Any) -> str:
-    text = str(value).strip()
-    if not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+", text):
-        raise ValueError(value)
-    return text
-
-
 def _parse_bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(value)
@@ -402,10 +396,10 @@ def _sender(doc: _Located) -> Sender:
         raise sec.error("name", f"the name {problem}")
     sender = Sender(
         name=name,
-        email=_checked(sec, "email", sec.text("email"), _parse_email, "an email address"),
+        email=_checked(sec, "email", sec.text("email"), normalise_address, "an email address"),
         reply_to=None
         if reply_to is None
-        else _checked(sec, "reply_to", reply_to, _parse_email, "an email address"),
+        else _checked(sec, "reply_to", reply_to, normalise_address, "an email address"),
         postal_address=sec.text("postal_address"),
     )
     return sender

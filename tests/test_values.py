@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.values.address import AddressError, normalise_address
 from newsletter.values.clock import as_utc, aware, now_utc
 from newsletter.values.doi import DoiError, doi_url, parse_doi
 from newsletter.values.month import (
@@ -78,6 +79,32 @@ def test_doi_round_trip_and_error() -> None:
     assert issubclass(DoiError, ValueError)
 
 
+def test_normalise_address_trims_and_lowercases_only_the_domain() -> None:
+    assert normalise_address("  Ann.Lee@Example.ORG \n") == "Ann.Lee@example.org"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "the email address is empty"),
+        (None, "the email address is empty"),
+        ("ann", "'ann' is not a valid email address: .*@-sign"),
+        ("ann@localhost", "period"),
+        ("a b@x.org", "SPACE"),
+    ],
+)
+def test_normalise_address_says_why(raw: str | None, reason: str) -> None:
+    with pytest.raises(AddressError, match=reason):
+        normalise_address(raw)
+    assert issubclass(AddressError, ValueError)  # config's checks turn ValueError into a message
+
+
+def test_a_huge_address_is_shortened_in_the_message() -> None:
+    with pytest.raises(AddressError) as refused:
+        normalise_address("x" * 5000 + "@example.org")
+    assert len(str(refused.value)) < 300
+
+
 def test_now_utc_is_aware_and_current() -> None:
     now = now_utc()
     assert now.tzinfo is UTC
@@ -120,6 +147,10 @@ def test_value_modules_import_nothing_of_ours_but_errors(module: str) -> None:
         ("newsletter.values.month", {"newsletter", "newsletter.values", "newsletter.values.month"}),
         ("newsletter.values.doi", {"newsletter", "newsletter.values", "newsletter.values.doi"}),
         ("newsletter.values.clock", {"newsletter", "newsletter.values", "newsletter.values.clock"}),
+        (
+            "newsletter.values.address",
+            {"newsletter", "newsletter.values", "newsletter.values.address"},
+        ),
         (
             "newsletter.models",
             {"newsletter", "newsletter.values", "newsletter.values.doi", "newsletter.models"},

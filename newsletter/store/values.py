@@ -14,12 +14,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import InvalidNameError, SubscriberError
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.names import MAX_NAME_LENGTH as MAX_NAME_LENGTH  # re-exported for the store
 from newsletter.names import character_problem, name_problem
+from newsletter.values.address import AddressError, normalise_address
 from newsletter.values.clock import as_utc
 
 SOURCES = ("cli", "import", "web")
@@ -61,15 +61,11 @@ class SubscriberRecord:
 
 
 def normalise_email(raw: str) -> str:
-    """Trim and validate an address (syntax only, no network); the domain comes back lower-cased."""
-    text = (raw or "").strip()
-    if not text:
-        raise SubscriberError("the email address is empty")
+    """``normalise_address`` for the list: trimmed, checked, domain lower-cased; else SubscriberError."""
     try:
-        return validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError as err:
-        shown = text if len(text) <= 80 else text[:60] + "…"
-        raise SubscriberError(f"{shown!r} is not a valid email address: {err}") from err
+        return normalise_address(raw)
+    except AddressError as err:
+        raise SubscriberError(str(err)) from err
 
 
 def email_key(email: str) -> str:
