@@ -8,6 +8,7 @@ stays flat however long the list is.
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
@@ -66,14 +67,22 @@ class Progress:
         """The run ended (completed, interrupted or failed)."""
 
 
-@dataclass(frozen=True)
+class RunStatus(enum.StrEnum):
+    """How a send run ended (``SendSummary.status``); the send's own state is ``SendStatus``."""
+
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"
+    DRY_RUN = "dry-run"  # nothing was sent or recorded
+
+
+@dataclass(frozen=True, kw_only=True)
 class SendSummary:
     """What a send run did (this run's numbers) and where the send stands (the ledger's)."""
 
     issue: str
     subject: str
     transport: str
-    status: str  # completed | interrupted | dry-run
+    status: RunStatus
     recipients: int  # expected in this run (dry run: would be sent)
     sent: int  # accepted in this run
     failed: int  # refused in this run
@@ -93,7 +102,7 @@ class SendSummary:
         return self.totals.get(LedgerStatus.UNCONFIRMED, 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SendPlan:
     """What ``newsletter send`` is about to do, for its confirmation question."""
 
@@ -105,7 +114,7 @@ class SendPlan:
     unconfirmed: int  # unconfirmed rows of still-active subscribers
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SendReport:
     """The ledger's view of one issue's send (``newsletter report``)."""
 
@@ -209,7 +218,16 @@ def send_issue(
         plan = plan_send(
             settings, database, issue, transport_name=name, resend_unconfirmed=resend_unconfirmed
         )
-        return SendSummary(issue.month, issue.subject, name, "dry-run", plan.recipients, 0, 0, 0)
+        return SendSummary(
+            issue=issue.month,
+            subject=issue.subject,
+            transport=name,
+            status=RunStatus.DRY_RUN,
+            recipients=plan.recipients,
+            sent=0,
+            failed=0,
+            found_unconfirmed=0,
+        )
     completed = existing is not None and existing.status is SendStatus.COMPLETED
     if existing is not None and completed and not resend_unconfirmed:
         return _settled(ledger, existing, issue)
@@ -242,14 +260,14 @@ def send_issue(
 def _settled(ledger: Ledger, record: SendRecord, issue: Issue) -> SendSummary:
     """A completed send asked to resume: nothing to do, nothing changed."""
     return SendSummary(
-        issue.month,
-        issue.subject,
-        record.transport,
-        "completed",
-        0,
-        0,
-        0,
-        0,
+        issue=issue.month,
+        subject=issue.subject,
+        transport=record.transport,
+        status=RunStatus.COMPLETED,
+        recipients=0,
+        sent=0,
+        failed=0,
+        found_unconfirmed=0,
         totals=ledger.counts(record.id),
         started_at=record.started_at,
     )
@@ -312,12 +330,14 @@ class _Run:
                 self.ledger.heartbeat()  # a stop for a lost lease is an error, not a pause
         except LeaseLostError as err:
             # Not ours any more: write nothing, the run that took over owns every row now.
-            summary = self._summary("interrupted", total, str(err), read_totals=False)
+            summary = self._summary(RunStatus.INTERRUPTED, total, str(err), read_totals=False)
             self.progress.finish(summary)
             raise
         except DeliveryError as err:
             self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
-            summary = self._summary("interrupted", total, _stopped_because(err, self.issue.month))
+            summary = self._summary(
+                RunStatus.INTERRUPTED, total, _stopped_because(err, self.issue.month)
+            )
             self.progress.finish(summary)
             raise type(err)(summary.error or str(err)) from err
         except BaseException:
@@ -326,11 +346,11 @@ class _Run:
             raise
         if not finished:
             self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
-            summary = self._summary("interrupted", total, _resume_hint(self.issue.month))
+            summary = self._summary(RunStatus.INTERRUPTED, total, _resume_hint(self.issue.month))
             self.progress.finish(summary)
             return summary
         self.ledger.finish(self.record.id, SendStatus.COMPLETED)
-        summary = self._summary("completed", total, None)
+        summary = self._summary(RunStatus.COMPLETED, total, None)
         self._archive(summary)
         self.progress.finish(summary)
         return summary
@@ -365,7 +385,7 @@ class _Run:
         return _outgoing(self.settings, self.rendered, recipients, self.rendered.subject)
 
     def _summary(
-        self, status: str, total: int, error: str | None, *, read_totals: bool = True
+        self, status: RunStatus, total: int, error: str | None, *, read_totals: bool = True
     ) -> SendSummary:
         return SendSummary(
             issue=self.issue.month,

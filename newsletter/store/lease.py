@@ -50,7 +50,7 @@ class Owner:
         return cls(run_id=secrets.token_hex(8), host=socket.gethostname(), pid=os.getpid())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Holder:
     """The run holding a send's lease, as read from the database."""
 

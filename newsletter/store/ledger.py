@@ -44,7 +44,7 @@ class SendStatus(enum.StrEnum):
     INTERRUPTED = "interrupted"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SendRecord:
     """One ``sends`` row: the send of one issue."""
 

@@ -35,7 +35,7 @@ class AlreadySubscribedError(SubscriberError):
         self.forgotten = forgotten
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SubscriberEvent:
     """One recorded change of a subscriber: a status change, a confirmation, new preferences …"""
 
@@ -48,7 +48,7 @@ class SubscriberEvent:
     external_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SubscriberRecord:
     """Everything stored about one subscriber, consent record included (for ``show``)."""
 
