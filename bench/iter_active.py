@@ -21,7 +21,8 @@ sys.path.insert(0, str(REPO))
 
 from newsletter.models import SubscriberStatus  # noqa: E402
 from newsletter.store.engine import open_database  # noqa: E402
-from newsletter.store.subscribers import SubscriberStore, new_subscriber_values, now_utc  # noqa: E402
+from newsletter.store.subscribers import SubscriberStore, new_subscriber_values  # noqa: E402
+from newsletter.values.clock import now_utc  # noqa: E402
 
 
 def people(rows: int) -> Iterator[dict[str, Any]]:

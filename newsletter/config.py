@@ -7,6 +7,7 @@ values. Every mistake is a ``ConfigError`` naming the file, line, key and what w
 from __future__ import annotations
 
 import difflib
+import enum
 import math
 import os
 import re
@@ -21,10 +22,10 @@ import yaml
 
 from newsletter.errors import ConfigError
 from newsletter.names import name_problem
+from newsletter.values.address import normalise_address
 
 SETTINGS_FILE = "schedule.yaml"
 TRANSPORTS = ("outbox", "smtp", "sendgrid")
-SMTP_SECURITY = ("starttls", "tls", "none")
 _DAY_RE = re.compile(
     r"^(?:(?P<dom>[1-9]|[12]\d|3[01])|(?P<last>last)|(?P<nth>[1-5])(?:st|nd|rd|th) (?P<wd>mon|tue|wed|thu|fri|sat|sun)|last (?P<lwd>mon|tue|wed|thu|fri|sat|sun))$"
 )
@@ -36,7 +37,7 @@ MAX_SMTP_RATE = 1000.0
 _STANDARD_TAG = "tag:yaml.org,2002:"  # YAML's own types; a `!custom` tag means nothing here
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SendRule:
     """When each month's issue goes out: ``day`` + ``time``, or a ``cron`` line that overrides them."""
 
@@ -47,7 +48,7 @@ class SendRule:
     wait_for_ready: timedelta
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Sender:
     name: str
     email: str
@@ -55,7 +56,7 @@ class Sender:
     postal_address: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Links:
     base_url: str  # where `newsletter serve` answers, no trailing slash
     archive_url: str  # no trailing slash
@@ -79,17 +80,25 @@ class OutboxSettings:
     path: Path  # a Maildir
 
 
-@dataclass(frozen=True)
+class SmtpSecurity(enum.StrEnum):
+    """How the SMTP connection is protected (``delivery.smtp.security``)."""
+
+    STARTTLS = "starttls"  # plain connection upgraded with STARTTLS (port 587)
+    TLS = "tls"  # TLS from the first byte (port 465)
+    NONE = "none"  # no encryption: a local relay or a test server only
+
+
+@dataclass(frozen=True, kw_only=True)
 class SmtpSettings:
     host: str
     port: int
-    security: str  # starttls | tls | none
+    security: SmtpSecurity
     username: str | None
     rate: float  # messages per second, at most
     password: str | None = field(default=None, repr=False)  # NEWSLETTER_SMTP_PASSWORD
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SendGridSettings:
     host: str  # NEWSLETTER_SENDGRID_HOST overrides
     batch_size: int  # ≤ 1000
@@ -97,7 +106,7 @@ class SendGridSettings:
     api_key: str | None = field(default=None, repr=False)  # SENDGRID_API_KEY
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DeliverySettings:
     transport: str
     outbox: OutboxSettings
@@ -105,7 +114,7 @@ class DeliverySettings:
     sendgrid: SendGridSettings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the commands need, resolved: paths absolute, secrets from the environment."""
 
@@ -311,13 +320,6 @@ def _parse_url(value: Any) -> str:
     return text
 
 
-def _parse_email(value: Any) -> str:
-    text = str(value).strip()
-    if not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+", text):
-        raise ValueError(value)
-    return text
-
-
 def _parse_bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(value)
@@ -402,10 +404,10 @@ def _sender(doc: _Located) -> Sender:
         raise sec.error("name", f"the name {problem}")
     sender = Sender(
         name=name,
-        email=_checked(sec, "email", sec.text("email"), _parse_email, "an email address"),
+        email=_checked(sec, "email", sec.text("email"), normalise_address, "an email address"),
         reply_to=None
         if reply_to is None
-        else _checked(sec, "reply_to", reply_to, _parse_email, "an email address"),
+        else _checked(sec, "reply_to", reply_to, normalise_address, "an email address"),
         postal_address=sec.text("postal_address"),
     )
     return sender
@@ -452,8 +454,8 @@ def _delivery(doc: _Located, root: Path, env: Mapping[str, str]) -> DeliverySett
             smtp_sec,
             "security",
             smtp_sec.text("security", "starttls"),
-            _choice(SMTP_SECURITY),
-            " | ".join(SMTP_SECURITY),
+            SmtpSecurity,
+            " | ".join(SmtpSecurity),
         ),
         username=smtp_sec.text("username", None),
         rate=_checked(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -19,6 +19,7 @@ from email.utils import format_datetime, make_msgid
 from newsletter.errors import PermanentDeliveryError
 from newsletter.models import OutgoingMessage, Recipient, personalise
 from newsletter.names import name_problem, refused_character
+from newsletter.values.clock import now_utc
 
 MESSAGE_ID_DOMAIN_DEFAULT = "newsletter.invalid"
 # A non-ASCII address needs SMTPUTF8 (RFC 6531): its message has raw UTF-8 headers.
@@ -184,7 +185,7 @@ def build_message(
     mail["From"] = sender
     mail["To"] = to
     mail["Subject"] = check_header("Subject", message.subject)
-    mail["Date"] = format_datetime(date or datetime.now(UTC))
+    mail["Date"] = format_datetime(date or now_utc())
     mail["Message-ID"] = check_header("Message-ID", recipient.message_id)
     if reply_to is not None:
         mail["Reply-To"] = reply_to

@@ -19,16 +19,17 @@ import enum
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from newsletter.config import Settings
 from newsletter.delivery import get_transport
 from newsletter.errors import AlreadySentError, DeliveryError, NewsletterError
 from newsletter.issues import lint_issue, load_topics
 from newsletter.models import Issue, IssueStatus
-from newsletter.send import SendSummary, send_issue
+from newsletter.send import RunStatus, SendSummary, send_issue
 from newsletter.store.claims import Claim, ClaimRow, ScheduleClaims
 from newsletter.store.database import Database
+from newsletter.store.ledger import SendStatus
 from newsletter.suppressions import sync_suppressions
 from newsletter.tokens import load_signer
 
@@ -175,7 +176,7 @@ def month_status(settings: Settings, database: Database, month: str) -> str:
     """One word or two for ``newsletter schedule``: ready, draft, missing, has errors, sent …"""
     record = database.ledger().find(month)
     sent = record.status if record is not None else None
-    if sent == "completed":
+    if sent is SendStatus.COMPLETED:
         return "already sent"  # also after a failed scheduled send was finished by hand
     claim = database.claims.read(month)
     if claim is not None and claim.outcome in _CLAIM_STATUS:
@@ -231,7 +232,7 @@ def _send(
     except Exception as err:  # a daemon must record why, not die with the claim held
         log.exception("issue %s: the send failed unexpectedly", month)
         return _failed(claims, month, f"the send failed unexpectedly: {err!r}")
-    if summary.status != "completed":
+    if summary.status is not RunStatus.COMPLETED:
         why = summary.error or "it was stopped"
         return _failed(claims, month, f"the send stopped after {summary.sent} sent: {why}")
     claims.set(month, Claim.SENT)
@@ -255,7 +256,7 @@ def _send_started(database: Database, month: str, settings: Settings) -> tuple[b
         return None
     started = _local(record.started_at, settings)
     by = record.triggered_by
-    if record.status == "completed":
+    if record.status is SendStatus.COMPLETED:
         return True, f"already sent ({record.transport}, started {started} by {by})"
     return False, (
         f"a send of it started {started} by {by} and is {record.status}; "
@@ -300,11 +301,6 @@ def _gave_up_reason(settings: Settings, check: IssueCheck, window_start: datetim
 
 def _local(moment: datetime, settings: Settings) -> str:
     return moment.astimezone(settings.timezone).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes; everything we store is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def format_duration(delta: timedelta) -> str:

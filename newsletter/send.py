@@ -8,12 +8,13 @@ stays flat however long the list is.
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from newsletter.archive import generic_links, write_archive
 from newsletter.batches import Delivery, Personaliser, Pipeline
@@ -45,6 +46,8 @@ from newsletter.store.ledger import (
     refusal,
 )
 from newsletter.tokens import LinkSigner, load_signer
+from newsletter.values.address import AddressError, normalise_address
+from newsletter.values.clock import now_utc
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +67,28 @@ class Progress:
         """The run ended (completed, interrupted or failed)."""
 
 
-@dataclass(frozen=True)
+class RunStatus(enum.StrEnum):
+    """How a send run ended (``SendSummary.status``); the send's own state is ``SendStatus``."""
+
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"
+    DRY_RUN = "dry-run"  # nothing was sent or recorded
+
+
+@dataclass(frozen=True, kw_only=True)
 class SendSummary:
     """What a send run did (this run's numbers) and where the send stands (the ledger's)."""
 
     issue: str
     subject: str
     transport: str
-    status: str  # completed | interrupted | dry-run
+    status: RunStatus
     recipients: int  # expected in this run (dry run: would be sent)
     sent: int  # accepted in this run
     failed: int  # refused in this run
     found_unconfirmed: int  # rows left in flight by an earlier run, now unconfirmed
     totals: dict[LedgerStatus, int] = field(default_factory=dict)  # the whole send, all runs
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime = field(default_factory=now_utc)
     seconds: float = 0.0
     error: str | None = None  # why the run stopped early
 
@@ -91,7 +102,7 @@ class SendSummary:
         return self.totals.get(LedgerStatus.UNCONFIRMED, 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SendPlan:
     """What ``newsletter send`` is about to do, for its confirmation question."""
 
@@ -103,7 +114,7 @@ class SendPlan:
     unconfirmed: int  # unconfirmed rows of still-active subscribers
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SendReport:
     """The ledger's view of one issue's send (``newsletter report``)."""
 
@@ -207,7 +218,16 @@ def send_issue(
         plan = plan_send(
             settings, database, issue, transport_name=name, resend_unconfirmed=resend_unconfirmed
         )
-        return SendSummary(issue.month, issue.subject, name, "dry-run", plan.recipients, 0, 0, 0)
+        return SendSummary(
+            issue=issue.month,
+            subject=issue.subject,
+            transport=name,
+            status=RunStatus.DRY_RUN,
+            recipients=plan.recipients,
+            sent=0,
+            failed=0,
+            found_unconfirmed=0,
+        )
     completed = existing is not None and existing.status is SendStatus.COMPLETED
     if existing is not None and completed and not resend_unconfirmed:
         return _settled(ledger, existing, issue)
@@ -240,14 +260,14 @@ def send_issue(
 def _settled(ledger: Ledger, record: SendRecord, issue: Issue) -> SendSummary:
     """A completed send asked to resume: nothing to do, nothing changed."""
     return SendSummary(
-        issue.month,
-        issue.subject,
-        record.transport,
-        "completed",
-        0,
-        0,
-        0,
-        0,
+        issue=issue.month,
+        subject=issue.subject,
+        transport=record.transport,
+        status=RunStatus.COMPLETED,
+        recipients=0,
+        sent=0,
+        failed=0,
+        found_unconfirmed=0,
         totals=ledger.counts(record.id),
         started_at=record.started_at,
     )
@@ -287,7 +307,7 @@ class _Run:
         self.delivery = Delivery(ledger, record.id, transport, self._message, progress.advance)
         self.found_unconfirmed = 0
         self.started = time.monotonic()
-        self.started_at = datetime.now(UTC)
+        self.started_at = now_utc()
 
     def execute(
         self, *, resend_unconfirmed: bool, new_recipients: bool, stop: threading.Event
@@ -310,12 +330,14 @@ class _Run:
                 self.ledger.heartbeat()  # a stop for a lost lease is an error, not a pause
         except LeaseLostError as err:
             # Not ours any more: write nothing, the run that took over owns every row now.
-            summary = self._summary("interrupted", total, str(err), read_totals=False)
+            summary = self._summary(RunStatus.INTERRUPTED, total, str(err), read_totals=False)
             self.progress.finish(summary)
             raise
         except DeliveryError as err:
             self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
-            summary = self._summary("interrupted", total, _stopped_because(err, self.issue.month))
+            summary = self._summary(
+                RunStatus.INTERRUPTED, total, _stopped_because(err, self.issue.month)
+            )
             self.progress.finish(summary)
             raise type(err)(summary.error or str(err)) from err
         except BaseException:
@@ -324,11 +346,11 @@ class _Run:
             raise
         if not finished:
             self.ledger.finish(self.record.id, SendStatus.INTERRUPTED)
-            summary = self._summary("interrupted", total, _resume_hint(self.issue.month))
+            summary = self._summary(RunStatus.INTERRUPTED, total, _resume_hint(self.issue.month))
             self.progress.finish(summary)
             return summary
         self.ledger.finish(self.record.id, SendStatus.COMPLETED)
-        summary = self._summary("completed", total, None)
+        summary = self._summary(RunStatus.COMPLETED, total, None)
         self._archive(summary)
         self.progress.finish(summary)
         return summary
@@ -363,7 +385,7 @@ class _Run:
         return _outgoing(self.settings, self.rendered, recipients, self.rendered.subject)
 
     def _summary(
-        self, status: str, total: int, error: str | None, *, read_totals: bool = True
+        self, status: RunStatus, total: int, error: str | None, *, read_totals: bool = True
     ) -> SendSummary:
         return SendSummary(
             issue=self.issue.month,
@@ -471,8 +493,9 @@ def send_test(
 
 
 def _test_address(address: str) -> str:
-    cleaned = address.strip()
-    local, _, domain = cleaned.rpartition("@")
-    if not local or "." not in domain or any(c.isspace() or c in '<>,;"' for c in cleaned):
-        raise SendError(f"--test-to {address!r}: not an email address")
+    """A ``--test-to`` address, checked by the rule every address meets, and fit for a header."""
+    try:
+        cleaned = normalise_address(address)
+    except AddressError as err:
+        raise SendError(f"--test-to {address!r}: not an email address") from err
     return check_header("--test-to", cleaned)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, TokenError
+from newsletter.values.clock import now_utc
 
 KEY_FILE_NAME = ".secret_key"
 MIN_SECRET_LENGTH = 16
@@ -134,7 +135,7 @@ class LinkSigner:
             raise TokenError(f"this link is not valid for {purpose.value} (made for {made_for})")
         if purpose in _EXPIRING:
             issued = datetime.fromtimestamp(int(issued_text, 36), UTC)
-            current = now or datetime.now(UTC)
+            current = now or now_utc()
             if current - issued > self.confirm_max_age:
                 raise TokenError(f"this {purpose.value} link has expired; please ask for a new one")
         return int(id_text, 36)

@@ -41,6 +41,16 @@ def _with(project: Path, old: str, new: str) -> Path:
         ("  name: PPRNet Monthly", "  nmae: PPRNet Monthly", "`sender.nmae`: unknown key"),
         ("sandbox: false", "sandbox: maybe", "`delivery.sendgrid.sandbox`"),
         (
+            "email: newsletter@example.org",
+            "email: newsletter@example",  # the one address rule (values/address.py)
+            "`sender.email`: expected an email address",
+        ),
+        (
+            "reply_to: editor@example.org",
+            "reply_to: editor",
+            "`sender.reply_to`: expected an email",
+        ),
+        (
             "  name: PPRNet Monthly",
             '  name: "PPRNet\\u202eylhtnoM"',  # a right-to-left override: spoofs the From line
             "`sender.name`: the name contains a text-direction control, U+202E, at character 7",

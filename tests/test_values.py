@@ -1,15 +1,17 @@
-"""The leaf value modules: the month ``YYYY-MM`` and the DOI, and that they stay leaves."""
+"""The leaf value modules (month ``YYYY-MM``, DOI, email address, clock), and that they stay leaves."""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from newsletter.values.address import AddressError, normalise_address
+from newsletter.values.clock import as_utc, aware, now_utc
 from newsletter.values.doi import DoiError, doi_url, parse_doi
 from newsletter.values.month import (
     MonthError,
@@ -77,6 +79,55 @@ def test_doi_round_trip_and_error() -> None:
     assert issubclass(DoiError, ValueError)
 
 
+def test_normalise_address_trims_and_lowercases_only_the_domain() -> None:
+    assert normalise_address("  Ann.Lee@Example.ORG \n") == "Ann.Lee@example.org"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "the email address is empty"),
+        (None, "the email address is empty"),
+        ("ann", "'ann' is not a valid email address: .*@-sign"),
+        ("ann@localhost", "period"),
+        ("a b@x.org", "SPACE"),
+    ],
+)
+def test_normalise_address_says_why(raw: str | None, reason: str) -> None:
+    with pytest.raises(AddressError, match=reason):
+        normalise_address(raw)
+    assert issubclass(AddressError, ValueError)  # config's checks turn ValueError into a message
+
+
+def test_a_huge_address_is_shortened_in_the_message() -> None:
+    with pytest.raises(AddressError) as refused:
+        normalise_address("x" * 5000 + "@example.org")
+    assert len(str(refused.value)) < 300
+
+
+def test_now_utc_is_aware_and_current() -> None:
+    now = now_utc()
+    assert now.tzinfo is UTC
+    assert abs(datetime.now(UTC) - now) < timedelta(seconds=5)
+
+
+def test_aware_reads_a_naive_stored_time_as_utc_and_keeps_an_aware_one() -> None:
+    """SQLite hands back naive datetimes; PostgreSQL aware ones in the session's zone."""
+    naive = datetime(2021, 1, 5, 14, 0)
+    toronto = datetime(2021, 1, 5, 9, 0, tzinfo=timezone(timedelta(hours=-5)))
+    assert aware(naive) == datetime(2021, 1, 5, 14, 0, tzinfo=UTC)
+    assert aware(toronto) is toronto
+    assert aware(None) is None
+
+
+def test_as_utc_converts_an_aware_time() -> None:
+    toronto = datetime(2021, 1, 5, 9, 0, tzinfo=timezone(timedelta(hours=-5)))
+    converted = as_utc(toronto)
+    assert converted == toronto and converted.tzinfo is UTC and converted.hour == 14
+    assert as_utc(datetime(2021, 1, 5, 14, 0)) == datetime(2021, 1, 5, 14, 0, tzinfo=UTC)
+    assert as_utc(None) is None
+
+
 @pytest.mark.parametrize("module", sorted(path.name for path in VALUES.glob("*.py")))
 def test_value_modules_import_nothing_of_ours_but_errors(module: str) -> None:
     """Leaves: importing models, issues or the CLI here would bring back import cycles."""
@@ -95,6 +146,11 @@ def test_value_modules_import_nothing_of_ours_but_errors(module: str) -> None:
     [
         ("newsletter.values.month", {"newsletter", "newsletter.values", "newsletter.values.month"}),
         ("newsletter.values.doi", {"newsletter", "newsletter.values", "newsletter.values.doi"}),
+        ("newsletter.values.clock", {"newsletter", "newsletter.values", "newsletter.values.clock"}),
+        (
+            "newsletter.values.address",
+            {"newsletter", "newsletter.values", "newsletter.values.address"},
+        ),
         (
             "newsletter.models",
             {"newsletter", "newsletter.values", "newsletter.values.doi", "newsletter.models"},

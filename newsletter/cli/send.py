@@ -30,6 +30,7 @@ from newsletter.issues import load_topics, month_of, read_issue, resolve_issue
 from newsletter.models import Issue, IssueStatus, LedgerStatus
 from newsletter.send import (
     Progress,
+    RunStatus,
     SendPlan,
     SendReport,
     SendSummary,
@@ -275,7 +276,7 @@ def send(
         except AlreadySentError as err:  # another process finished it meanwhile
             click.echo(str(err))
             return
-    if summary.status != "completed":
+    if summary.status is not RunStatus.COMPLETED:
         click.secho(f"error: {summary.error}", fg="red", err=True)
         sys.exit(1)
 

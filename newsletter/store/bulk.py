@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from newsletter.models import SubscriberStatus
 from newsletter.store.schema import subscriber_events, subscribers
-from newsletter.store.values import clean_name, now_utc, subscribed_event
+from newsletter.store.values import clean_name, subscribed_event
+from newsletter.values.clock import now_utc
 
 
 def known_addresses(engine: sa.Engine) -> dict[str, tuple[int, str | None, SubscriberStatus]]:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from newsletter.store.schema import schedule_claims
+from newsletter.values.clock import aware
 
 
 class Claim(enum.StrEnum):
@@ -41,11 +42,6 @@ def owner_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored here is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 class ScheduleClaims:
     """The ``schedule_claims`` table of one database."""
 
@@ -60,7 +56,7 @@ class ScheduleClaims:
             ).first()
         if row is None:
             return None
-        return ClaimRow(row.issue, _aware(row.claimed_at), row.owner, row.outcome)
+        return ClaimRow(row.issue, aware(row.claimed_at), row.owner, row.outcome)
 
     def insert(self, month: str, at: datetime, outcome: Claim) -> bool:
         """Create the month's row; False if it exists (another process, or an earlier run)."""

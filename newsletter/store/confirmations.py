@@ -13,7 +13,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from newsletter.store.schema import subscriber_events, subscribers
-from newsletter.store.values import now_utc
+from newsletter.values.clock import now_utc
 
 CONFIRMATION_SENT = "confirmation_sent"
 CONFIRMATIONS_PER_DAY = 3

@@ -13,7 +13,7 @@ import enum
 import io
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,8 +26,8 @@ from newsletter.store.values import (
     email_hash,
     new_subscriber_values,
     normalise_email,
-    now_utc,
 )
+from newsletter.values.clock import as_utc, now_utc
 
 EXPORT_COLUMNS = ("email", "name", "status", "topics", "subscribed_at")
 TOPIC_SEPARATOR = ";"  # topic names contain commas ("Attendance, Attrition, and Drop-Out")
@@ -213,7 +213,7 @@ def _subscribed_at(raw: str, default: datetime) -> datetime:
         value = datetime.fromisoformat(raw.strip())
     except ValueError as err:
         raise SubscriberError(f"subscribed_at {raw.strip()!r} is not an ISO 8601 date") from err
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return as_utc(value)
 
 
 def _decide(plan: _Plan, line: int, fields: list[str], columns: _Columns) -> RowOutcome:

@@ -24,13 +24,14 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from newsletter.errors import LeaseLostError, SendBusyError
 from newsletter.store.schema import sends
+from newsletter.values.clock import aware, now_utc
 
 LEASE_TIMEOUT = timedelta(seconds=60)  # no heartbeat for this long: the holder is gone
 HEARTBEAT_SECONDS = 5.0  # how often a holder proves it is alive
@@ -49,7 +50,7 @@ class Owner:
         return cls(run_id=secrets.token_hex(8), host=socket.gethostname(), pid=os.getpid())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Holder:
     """The run holding a send's lease, as read from the database."""
 
@@ -69,10 +70,6 @@ class Holder:
         return self.host == socket.gethostname() and not process_alive(self.pid)
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def process_alive(pid: int) -> bool:
     """Whether ``pid`` is a live process here (a zombie, killed but not yet reaped, is not)."""
     try:
@@ -86,11 +83,6 @@ def process_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state not in ("Z", "X")
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored here is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def holder_of(conn: sa.Connection, send_id: int) -> Holder | None:
@@ -110,8 +102,8 @@ def holder_of(conn: sa.Connection, send_id: int) -> Holder | None:
         run_id=str(row.lease_run),
         host=str(row.lease_host),
         pid=int(row.lease_pid),
-        since=_aware(row.lease_since),
-        heartbeat=_aware(row.lease_heartbeat),
+        since=aware(row.lease_since),
+        heartbeat=aware(row.lease_heartbeat),
     )
 
 
@@ -144,7 +136,7 @@ def take(
         still = sa.and_(
             sends.c.lease_run == observed.run_id, sends.c.lease_heartbeat <= observed.heartbeat
         )
-    values = lease_values(owner, now()) | changes
+    values = lease_values(owner, now_utc()) | changes
     result = conn.execute(sends.update().where(sends.c.id == send_id, still).values(**values))
     return bool(result.rowcount)
 
@@ -154,7 +146,7 @@ def fence(conn: sa.Connection, send_id: int, issue: str, run_id: str) -> None:
     result = conn.execute(
         sends.update()
         .where(sends.c.id == send_id, sends.c.lease_run == run_id)
-        .values(lease_heartbeat=now())
+        .values(lease_heartbeat=now_utc())
     )
     if not result.rowcount:
         current = holder_of(conn, send_id)

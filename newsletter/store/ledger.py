@@ -19,18 +19,18 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from datetime import datetime, timedelta
+from typing import NamedTuple, Protocol
 
 import sqlalchemy as sa
 
-from newsletter.delivery.base import DeliveryResult
 from newsletter.errors import AlreadySentError, LeaseLostError, SendError
-from newsletter.models import LedgerStatus, SubscriberStatus
+from newsletter.models import LedgerStatus, Recipient, SubscriberStatus
 from newsletter.store import lease
 from newsletter.store.failures import DATABASE_ERRORS
 from newsletter.store.lease import HEARTBEAT_SECONDS, LEASE_TIMEOUT, Holder, Owner
 from newsletter.store.schema import deliveries, sends, subscribers
+from newsletter.values.clock import aware, now_utc
 
 ERROR_MAX = 1000  # deliveries.error length
 RESENDING = "unconfirmed earlier; sent again with --resend-unconfirmed"
@@ -44,7 +44,7 @@ class SendStatus(enum.StrEnum):
     INTERRUPTED = "interrupted"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SendRecord:
     """One ``sends`` row: the send of one issue."""
 
@@ -77,6 +77,22 @@ class Candidate(NamedTuple):
     name: str | None
 
 
+class DeliveryResult(Protocol):
+    """What the ledger reads of a transport's answer for one recipient (``delivery.base``'s).
+
+    A protocol, so the store does not import the delivery layer that sits above it.
+    """
+
+    @property
+    def recipient(self) -> Recipient: ...
+    @property
+    def accepted(self) -> bool: ...
+    @property
+    def provider_message_id(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What the transport said about a claimed batch of ``claimed`` recipients."""
@@ -84,17 +100,6 @@ class Outcome:
     batch: int
     claimed: int
     results: Sequence[DeliveryResult]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything stored here is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def _record(row: sa.Row[tuple[object, ...]]) -> SendRecord:
@@ -105,8 +110,8 @@ def _record(row: sa.Row[tuple[object, ...]]) -> SendRecord:
         subject=str(m["subject"]),
         transport=str(m["transport"]),
         status=SendStatus(m["status"]),
-        started_at=_aware(m["started_at"]) or _now(),
-        finished_at=_aware(m["finished_at"]),
+        started_at=aware(m["started_at"]) or now_utc(),
+        finished_at=aware(m["finished_at"]),
         triggered_by=str(m["triggered_by"]),
         holder=_holder(m),
     )
@@ -119,8 +124,8 @@ def _holder(m: sa.RowMapping) -> Holder | None:
         run_id=str(m["lease_run"]),
         host=str(m["lease_host"]),
         pid=int(m["lease_pid"]),
-        since=_aware(m["lease_since"]) or _now(),
-        heartbeat=_aware(m["lease_heartbeat"]) or _now(),
+        since=aware(m["lease_since"]) or now_utc(),
+        heartbeat=aware(m["lease_heartbeat"]) or now_utc(),
     )
 
 
@@ -167,7 +172,7 @@ class Ledger:
 
         The unique ``issue`` column decides races: of two runs starting together, one inserts.
         """
-        now = _now()
+        now = now_utc()
         try:
             with self._writing() as conn:
                 conn.execute(
@@ -199,7 +204,7 @@ class Ledger:
         for _attempt in range(5):
             with self.engine.connect() as conn:
                 holder = lease.holder_of(conn, record.id)
-            if holder is not None and not holder.is_stale(_now(), self.lease_timeout):
+            if holder is not None and not holder.is_stale(now_utc(), self.lease_timeout):
                 raise lease.busy(record.issue, holder)
             # A write-first transaction: on SQLite it waits for the write lock instead of failing.
             with self._write_lock, self.engine.begin() as conn:
@@ -226,7 +231,7 @@ class Ledger:
         values: dict[str, object] = {"status": status.value}
         if status is SendStatus.COMPLETED:
             # A send completes once: resending unconfirmed copies later keeps that date.
-            values["finished_at"] = sa.func.coalesce(sends.c.finished_at, _now())
+            values["finished_at"] = sa.func.coalesce(sends.c.finished_at, now_utc())
         with self._writing() as conn:
             conn.execute(sends.update().where(sends.c.id == send_id).values(**values))
             lease.release(conn, send_id, self.owner.run_id)
@@ -280,7 +285,7 @@ class Ledger:
                 .values(
                     status=LedgerStatus.UNCONFIRMED.value,
                     error="in flight when the sending process stopped",
-                    updated_at=_now(),
+                    updated_at=now_utc(),
                 )
             )
         return int(result.rowcount or 0)
@@ -300,7 +305,7 @@ class Ledger:
 
         Returns None when that is all of them (the usual case), else the set of ids claimed.
         """
-        values = {"c_send_id": send_id, "c_batch": batch, "c_ids": list(ids), "c_now": _now()}
+        values = {"c_send_id": send_id, "c_batch": batch, "c_ids": list(ids), "c_now": now_utc()}
         values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
         try:
             with self._writing() as conn:
@@ -330,7 +335,7 @@ class Ledger:
                 deliveries.update()
                 .where(deliveries.c.id.in_(chosen.scalar_subquery()))
                 .values(status=LedgerStatus.PENDING.value, batch=batch, error=RESENDING)
-                .values(resent=deliveries.c.resent + 1, updated_at=_now())
+                .values(resent=deliveries.c.resent + 1, updated_at=now_utc())
             )
             return self._batch_rows(conn, send_id, batch)
 
@@ -378,7 +383,7 @@ class Ledger:
                     deliveries.c.status == LedgerStatus.PENDING.value,
                     deliveries.c.batch == batch,
                 )
-                .values(status=LedgerStatus.UNCONFIRMED.value, updated_at=_now())
+                .values(status=LedgerStatus.UNCONFIRMED.value, updated_at=now_utc())
             )
         return int(fresh.rowcount or 0) + int(resent.rowcount or 0)
 
@@ -486,7 +491,7 @@ def refusal(record: SendRecord) -> SendError:
         when = (record.finished_at or record.started_at).strftime("%Y-%m-%d %H:%M UTC")
         return AlreadySentError(f"issue {record.issue} was already sent on {when}; nothing to do")
     holder = record.holder
-    if holder is not None and not holder.is_stale(_now()):
+    if holder is not None and not holder.is_stale(now_utc()):
         return lease.busy(record.issue, holder)
     started = record.started_at.strftime("%Y-%m-%d %H:%M UTC")
     why = "its process stopped" if record.status is SendStatus.RUNNING else str(record.status)
@@ -497,7 +502,7 @@ def refusal(record: SendRecord) -> SendError:
 
 
 def _record_outcome(conn: sa.Connection, send_id: int, done: Outcome) -> None:
-    now = _now()
+    now = now_utc()
     in_batch = (
         deliveries.c.send_id == send_id,
         deliveries.c.status == LedgerStatus.PENDING.value,

@@ -33,11 +33,10 @@ from newsletter.store.values import (
     email_key,
     new_subscriber_values,
     normalise_email,
-    now_utc,
     subscribed_event,
     to_subscriber,
-    utc,
 )
+from newsletter.values.clock import as_utc, now_utc
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -52,9 +51,7 @@ __all__ = [
     "email_key",
     "new_subscriber_values",
     "normalise_email",
-    "now_utc",
     "subscribed_event",
-    "utc",
 ]
 
 
@@ -98,7 +95,7 @@ class SubscriberStore:
             source_detail=row.source_detail,
             source_ip=row.source_ip,
             confirmed_ip=row.confirmed_ip,
-            updated_at=utc(row.updated_at) or now_utc(),
+            updated_at=as_utc(row.updated_at) or now_utc(),
         )
 
     def forgotten_at(self, email: str) -> datetime | None:
@@ -109,7 +106,7 @@ class SubscriberStore:
                     subscribers.c.email_hash == email_hash(email)
                 )
             )
-        return utc(value)
+        return as_utc(value)
 
     def is_suppressed(self, email: str) -> bool:
         """True when the address must never be mailed: unsubscribed, bounced, complained, forgotten."""
@@ -196,7 +193,7 @@ class SubscriberStore:
         with self.engine.connect() as conn:
             return [
                 SubscriberEvent(
-                    at=utc(row.at) or now_utc(),
+                    at=as_utc(row.at) or now_utc(),
                     kind=row.kind,
                     from_status=SubscriberStatus(row.from_status) if row.from_status else None,
                     to_status=SubscriberStatus(row.to_status) if row.to_status else None,

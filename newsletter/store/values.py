@@ -10,16 +10,17 @@ import json
 import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import InvalidNameError, SubscriberError
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.names import MAX_NAME_LENGTH as MAX_NAME_LENGTH  # re-exported for the store
 from newsletter.names import character_problem, name_problem
+from newsletter.values.address import AddressError, normalise_address
+from newsletter.values.clock import as_utc
 
 SOURCES = ("cli", "import", "web")
 _HASH_PREFIX = b"newsletter subscriber address v1:"  # domain separation for the one-way hash
@@ -34,7 +35,7 @@ class AlreadySubscribedError(SubscriberError):
         self.forgotten = forgotten
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SubscriberEvent:
     """One recorded change of a subscriber: a status change, a confirmation, new preferences …"""
 
@@ -47,7 +48,7 @@ class SubscriberEvent:
     external_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SubscriberRecord:
     """Everything stored about one subscriber, consent record included (for ``show``)."""
 
@@ -60,15 +61,11 @@ class SubscriberRecord:
 
 
 def normalise_email(raw: str) -> str:
-    """Trim and validate an address (syntax only, no network); the domain comes back lower-cased."""
-    text = (raw or "").strip()
-    if not text:
-        raise SubscriberError("the email address is empty")
+    """``normalise_address`` for the list: trimmed, checked, domain lower-cased; else SubscriberError."""
     try:
-        return validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError as err:
-        shown = text if len(text) <= 80 else text[:60] + "…"
-        raise SubscriberError(f"{shown!r} is not a valid email address: {err}") from err
+        return normalise_address(raw)
+    except AddressError as err:
+        raise SubscriberError(str(err)) from err
 
 
 def email_key(email: str) -> str:
@@ -97,17 +94,6 @@ def clean_name(raw: str | None) -> str | None:
     raise InvalidNameError(problem)
 
 
-def utc(value: datetime | None) -> datetime | None:
-    """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
 def to_subscriber(row: sa.Row[Any]) -> Subscriber:
     return Subscriber(
         id=row.id,
@@ -115,8 +101,8 @@ def to_subscriber(row: sa.Row[Any]) -> Subscriber:
         name=row.name,
         status=SubscriberStatus(row.status),
         topics=tuple(json.loads(row.topics or "[]")),
-        subscribed_at=utc(row.subscribed_at),
-        confirmed_at=utc(row.confirmed_at),
+        subscribed_at=as_utc(row.subscribed_at),
+        confirmed_at=as_utc(row.confirmed_at),
     )
 
 

@@ -1,1 +1,1 @@
-"""Small values parsed in many places (a month, a DOI): leaf modules importing nothing of ours."""
+"""Small values used in many places (month, DOI, address, clock): leaf modules, none of ours imported."""

@@ -32,6 +32,7 @@ from newsletter.config import Settings
 from newsletter.errors import ConfigError, IssueError, NewsletterError
 from newsletter.issues import load_topics, read_issue
 from newsletter.models import Article, Issue
+from newsletter.values.clock import aware
 from newsletter.values.month import parse_month
 from newsletter.web.pages import render, template_environment
 
@@ -66,7 +67,7 @@ class Entry:
         if when is None:
             year, number = parse_month(self.month)
             return datetime(year, number, 1, tzinfo=UTC)
-        return when if when.tzinfo else when.replace(tzinfo=UTC)
+        return aware(when)
 
     @property
     def topics(self) -> list[str]:

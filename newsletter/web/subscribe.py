@@ -29,8 +29,9 @@ from newsletter.errors import (
 from newsletter.mime import new_message_id
 from newsletter.models import OutgoingMessage, Recipient, Subscriber, SubscriberStatus
 from newsletter.store.confirmations import CONFIRMATIONS_PER_DAY, claim_confirmation
-from newsletter.store.subscribers import AlreadySubscribedError, clean_name, normalise_email
+from newsletter.store.subscribers import AlreadySubscribedError, clean_name
 from newsletter.tokens import Purpose
+from newsletter.values.address import AddressError, normalise_address
 from newsletter.web.pages import WebContext, context_of, rate_limited
 from newsletter.web.security import CSRF_FIELD, CsrfError, client_ip
 
@@ -161,8 +162,8 @@ def _pending_subscriber(
 ) -> Subscriber | None:
     """The pending subscriber to mail for ``email`` (added now if new); None when nobody is to be mailed."""
     try:
-        address = normalise_email(email)
-    except SubscriberError:
+        address = normalise_address(email)
+    except AddressError:
         log.info("subscribe form refused: the address did not pass validation")
         return None
     known = ctx.store.get(address)
@@ -193,8 +194,8 @@ def _pending_subscriber(
 def _without(text: str, typed: str) -> str:
     """``text`` with the address taken out, as typed and as normalised (an error may quote either)."""
     try:
-        spellings = {typed.strip(), normalise_email(typed)}
-    except SubscriberError:
+        spellings = {typed.strip(), normalise_address(typed)}
+    except AddressError:
         spellings = {typed.strip()}
     for spelling in sorted(filter(None, spellings), key=len, reverse=True):
         text = re.sub(re.escape(spelling), "[address]", text, flags=re.IGNORECASE)

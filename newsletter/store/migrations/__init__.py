@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from newsletter.store.migrations import m0001_initial, m0002_send_lease
+from newsletter.values.clock import now_utc
 
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("0001_initial", m0001_initial.apply),
@@ -51,6 +51,6 @@ def _migrate_once(engine: sa.Engine) -> list[str]:
             continue
         with engine.begin() as conn:
             apply(conn)
-            conn.execute(bookkeeping.insert().values(name=name, applied_at=datetime.now(UTC)))
+            conn.execute(bookkeeping.insert().values(name=name, applied_at=now_utc()))
         applied_now.append(name)
     return applied_now
