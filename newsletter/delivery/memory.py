@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from newsletter.delivery.base import DeliveryResult, Transport
+from newsletter.delivery.registry import Provider
 from newsletter.errors import DeliveryError
 from newsletter.models import OutgoingMessage, Recipient
 
@@ -70,3 +71,6 @@ def _default_failure() -> DeliveryError:
     from newsletter.errors import TemporaryDeliveryError
 
     return TemporaryDeliveryError("memory transport told to fail")
+
+
+PROVIDER = Provider("memory", MemoryTransport, title="the memory transport", selectable=False)
