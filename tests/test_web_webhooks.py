@@ -311,6 +311,23 @@ def test_without_a_key_the_route_refuses_to_work(
     assert found is not None and found.status is SubscriberStatus.ACTIVE
 
 
+def test_a_transport_without_a_webhook_answers_404(
+    keyed: Settings, signing_key: ec.EllipticCurvePrivateKey
+) -> None:
+    """Only providers with a webhook hook have a route; a signed post elsewhere finds nothing."""
+    body = b"[]"
+    with serving(keyed) as server:
+        for name in ("outbox", "smtp", "memory", "pigeon", "..", "newsletter.config"):
+            answer = httpx.post(
+                f"{server.url}/webhooks/{name}",
+                content=body,
+                headers=signed_headers(signing_key, body),
+            )
+            assert answer.status_code == 404, name
+        ok = httpx.post(server.url + PATH, content=body, headers=signed_headers(signing_key, body))
+        assert ok.status_code == 200
+
+
 def test_an_unusable_key_also_refuses(settings: Settings) -> None:
     broken = with_sendgrid(settings, webhook_key="bm90IGEga2V5")
     with serving(broken) as server:
