@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
-from newsletter.config import load_settings
+from newsletter.config import Settings, load_settings
 from newsletter.delivery import registry
-from newsletter.errors import ConfigError
+from newsletter.delivery.hooks import ListReport, SyncReport
+from newsletter.delivery.memory import MemoryTransport
+from newsletter.delivery.registry import Provider
+from newsletter.errors import ConfigError, TemporaryDeliveryError
+from newsletter.monthly import _pull_suppressions
+from tests.dbkit import db
 
 HEAVY = ("sendgrid", "python_http_client", "cryptography", "newsletter.delivery.sendgrid.transport")
 
@@ -62,3 +68,39 @@ def test_an_unknown_delivery_section_is_located(project: Path, clean_env: None) 
     path.write_text(path.read_text() + "  pigeon:\n    loft: roof\n")
     with pytest.raises(ConfigError, match=r"schedule.yaml:\d+: `delivery.pigeon`: unknown key"):
         load_settings(project, env={})
+
+
+PULLED: list[str] = []
+
+
+def fake_pull(settings: Settings, store: object, *, progress: object = None) -> SyncReport:
+    """A toy provider's suppression hook: records that the scheduler called it."""
+    PULLED.append(settings.delivery.transport)
+    return SyncReport((ListReport("toy list", fetched=1),))
+
+
+def failing_pull(settings: Settings, store: object, *, progress: object = None) -> SyncReport:
+    raise TemporaryDeliveryError("the toy list is down")
+
+
+@pytest.mark.parametrize(("hook", "outcome"), [("fake_pull", None), ("failing_pull", "waiting")])
+def test_the_scheduler_pulls_suppressions_through_the_hook_of_any_provider(
+    settings: Settings, hook: str, outcome: str | None
+) -> None:
+    """No `if transport == "sendgrid"`: a registered provider's hook runs before its send."""
+    registry.register(Provider("toy", MemoryTransport, suppressions=f"tests.test_registry:{hook}"))
+    try:
+        toy = dataclasses.replace(
+            settings, delivery=dataclasses.replace(settings.delivery, transport="toy")
+        )
+        PULLED.clear()
+        decision = _pull_suppressions(toy, db(toy), "2021-01")
+    finally:
+        registry.unregister("toy")
+    if outcome is None:
+        assert decision is None and PULLED == ["toy"]
+    else:
+        assert decision is not None and decision.outcome == outcome
+        assert "toy's suppressions could not be pulled before sending" in decision.reason
+    plain = _pull_suppressions(settings, db(settings), "2021-01")  # outbox: no hook, no pull
+    assert plain is None

@@ -88,7 +88,7 @@ def check_webhooks(settings: Settings) -> None:
     from newsletter.delivery.registry import providers
 
     for provider in providers():
-        hook = provider.webhook_hook() if provider.webhook is not None else None
+        hook = provider.webhook_hook()
         note = hook.startup_note(settings) if hook is not None else None
         if note:
             click.echo(f"note: {note}", err=True)
