@@ -104,3 +104,18 @@ def test_the_scheduler_pulls_suppressions_through_the_hook_of_any_provider(
         assert "toy's suppressions could not be pulled before sending" in decision.reason
     plain = _pull_suppressions(settings, db(settings), "2021-01")  # outbox: no hook, no pull
     assert plain is None
+
+
+def test_serve_notes_a_missing_webhook_key_and_refuses_a_broken_one(
+    project: Path, clean_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from newsletter.cli.web import check_webhooks
+
+    check_webhooks(load_settings(project, env={}))
+    note = capsys.readouterr().err
+    assert (
+        "note: NEWSLETTER_SENDGRID_WEBHOOK_KEY is not set; /webhooks/sendgrid answers 503" in note
+    )
+    broken = load_settings(project, env={"NEWSLETTER_SENDGRID_WEBHOOK_KEY": "bm90IGEga2V5"})
+    with pytest.raises(ConfigError, match="NEWSLETTER_SENDGRID_WEBHOOK_KEY: not a base64 DER"):
+        check_webhooks(broken)
