@@ -23,10 +23,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from newsletter.config import load_settings  # noqa: E402
+from newsletter.delivery.sendgrid.suppressions import sync_suppressions  # noqa: E402
 from newsletter.store.engine import open_database  # noqa: E402
 from newsletter.store.schema import subscribers  # noqa: E402
 from newsletter.store.subscribers import SubscriberStore, email_hash, email_key  # noqa: E402
-from newsletter.suppressions import sync_suppressions  # noqa: E402
 from tests.peers.sendgrid_server import SendGridServer  # noqa: E402
 from tests.peers.sendgrid_suppressions import LISTS, SuppressionLists  # noqa: E402
 

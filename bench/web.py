@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import json
 import resource
 import shutil
@@ -151,9 +150,12 @@ def main() -> None:
     public = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    settings = dataclasses.replace(
-        load_settings(root, env={"NEWSLETTER_SECRET_KEY": "b" * 40}),
-        webhook_public_key=base64.b64encode(public).decode(),
+    settings = load_settings(
+        root,
+        env={
+            "NEWSLETTER_SECRET_KEY": "b" * 40,
+            "NEWSLETTER_SENDGRID_WEBHOOK_KEY": base64.b64encode(public).decode(),
+        },
     )
     store = SubscriberStore(open_database(settings.database_url))
     readers = [store.add(f"reader{n}@example.com").id for n in range(args.readers + args.events)]

@@ -7,8 +7,6 @@ values. Every mistake is a ``ConfigError`` naming the file, line, key and what w
 from __future__ import annotations
 
 import difflib
-import enum
-import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -20,20 +18,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from newsletter.delivery import registry
 from newsletter.errors import ConfigError
 from newsletter.names import name_problem
 from newsletter.values.address import normalise_address
 
 SETTINGS_FILE = "schedule.yaml"
-TRANSPORTS = ("outbox", "smtp", "sendgrid")
 _DAY_RE = re.compile(
     r"^(?:(?P<dom>[1-9]|[12]\d|3[01])|(?P<last>last)|(?P<nth>[1-5])(?:st|nd|rd|th) (?P<wd>mon|tue|wed|thu|fri|sat|sun)|last (?P<lwd>mon|tue|wed|thu|fri|sat|sun))$"
 )
 _DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_DURATION = timedelta(days=366)  # longer is a typo: a year covers every duration here
-MIN_SMTP_RATE = 0.01  # messages per second: one every 100 s; slower is a typo, not pacing
-MAX_SMTP_RATE = 1000.0
 _STANDARD_TAG = "tag:yaml.org,2002:"  # YAML's own types; a `!custom` tag means nothing here
 
 
@@ -75,43 +71,30 @@ class Links:
         return f"{self.archive_url}/{month}/"
 
 
-@dataclass(frozen=True)
-class OutboxSettings:
-    path: Path  # a Maildir
-
-
-class SmtpSecurity(enum.StrEnum):
-    """How the SMTP connection is protected (``delivery.smtp.security``)."""
-
-    STARTTLS = "starttls"  # plain connection upgraded with STARTTLS (port 587)
-    TLS = "tls"  # TLS from the first byte (port 465)
-    NONE = "none"  # no encryption: a local relay or a test server only
-
-
-@dataclass(frozen=True, kw_only=True)
-class SmtpSettings:
-    host: str
-    port: int
-    security: SmtpSecurity
-    username: str | None
-    rate: float  # messages per second, at most
-    password: str | None = field(default=None, repr=False)  # NEWSLETTER_SMTP_PASSWORD
-
-
-@dataclass(frozen=True, kw_only=True)
-class SendGridSettings:
-    host: str  # NEWSLETTER_SENDGRID_HOST overrides
-    batch_size: int  # ≤ 1000
-    sandbox: bool
-    api_key: str | None = field(default=None, repr=False)  # SENDGRID_API_KEY
+S = TypeVar("S")
 
 
 @dataclass(frozen=True, kw_only=True)
 class DeliverySettings:
+    """The chosen transport and each transport's own section, parsed by its provider's parser."""
+
     transport: str
-    outbox: OutboxSettings
-    smtp: SmtpSettings
-    sendgrid: SendGridSettings
+    sections: Mapping[str, object] = field(default_factory=dict)  # name → its settings object
+
+    def section(self, name: str) -> object:
+        """The settings of transport ``name``; ``KeyError`` when it has no section."""
+        return self.sections[name]
+
+    def of(self, kind: type[S]) -> S:
+        """The one section that is a ``kind`` (e.g. ``delivery.of(SmtpSettings)``), typed."""
+        for value in self.sections.values():
+            if isinstance(value, kind):
+                return value
+        raise KeyError(kind.__name__)
+
+    def with_section(self, name: str, value: object) -> DeliverySettings:
+        """A copy with transport ``name``'s settings replaced (tests, one-off overrides)."""
+        return DeliverySettings(transport=self.transport, sections={**self.sections, name: value})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,9 +109,6 @@ class Settings:
     database_url: str
     delivery: DeliverySettings
     secret_key: str | None = field(default=None, repr=False)  # NEWSLETTER_SECRET_KEY
-    webhook_public_key: str | None = field(
-        default=None, repr=False
-    )  # NEWSLETTER_SENDGRID_WEBHOOK_KEY
 
     @property
     def issues_dir(self) -> Path:
@@ -326,28 +306,6 @@ def _parse_bool(value: Any) -> bool:
     return value
 
 
-def _parse_rate(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(value)
-    if not math.isfinite(value) or not MIN_SMTP_RATE <= value <= MAX_SMTP_RATE:
-        raise OutOfRange(
-            f"expected a number of messages per second from {MIN_SMTP_RATE:g} to {MAX_SMTP_RATE:g}"
-        )
-    return float(value)
-
-
-def _parse_port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        raise ValueError(value)
-    return value
-
-
-def _parse_batch(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-        raise ValueError(value)
-    return value
-
-
 def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if str(value) not in options:
@@ -355,6 +313,15 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
         return str(value)
 
     return check
+
+
+# --- what a transport's section parser uses (``newsletter.delivery.registry.SectionParser``) ----
+
+Section = _Located  # one section of schedule.yaml: values with the line each stands on
+checked = _checked  # a value through a check, or a located ConfigError saying what was expected
+choice = _choice
+parse_url = _parse_url
+parse_bool = _parse_bool
 
 
 # --- the sections --------------------------------------------------------------------------------
@@ -434,55 +401,21 @@ def _links(doc: _Located) -> Links:
 
 
 def _delivery(doc: _Located, root: Path, env: Mapping[str, str]) -> DeliverySettings:
-    sec = doc.section("delivery").expect("transport", "outbox", "smtp", "sendgrid")
+    """``delivery.transport`` plus one section per provider, each read by its provider's parser."""
+    parsers = {p.name: p.settings for p in registry.providers() if p.settings is not None}
+    sec = doc.section("delivery").expect("transport", *parsers)
+    offered = registry.names()
     transport = _checked(
         sec,
         "transport",
         sec.text("transport", "outbox"),
-        _choice(TRANSPORTS),
-        " | ".join(TRANSPORTS),
+        _choice(offered),
+        " | ".join(offered),
     )
-    out = sec.section("outbox", required=False).expect("path")
-    outbox = OutboxSettings(path=root / str(out.text("path", "outbox")))
-    smtp_sec = sec.section("smtp", required=False).expect(
-        "host", "port", "security", "username", "rate"
-    )
-    smtp = SmtpSettings(
-        host=smtp_sec.text("host", "localhost"),
-        port=_checked(smtp_sec, "port", smtp_sec.scalar("port", 587), _parse_port, "a port number"),
-        security=_checked(
-            smtp_sec,
-            "security",
-            smtp_sec.text("security", "starttls"),
-            SmtpSecurity,
-            " | ".join(SmtpSecurity),
-        ),
-        username=smtp_sec.text("username", None),
-        rate=_checked(
-            smtp_sec,
-            "rate",
-            smtp_sec.scalar("rate", 20),
-            _parse_rate,
-            f"a number of messages per second from {MIN_SMTP_RATE:g} to {MAX_SMTP_RATE:g}",
-        ),
-        password=env.get("NEWSLETTER_SMTP_PASSWORD") or None,
-    )
-    sg = sec.section("sendgrid", required=False).expect("host", "batch_size", "sandbox")
-    host = sg.text("host", "https://api.sendgrid.com")
-    host = env.get("NEWSLETTER_SENDGRID_HOST") or host
-    sendgrid = SendGridSettings(
-        host=_checked(sg, "host", host, _parse_url, "an https:// API address"),
-        batch_size=_checked(
-            sg,
-            "batch_size",
-            sg.scalar("batch_size", 1000),
-            _parse_batch,
-            "a whole number from 1 to 1000",
-        ),
-        sandbox=_checked(sg, "sandbox", sg.scalar("sandbox", False), _parse_bool, "true or false"),
-        api_key=env.get("SENDGRID_API_KEY") or None,
-    )
-    return DeliverySettings(transport=transport, outbox=outbox, smtp=smtp, sendgrid=sendgrid)
+    sections = {
+        name: parse(sec.section(name, required=False), root, env) for name, parse in parsers.items()
+    }
+    return DeliverySettings(transport=transport, sections=sections)
 
 
 def _database_url(doc: _Located, root: Path, env: Mapping[str, str]) -> str:
@@ -548,6 +481,5 @@ def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) 
         database_url=_database_url(doc, root, env),
         delivery=_delivery(doc, root, env),
         secret_key=env.get("NEWSLETTER_SECRET_KEY") or None,
-        webhook_public_key=env.get("NEWSLETTER_SENDGRID_WEBHOOK_KEY") or None,
     )
     return settings

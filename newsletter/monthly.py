@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from newsletter.config import Settings
-from newsletter.delivery import get_transport
+from newsletter.delivery import get_provider, get_transport
 from newsletter.errors import AlreadySentError, DeliveryError, NewsletterError
 from newsletter.issues import lint_issue, load_topics
 from newsletter.models import Issue, IssueStatus
@@ -30,7 +30,6 @@ from newsletter.send import RunStatus, SendSummary, send_issue
 from newsletter.store.claims import Claim, ClaimRow, ScheduleClaims
 from newsletter.store.database import Database
 from newsletter.store.ledger import SendStatus
-from newsletter.suppressions import sync_suppressions
 from newsletter.tokens import load_signer
 
 log = logging.getLogger(__name__)
@@ -200,6 +199,29 @@ _CLAIM_STATUS = {
 # --- sending -------------------------------------------------------------------------------------
 
 
+def _pull_suppressions(settings: Settings, database: Database, month: str) -> Decision | None:
+    """Before a send, apply the transport's suppression lists if it keeps any; a Decision if that failed."""
+    provider = get_provider(settings.delivery.transport)
+    pull = provider.suppression_pull()
+    if pull is None:
+        return None
+    claims = database.claims
+    try:
+        report = pull(settings, database.subscribers)
+    except DeliveryError as err:
+        claims.set(month, Claim.WAITING)  # let the next look try again
+        return Decision(
+            month,
+            Outcome.WAITING,
+            f"{provider.label}'s suppressions could not be pulled before sending ({err}); "
+            "trying again at the next look",
+        )
+    except NewsletterError as err:
+        return _failed(claims, month, f"{provider.label}'s suppressions could not be pulled: {err}")
+    log.info("issue %s: suppression sync before sending: %s", month, report.summary())
+    return None
+
+
 def _send(
     settings: Settings,
     database: Database,
@@ -207,21 +229,9 @@ def _send(
     stop: threading.Event | None,
 ) -> Decision:
     month, claims = issue.month, database.claims
-    transport = settings.delivery.transport
-    if transport == "sendgrid":
-        try:
-            report = sync_suppressions(settings, database.subscribers)
-        except DeliveryError as err:
-            claims.set(month, Claim.WAITING)  # let the next look try again
-            return Decision(
-                month,
-                Outcome.WAITING,
-                f"SendGrid's suppressions could not be pulled before sending ({err}); "
-                "trying again at the next look",
-            )
-        except NewsletterError as err:
-            return _failed(claims, month, f"SendGrid's suppressions could not be pulled: {err}")
-        log.info("issue %s: suppression sync before sending: %s", month, report.summary())
+    refused = _pull_suppressions(settings, database, month)
+    if refused is not None:
+        return refused
     try:
         summary = send_issue(settings, database, issue, triggered_by="scheduler", stop=stop)
     except AlreadySentError as err:

@@ -62,7 +62,7 @@ def add_people(settings: Settings) -> SubscriberStore:
 
 def outbox_recipients(settings: Settings) -> list[str]:
     """The To: address of every message in the outbox Maildir."""
-    path = settings.delivery.outbox.path
+    path = settings.delivery.section("outbox").path
     if not path.exists():
         return []
     return sorted(str(message["To"]).split("<")[-1].rstrip(">") for message in read_maildir(path))

@@ -99,8 +99,8 @@ def test_environment_overrides_and_secrets_hidden(project):
     }
     settings = load_settings(project, env=env)
     assert settings.database_url == "sqlite:////tmp/elsewhere.db"
-    assert settings.delivery.sendgrid.host == "http://127.0.0.1:9999"
-    assert settings.delivery.sendgrid.api_key == "SG.secret-value"
+    assert settings.delivery.section("sendgrid").host == "http://127.0.0.1:9999"
+    assert settings.delivery.section("sendgrid").api_key == "SG.secret-value"
     shown = repr(settings)
     for secret in ("SG.secret-value", "k" * 32, "hunter2"):
         assert secret not in shown

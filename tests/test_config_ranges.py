@@ -89,7 +89,7 @@ def test_smtp_rate_must_be_a_sane_finite_number(project, rate):
 @pytest.mark.parametrize(("rate", "value"), [("0.01", 0.01), ("1000", 1000.0), ("2.5", 2.5)])
 def test_smtp_rate_within_range(project, rate, value):
     _with(project, "rate: 20 ", f"rate: {rate} ")
-    assert load_settings(project, env={}).delivery.smtp.rate == value
+    assert load_settings(project, env={}).delivery.section("smtp").rate == value
 
 
 @pytest.mark.parametrize(
@@ -152,7 +152,7 @@ def test_a_yaml_type_tag_that_does_not_fit_is_refused(project, new, says):
 
 def test_standard_tags_still_work(project):
     _with(project, "port: 587 ", "port: !!int 2525 ")
-    assert load_settings(project, env={}).delivery.smtp.port == 2525
+    assert load_settings(project, env={}).delivery.section("smtp").port == 2525
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,11 @@ from dataclasses import replace
 
 import pytest
 
-from newsletter.config import OutboxSettings, load_settings
+from newsletter.config import load_settings
 from newsletter.delivery import get_transport
 from newsletter.delivery.base import split_batches
 from newsletter.delivery.memory import MemoryTransport
-from newsletter.delivery.outbox import OutboxTransport
+from newsletter.delivery.outbox import OutboxSettings, OutboxTransport
 from newsletter.delivery.smtp import SmtpTransport
 from newsletter.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from newsletter.models import Placeholder
@@ -118,7 +118,9 @@ def test_get_transport_by_name(settings, monkeypatch):
     assert isinstance(get_transport("outbox", delivery), OutboxTransport)
     assert get_transport("outbox", delivery).path == settings.root / "outbox"
     assert isinstance(
-        get_transport("smtp", replace(delivery, smtp=replace(delivery.smtp, username=None))),
+        get_transport(
+            "smtp", delivery.with_section("smtp", replace(delivery.section("smtp"), username=None))
+        ),
         SmtpTransport,
     )
     assert isinstance(get_transport("memory", delivery), MemoryTransport)

@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from newsletter.config import SendGridSettings
 from newsletter.delivery.base import split_batches
-from newsletter.delivery.sendgrid import (
+from newsletter.delivery.sendgrid.settings import SendGridSettings
+from newsletter.delivery.sendgrid.transport import (
     CUSTOM_ARG_ISSUE,
     CUSTOM_ARG_SUBSCRIBER,
     SendGridAPI,

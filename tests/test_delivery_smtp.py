@@ -7,9 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from newsletter.config import SmtpSettings
 from newsletter.delivery.base import split_batches
-from newsletter.delivery.smtp import SmtpTransport
+from newsletter.delivery.smtp import SmtpSettings, SmtpTransport
 from newsletter.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from newsletter.models import OutgoingMessage, Placeholder
 from tests.conftest import REPO

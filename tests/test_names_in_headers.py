@@ -25,11 +25,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from newsletter.config import OutboxSettings, SendGridSettings, Settings, SmtpSettings
+from newsletter.config import Settings
 from newsletter.delivery.base import DeliveryResult, Transport
-from newsletter.delivery.outbox import OutboxTransport
-from newsletter.delivery.sendgrid import SendGridTransport
-from newsletter.delivery.smtp import SmtpTransport
+from newsletter.delivery.outbox import OutboxSettings, OutboxTransport
+from newsletter.delivery.sendgrid.settings import SendGridSettings
+from newsletter.delivery.sendgrid.transport import SendGridTransport
+from newsletter.delivery.smtp import SmtpSettings, SmtpTransport
 from newsletter.errors import InvalidNameError, SubscriberError
 from newsletter.mime import (
     _PLAIN_ADDRESS,
@@ -325,7 +326,7 @@ def test_the_issue_case_through_the_outbox(settings: Settings) -> None:
     put_names(settings, {3: THE_NAME, 5: UNBUILDABLE})
     summary = send_issue(settings, db(settings), load_issue(settings))
     assert (summary.sent, summary.failed) == (len(active) - 1, 1)
-    check_the_run(settings, read_maildir(settings.delivery.outbox.path), active)
+    check_the_run(settings, read_maildir(settings.delivery.section("outbox").path), active)
 
 
 def test_the_issue_case_through_smtp(project: Path, clean_env: None) -> None:
@@ -368,10 +369,12 @@ def test_a_batch_left_stuck_before_the_fix_is_resent_with_only_the_bad_reader_fa
         send_issue(settings, db(settings), issue, transport=CrashesLikeBefore())
     resumed = send_issue(settings, db(settings), issue, resume=True)
     assert resumed.found_unconfirmed == len(active) and resumed.sent == 0
-    assert read_maildir(settings.delivery.outbox.path) == []  # nothing was written before
+    assert (
+        read_maildir(settings.delivery.section("outbox").path) == []
+    )  # nothing was written before
     again = send_issue(settings, db(settings), issue, resend_unconfirmed=True)
     assert (again.sent, again.failed, again.unconfirmed) == (len(active) - 1, 1, 0)
-    check_the_run(settings, read_maildir(settings.delivery.outbox.path), active)
+    check_the_run(settings, read_maildir(settings.delivery.section("outbox").path), active)
 
 
 @settings(max_examples=300, deadline=None)

@@ -112,7 +112,7 @@ def test_every_active_subscriber_gets_exactly_one_personal_copy(db_settings: Set
 def test_outbox_messages_carry_rfc8058_headers_and_own_links(db_settings: Settings) -> None:
     people = populate(db_settings, 3)
     send_issue(db_settings, db(db_settings), load_issue(db_settings), transport_name="outbox")
-    messages = read_maildir(db_settings.delivery.outbox.path)
+    messages = read_maildir(db_settings.delivery.section("outbox").path)
     by_email = {s.email: s.id for s in people.active}
     assert sorted(str(m["To"]).split("<")[-1].rstrip(">") for m in messages) == sorted(by_email)
     for mail in messages:
@@ -350,7 +350,7 @@ def test_cli_draft_is_sent_by_hand_after_a_warning(project: Path, settings: Sett
     assert result.exit_code == 0, result.output
     assert "is a draft" in result.output
     assert set(ledger_rows(settings, month).values()) == {"sent"}
-    assert len(read_maildir(settings.delivery.outbox.path)) == 2
+    assert len(read_maildir(settings.delivery.section("outbox").path)) == 2
 
 
 def test_cli_dry_run_and_test_copies_leave_no_send(project: Path, settings: Settings) -> None:
@@ -359,7 +359,7 @@ def test_cli_dry_run_and_test_copies_leave_no_send(project: Path, settings: Sett
     assert result.exit_code == 0 and "3 recipient(s) would get it" in result.output
     result = cli(project, "send", MONTH, "--test-to", "editor@example.org")
     assert result.exit_code == 0 and "test copy sent to editor@example.org" in result.output
-    [mail] = read_maildir(settings.delivery.outbox.path)
+    [mail] = read_maildir(settings.delivery.section("outbox").path)
     assert str(mail["Subject"]).startswith("[TEST] ") and mail["To"] == "editor@example.org"
     assert send_row(settings) is None
 
@@ -373,7 +373,7 @@ def test_cli_second_send_says_already_sent_and_succeeds(project: Path, settings:
         r"already sent on \d{4}-\d\d-\d\d \d\d:\d\d UTC \(2 recipients\)", result.output
     )
     assert "nothing to do" in result.output
-    assert len(read_maildir(settings.delivery.outbox.path)) == 2
+    assert len(read_maildir(settings.delivery.section("outbox").path)) == 2
 
 
 def test_cli_issue_with_errors_is_never_sent(project: Path, settings: Settings) -> None:
@@ -474,6 +474,6 @@ def test_cli_issue_with_errors_is_not_sent_and_says_each_finding_once(
     assert "nothing was sent" in result.output
     assert "Traceback" not in result.output
     assert send_row(settings) is None
-    assert not settings.delivery.outbox.path.exists() or not read_maildir(
-        settings.delivery.outbox.path
+    assert not settings.delivery.section("outbox").path.exists() or not read_maildir(
+        settings.delivery.section("outbox").path
     )

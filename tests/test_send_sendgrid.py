@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import Settings, load_settings
-from newsletter.delivery.sendgrid import (
+from newsletter.delivery.sendgrid.transport import (
     ATTEMPTS,
     CUSTOM_ARG_ISSUE,
     CUSTOM_ARG_SUBSCRIBER,
@@ -117,7 +117,7 @@ def test_outage_beyond_retries_interrupts_and_resume_finishes(
     active, _ = seed(sg_settings, 1000)
     issue = load_issue(sg_settings)
     # No waiting between retries here; the retry policy itself is D1's test.
-    impatient = SendGridTransport(sg_settings.delivery.sendgrid, sleep=lambda _: None)
+    impatient = SendGridTransport(sg_settings.delivery.section("sendgrid"), sleep=lambda _: None)
     outage = InjectAfterFirstBatch(sendgrid_server, *[Fault(502)] * ATTEMPTS)
     with pytest.raises(TemporaryDeliveryError, match="--resume"):
         send_issue(sg_settings, db(sg_settings), issue, transport=impatient, progress=outage)

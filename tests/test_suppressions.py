@@ -9,11 +9,11 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import Settings, load_settings
+from newsletter.delivery.sendgrid.suppressions import PAGE_SIZE, sync_suppressions
 from newsletter.errors import PermanentDeliveryError
 from newsletter.models import SubscriberStatus
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
-from newsletter.suppressions import PAGE_SIZE, sync_suppressions
 from tests.peers.sendgrid_server import Answer, Fault, SendGridServer
 from tests.peers.sendgrid_suppressions import (
     LISTS,
@@ -186,14 +186,19 @@ def test_cli_sync_reports_each_list(
     lists.add("bounces", "nobody@example.com")
 
     result = CliRunner().invoke(
-        main, ["--project", str(project), "subscribers", "sync"], env=sg_env
+        main,
+        ["--project", str(project), "subscribers", "sync", "--transport", "sendgrid"],
+        env=sg_env,
     )
 
     assert result.exit_code == 0, result.output
+    assert "SendGrid list" in result.output
     assert "suppressed quit@example.com (unsubscribes)" in result.output
     assert "1 subscriber(s) suppressed by this sync" in result.output
     for name in LISTS:
         assert name in result.output
+    schedule = project / "schedule.yaml"
+    schedule.write_text(schedule.read_text().replace("transport: outbox", "transport: sendgrid"))
     again = CliRunner().invoke(main, ["--project", str(project), "subscribers", "sync"], env=sg_env)
     assert "0 subscriber(s) suppressed by this sync" in again.output
 
@@ -201,7 +206,26 @@ def test_cli_sync_reports_each_list(
 def test_cli_sync_without_an_api_key_is_a_configuration_error(
     project: Path, clean_env: None
 ) -> None:
-    result = CliRunner().invoke(main, ["--project", str(project), "subscribers", "sync"])
+    result = CliRunner().invoke(
+        main, ["--project", str(project), "subscribers", "sync", "--transport", "sendgrid"]
+    )
     assert result.exit_code == 2
     assert "SENDGRID_API_KEY" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("transport", ["outbox", "smtp"])
+def test_cli_sync_for_a_transport_without_lists_says_so(
+    project: Path, lists: SuppressionLists, sg_env: dict[str, str], transport: str
+) -> None:
+    """outbox and smtp keep no suppression lists: exit 2 with one line, nothing fetched."""
+    result = CliRunner().invoke(
+        main,
+        ["--project", str(project), "subscribers", "sync", "--transport", transport],
+        env=sg_env,
+    )
+    assert result.exit_code == 2
+    assert f"`subscribers sync` is not available for the {transport} transport" in result.output
+    assert "--transport sendgrid" in result.output
+    assert "Traceback" not in result.output
+    assert lists.queries == []

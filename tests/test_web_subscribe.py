@@ -90,7 +90,10 @@ def test_subscribe_confirm_receive_and_leave_with_one_click(
 
     issue = read_issue(settings.issues_dir / "2021-01.md", load_topics(settings.topics_file))
     summary = send_issue(
-        settings, db(settings), issue, transport=OutboxTransport(settings.delivery.outbox)
+        settings,
+        db(settings),
+        issue,
+        transport=OutboxTransport(settings.delivery.section("outbox")),
     )
     assert summary.sent == 1
     delivered = [m for m in mail_to(settings, "reader@example.com") if m["X-Newsletter-Issue"]]
@@ -488,16 +491,15 @@ def test_absurd_csrf_values_are_a_400_not_a_crash(client: httpx.Client) -> None:
 
 def test_with_smtp_configured_the_confirmation_goes_over_smtp(settings: Settings) -> None:
     with SmtpServer() as smtp:
+        section = dataclasses.replace(
+            settings.delivery.section("smtp"),
+            host="127.0.0.1",
+            port=smtp.port,
+            security="none",
+            username=None,
+        )
         delivery = dataclasses.replace(
-            settings.delivery,
-            transport="smtp",
-            smtp=dataclasses.replace(
-                settings.delivery.smtp,
-                host="127.0.0.1",
-                port=smtp.port,
-                security="none",
-                username=None,
-            ),
+            settings.delivery.with_section("smtp", section), transport="smtp"
         )
         over_smtp = dataclasses.replace(settings, delivery=delivery)
         with serving(over_smtp) as server, httpx.Client(base_url=server.url) as http:
@@ -517,12 +519,11 @@ def test_with_sendgrid_configured_the_confirmation_is_a_valid_mail_send(
     settings: Settings,
 ) -> None:
     with SendGridServer() as sendgrid:
+        section = dataclasses.replace(
+            settings.delivery.section("sendgrid"), host=sendgrid.url, api_key=sendgrid.api_key
+        )
         delivery = dataclasses.replace(
-            settings.delivery,
-            transport="sendgrid",
-            sendgrid=dataclasses.replace(
-                settings.delivery.sendgrid, host=sendgrid.url, api_key=sendgrid.api_key
-            ),
+            settings.delivery.with_section("sendgrid", section), transport="sendgrid"
         )
         over_api = dataclasses.replace(settings, delivery=delivery)
         with serving(over_api) as server, httpx.Client(base_url=server.url) as http:

@@ -63,9 +63,17 @@ def signing_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
+def with_sendgrid(settings: Settings, **changes: Any) -> Settings:
+    """``settings`` with some of ``delivery.sendgrid`` changed (e.g. ``webhook_key``)."""
+    section = dataclasses.replace(settings.delivery.section("sendgrid"), **changes)
+    return dataclasses.replace(
+        settings, delivery=settings.delivery.with_section("sendgrid", section)
+    )
+
+
 @pytest.fixture
 def keyed(settings: Settings, signing_key: ec.EllipticCurvePrivateKey) -> Settings:
-    return dataclasses.replace(settings, webhook_public_key=public_key_text(signing_key))
+    return with_sendgrid(settings, webhook_key=public_key_text(signing_key))
 
 
 @dataclasses.dataclass
@@ -292,7 +300,7 @@ def test_without_a_key_the_route_refuses_to_work(
     person = store.add("person@example.com")
     events = [{"email": "person@example.com", "event": "unsubscribe", "sg_event_id": "e"}]
     body = json.dumps(events).encode()
-    assert settings.webhook_public_key is None
+    assert settings.delivery.section("sendgrid").webhook_key is None
     with serving(settings) as server:
         answer = httpx.post(
             server.url + PATH, content=body, headers=signed_headers(signing_key, body)
@@ -303,8 +311,25 @@ def test_without_a_key_the_route_refuses_to_work(
     assert found is not None and found.status is SubscriberStatus.ACTIVE
 
 
+def test_a_transport_without_a_webhook_answers_404(
+    keyed: Settings, signing_key: ec.EllipticCurvePrivateKey
+) -> None:
+    """Only providers with a webhook hook have a route; a signed post elsewhere finds nothing."""
+    body = b"[]"
+    with serving(keyed) as server:
+        for name in ("outbox", "smtp", "memory", "pigeon", "newsletter.config"):
+            answer = httpx.post(
+                f"{server.url}/webhooks/{name}",
+                content=body,
+                headers=signed_headers(signing_key, body),
+            )
+            assert answer.status_code == 404, name
+        ok = httpx.post(server.url + PATH, content=body, headers=signed_headers(signing_key, body))
+        assert ok.status_code == 200
+
+
 def test_an_unusable_key_also_refuses(settings: Settings) -> None:
-    broken = dataclasses.replace(settings, webhook_public_key="bm90IGEga2V5")
+    broken = with_sendgrid(settings, webhook_key="bm90IGEga2V5")
     with serving(broken) as server:
         answer = httpx.post(
             server.url + PATH, content=b"[]", headers={TIMESTAMP: "1", SIGNATURE: "x"}
@@ -365,14 +390,10 @@ def test_events_built_from_a_real_sendgrid_send_find_their_rows(
     kept, lost = store.add("kept@example.com"), store.add("lost@example.com")
     issue = read_issue(keyed.issues_dir / f"{MONTH}.md", load_topics(keyed.topics_file))
     with SendGridServer() as sendgrid:
-        delivery = dataclasses.replace(
-            keyed.delivery,
-            transport="sendgrid",
-            sendgrid=dataclasses.replace(
-                keyed.delivery.sendgrid, host=sendgrid.url, api_key=sendgrid.api_key
-            ),
+        over_api = with_sendgrid(keyed, host=sendgrid.url, api_key=sendgrid.api_key)
+        over_api = dataclasses.replace(
+            over_api, delivery=dataclasses.replace(over_api.delivery, transport="sendgrid")
         )
-        over_api = dataclasses.replace(keyed, delivery=delivery)
         assert send_issue(over_api, db(over_api), issue).sent == 2
         events = []
         for number, (_, personalization) in enumerate(sendgrid.personalizations()):

@@ -80,7 +80,7 @@ def subscribe(
 
 
 def outbox_messages(settings: Settings) -> list[EmailMessage]:
-    folder = settings.delivery.outbox.path / "new"
+    folder = settings.delivery.section("outbox").path / "new"
     if not folder.is_dir():
         return []
     messages = []

@@ -24,7 +24,8 @@ from rich.progress import Progress as RichProgress
 
 from newsletter.cli import Project, pass_project
 from newsletter.cli.signals import stop_on_signals
-from newsletter.config import TRANSPORTS, Settings
+from newsletter.config import Settings
+from newsletter.delivery.registry import names as transport_names
 from newsletter.errors import AlreadySentError, IssueError
 from newsletter.issues import load_topics, month_of, read_issue, resolve_issue
 from newsletter.models import Issue, IssueStatus, LedgerStatus
@@ -226,7 +227,7 @@ class _Reporting(Progress):
 )
 @click.option(
     "--transport",
-    type=click.Choice(TRANSPORTS),
+    type=click.Choice(transport_names()),
     default=None,
     help="Override delivery.transport from schedule.yaml.",
 )

@@ -54,19 +54,12 @@ def serve(
     import uvicorn
 
     from newsletter.web.app import create_app
-    from newsletter.web.webhooks import load_public_key
 
     settings = project.settings
     configure_logging(log_level)
     check_transport(settings, allow_no_mail)
     app = create_app(settings)  # configuration mistakes stop here, before a port is taken
-    if settings.webhook_public_key:
-        load_public_key(settings.webhook_public_key)
-    else:
-        click.echo(
-            "note: NEWSLETTER_SENDGRID_WEBHOOK_KEY is not set; /webhooks/sendgrid answers 503",
-            err=True,
-        )
+    check_webhooks(settings)
     click.echo(f"serving {settings.links.base_url} on http://{host}:{port} (Ctrl-C stops)")
     uvicorn.run(
         app,
@@ -88,6 +81,17 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactTokens())
+
+
+def check_webhooks(settings: Settings) -> None:
+    """Refuse an unusable webhook key (``ConfigError``); say which webhooks lack one and answer 503."""
+    from newsletter.delivery.registry import providers
+
+    for provider in providers():
+        hook = provider.webhook_hook()
+        note = hook.startup_note(settings) if hook is not None else None
+        if note:
+            click.echo(f"note: {note}", err=True)
 
 
 def check_transport(settings: Settings, allow_no_mail: bool) -> None:

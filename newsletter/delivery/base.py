@@ -2,7 +2,8 @@
 
 A send run (``newsletter.send``) owns the loop and the ledger; a transport only delivers one
 ``OutgoingMessage`` (already rendered, with placeholders) to its recipients, personalising each
-copy by string substitution. Adding a provider is one new module with one ``Transport`` subclass.
+copy by string substitution. Adding a provider is one new module (a ``Transport`` subclass and
+its ``Provider`` declaration) plus one line in ``registry.BUILT_IN``: docs/adding-a-transport.md.
 """
 
 from __future__ import annotations

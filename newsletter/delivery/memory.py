@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
-from newsletter.delivery.base import DeliveryResult, Transport
+from newsletter.delivery.base import DeliveryResult, Transport, not_built
+from newsletter.delivery.registry import Provider
 from newsletter.errors import DeliveryError
+from newsletter.mime import check_address
 from newsletter.models import OutgoingMessage, Recipient
 
 
@@ -50,6 +52,11 @@ class MemoryTransport(Transport):
             if error is not None:
                 results.append(DeliveryResult(recipient, accepted=False, error=error))
                 continue
+            try:  # as every real transport: a name or address no To line can hold fails alone
+                check_address("To", recipient.name, recipient.email)
+            except Exception as err:
+                results.append(not_built(recipient, err))
+                continue
             self.delivered.append((message, recipient))
             results.append(
                 DeliveryResult(
@@ -70,3 +77,6 @@ def _default_failure() -> DeliveryError:
     from newsletter.errors import TemporaryDeliveryError
 
     return TemporaryDeliveryError("memory transport told to fail")
+
+
+PROVIDER = Provider("memory", MemoryTransport, title="the memory transport", selectable=False)

@@ -18,12 +18,15 @@ import os
 import re
 import socket
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
-from newsletter.config import OutboxSettings
+from newsletter.config import Section
 from newsletter.delivery.base import DeliveryResult, Transport, not_built
+from newsletter.delivery.registry import Provider
 from newsletter.errors import PermanentDeliveryError
 from newsletter.mime import build_message, check_message
 from newsletter.models import OutgoingMessage, Recipient
@@ -38,6 +41,27 @@ _COUNTER = itertools.count(1)
 _HOST = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
 # Our own unique names (those of Python's ``mailbox`` too): <seconds>.M<µs>P<pid>Q<n>.<host>
 _NAME_RE = re.compile(r"^\d+\.M\d+P(?P<pid>\d+)Q\d+\.(?P<host>.+)$")
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    """``delivery.outbox:`` in schedule.yaml."""
+
+    path: Path  # a Maildir
+
+
+def parse_settings(section: Section, root: Path, env: Mapping[str, str]) -> OutboxSettings:
+    """``delivery.outbox.path`` (default ``outbox``), relative to the project folder."""
+    section.expect("path")
+    return OutboxSettings(path=root / str(section.text("path", "outbox")))
+
+
+PROVIDER = Provider(
+    "outbox",
+    "newsletter.delivery.outbox:OutboxTransport",
+    settings=parse_settings,
+    title="the outbox",
+)
 
 
 def _unique_name() -> str:

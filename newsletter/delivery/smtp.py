@@ -7,15 +7,20 @@ message sent again; refusals of one recipient are results, refusals of the serve
 
 from __future__ import annotations
 
+import enum
 import logging
+import math
 import smtplib
 import ssl
 import time
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
 
-from newsletter.config import SmtpSettings
+from newsletter.config import OutOfRange, Section, checked
 from newsletter.delivery.base import DeliveryResult, Transport, not_built
+from newsletter.delivery.registry import Provider
 from newsletter.errors import (
     ConfigError,
     DeliveryError,
@@ -28,6 +33,67 @@ from newsletter.models import OutgoingMessage, Recipient
 log = logging.getLogger(__name__)
 
 TIMEOUT = 30.0  # seconds for connecting and for each SMTP command
+MIN_RATE = 0.01  # messages per second: one every 100 s; slower is a typo, not pacing
+MAX_RATE = 1000.0
+RATE_RANGE = f"a number of messages per second from {MIN_RATE:g} to {MAX_RATE:g}"
+
+
+class SmtpSecurity(enum.StrEnum):
+    """How the SMTP connection is protected (``delivery.smtp.security``)."""
+
+    STARTTLS = "starttls"  # plain connection upgraded with STARTTLS (port 587)
+    TLS = "tls"  # TLS from the first byte (port 465)
+    NONE = "none"  # no encryption: a local relay or a test server only
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpSettings:
+    """``delivery.smtp:`` in schedule.yaml, plus the password from the environment."""
+
+    host: str
+    port: int
+    security: SmtpSecurity
+    username: str | None
+    rate: float  # messages per second, at most
+    password: str | None = field(default=None, repr=False)  # NEWSLETTER_SMTP_PASSWORD
+
+
+def parse_settings(section: Section, root: Path, env: Mapping[str, str]) -> SmtpSettings:
+    """Host, port, security, username and rate, each checked where it stands in the file."""
+    sec = section.expect("host", "port", "security", "username", "rate")
+    return SmtpSettings(
+        host=sec.text("host", "localhost"),
+        port=checked(sec, "port", sec.scalar("port", 587), _port, "a port number"),
+        security=checked(
+            sec,
+            "security",
+            sec.text("security", "starttls"),
+            SmtpSecurity,
+            " | ".join(SmtpSecurity),
+        ),
+        username=sec.text("username", None),
+        rate=checked(sec, "rate", sec.scalar("rate", 20), _rate, RATE_RANGE),
+        password=env.get("NEWSLETTER_SMTP_PASSWORD") or None,
+    )
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ValueError(value)
+    return value
+
+
+def _rate(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(value)
+    if not math.isfinite(value) or not MIN_RATE <= value <= MAX_RATE:
+        raise OutOfRange(f"expected {RATE_RANGE}")
+    return float(value)
+
+
+PROVIDER = Provider(
+    "smtp", "newsletter.delivery.smtp:SmtpTransport", settings=parse_settings, title="SMTP"
+)
 
 
 class SmtpTransport(Transport):
@@ -178,13 +244,13 @@ class SmtpTransport(Transport):
 
     def _open_socket(self) -> smtplib.SMTP:
         host, port = self.settings.host, self.settings.port
-        if self.settings.security == "tls":
+        if self.settings.security == SmtpSecurity.TLS:
             return smtplib.SMTP_SSL(host, port, timeout=self._timeout, context=self._tls)
         return smtplib.SMTP(host, port, timeout=self._timeout)
 
     def _secure_and_login(self, conn: smtplib.SMTP) -> None:
         conn.ehlo()
-        if self.settings.security == "starttls":
+        if self.settings.security == SmtpSecurity.STARTTLS:
             if not conn.has_extn("starttls"):
                 raise PermanentDeliveryError(
                     f"SMTP server {self.where} does not offer STARTTLS (check delivery.smtp.security)"

@@ -107,7 +107,7 @@ ROUTES = [
     Route("/unsubscribe/{token}", unsubscribe.unsubscribe_submit, methods=["POST"]),
     Route("/preferences/{token}", preferences.preferences_page, methods=["GET"]),
     Route("/preferences/{token}", preferences.preferences_submit, methods=["POST"]),
-    Route("/webhooks/sendgrid", webhooks.sendgrid_webhook, methods=["POST"]),
+    Route("/webhooks/{provider}", webhooks.provider_webhook, methods=["POST"]),
     Route("/archive", to_archive),
     Route("/archive/", archive_index),
     Route("/archive/feed.xml", archive_feed),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import SendGridSettings
+from newsletter.delivery.sendgrid.settings import SendGridSettings
 from newsletter.models import OutgoingMessage, Placeholder, Recipient
 from tests.peers.sendgrid_server import SendGridServer
 from tests.peers.smtp_server import Certificate, SmtpServer, make_certificate

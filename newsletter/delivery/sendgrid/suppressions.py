@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from newsletter.config import Settings
-from newsletter.delivery.sendgrid import SendGridAPI
+from newsletter.delivery.hooks import ListReport, ProgressCallback, SyncReport
+from newsletter.delivery.sendgrid.settings import SendGridSettings
+from newsletter.delivery.sendgrid.transport import SendGridAPI
 from newsletter.errors import PermanentDeliveryError
 from newsletter.models import SubscriberStatus
 from newsletter.store.subscribers import SubscriberStore, email_key
@@ -53,49 +55,15 @@ LISTS = (
 )
 
 
-@dataclass
-class ListReport:
-    """What one list did to the subscriber list."""
-
-    name: str
-    fetched: int = 0  # records SendGrid returned
-    suppressed: list[str] = field(default_factory=list)  # addresses changed by this sync
-    already: int = 0  # on our list and suppressed already (or this record was applied before)
-    unknown: int = 0  # not on our list: ignored
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """The result of one sync, list by list."""
-
-    lists: tuple[ListReport, ...]
-
-    @property
-    def changed(self) -> int:
-        return sum(len(report.suppressed) for report in self.lists)
-
-    @property
-    def fetched(self) -> int:
-        return sum(report.fetched for report in self.lists)
-
-    def summary(self) -> str:
-        parts = [
-            f"{r.name}: {r.fetched} fetched, {len(r.suppressed)} suppressed now, "
-            f"{r.already} already, {r.unknown} not on the list"
-            for r in self.lists
-        ]
-        return "; ".join(parts)
-
-
 def sync_suppressions(
     settings: Settings,
     store: SubscriberStore,
     *,
     api: SendGridAPI | None = None,
-    progress: Callable[[str, int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> SyncReport:
-    """Apply SendGrid's four suppression lists to ``store``; idempotent."""
-    api = api or SendGridAPI(settings.delivery.sendgrid)
+    """Apply SendGrid's four suppression lists to ``store``; idempotent (the ``SuppressionPull`` hook)."""
+    api = api or SendGridAPI(settings.delivery.of(SendGridSettings))
     reports = []
     for suppression in LISTS:
         report = ListReport(suppression.name)

@@ -23,8 +23,8 @@ from urllib.parse import quote
 import python_http_client.exceptions
 from sendgrid import SendGridAPIClient
 
-from newsletter.config import SendGridSettings
 from newsletter.delivery.base import DeliveryResult, Transport, not_built
+from newsletter.delivery.sendgrid.settings import MAX_BATCH, SendGridSettings
 from newsletter.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from newsletter.mime import check_address, check_header
 from newsletter.models import OutgoingMessage, Recipient
@@ -38,7 +38,7 @@ TIMEOUT = 30.0  # seconds per HTTP request
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 # SendGrid's documented limits for one Mail Send request.
-MAX_PERSONALIZATIONS = 1000
+MAX_PERSONALIZATIONS = MAX_BATCH
 MAX_RECIPIENTS = 1000  # to + cc + bcc over the whole request
 MAX_PAYLOAD_BYTES = 20 * 1000 * 1000
 MAX_SUBSTITUTION_BYTES = 10_000  # per personalization
