@@ -266,6 +266,7 @@ class Fault:
     delay: float = 0.0  # seconds to wait first; alone (no status): then drop, or answer if process
     drop: bool = False  # close the connection without any answer
     process: bool = False  # handle (and record) the request anyway: it "went out" despite the fault
+    hold: threading.Event | None = None  # wait until the test sets it (at most 60 s) first
 
 
 @dataclass
@@ -450,6 +451,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         fault = self.peer._next_fault()
         if fault is not None:
+            if fault.hold is not None:
+                fault.hold.wait(timeout=60)
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.drop or (fault.status is None and not fault.process):
