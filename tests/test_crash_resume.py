@@ -82,7 +82,8 @@ def test_sigkill_mid_send_then_resume_loses_no_one(
     sender = newsletter(project, env, "send", MONTH, "--yes")
     try:
         wait_for(lambda: sendgrid_server.accepted_count == KILL_IN_BATCH - 1, "three batches")
-        time.sleep(0.5)  # the fourth request is now waiting in the stand-in
+        # The fourth request has taken its 2 s fault: it is now waiting in the stand-in.
+        wait_for(lambda: sendgrid_server.faults_left == 0, "the fourth request")
         sender.send_signal(signal.SIGKILL)
     finally:
         sender.wait(timeout=TIMEOUT)
