@@ -63,6 +63,7 @@ class InjectAfterFirstBatch(Progress):
             self.server.inject(*self.faults)
 
 
+@pytest.mark.slow  # 3000 people, and the 429 waits for its reset second
 def test_thousands_each_get_one_personal_message_despite_5xx_and_429(
     sg_settings: Settings, sendgrid_server: SendGridServer
 ) -> None:
