@@ -166,23 +166,30 @@ def test_unknown_paths_are_404(server: PreviewServer) -> None:
 def test_preview_command_serves_until_interrupted(project: Path, clean_env: None) -> None:
     """The real command in a subprocess: it prints its address, answers, and stops on SIGINT."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "newsletter",
-            "--project",
-            str(project),
-            "preview",
-            "2021-01",
-            "--port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    # A shell without job control starts background jobs (`pytest &`) with SIGINT ignored, and a
+    # child inherits that: Python would then never raise KeyboardInterrupt in the command. With a
+    # handler set here, the command starts with the default instead, as it does from a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "newsletter",
+                "--project",
+                str(project),
+                "preview",
+                "2021-01",
+                "--port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
