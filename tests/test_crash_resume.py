@@ -180,13 +180,19 @@ def test_two_resumes_at_once_after_a_kill_deliver_once(
     project: Path, clean_env: None, sendgrid_server: SendGridServer
 ) -> None:
     _, active, env = sendgrid_project(project, sendgrid_server)
-    sendgrid_server.inject(*[Fault(delay=0.1, process=True)] * 30)
+    # The third request is held 1 s and still goes out after the kill: the batch the ledger
+    # marked pending has reached the stand-in, so nobody is left unsent (a kill between the
+    # ledger's "pending" and the request would leave that batch unconfirmed, never resent unasked).
+    held = [Fault(delay=0.1, process=True)] * 2 + [Fault(delay=1.0, process=True)]
+    sendgrid_server.inject(*held, *[Fault(delay=0.1, process=True)] * 27)
     sender = newsletter(project, env, "send", MONTH, "--yes")
     try:
         wait_for(lambda: sendgrid_server.accepted_count >= 2, "two batches")
+        wait_for(lambda: sendgrid_server.faults_left == 27, "the third request in the stand-in")
         sender.send_signal(signal.SIGKILL)
     finally:
         sender.wait(timeout=TIMEOUT)
+    wait_for(lambda: sendgrid_server.accepted_count == 3, "the held batch")
 
     resumes = [newsletter(project, env, "send", MONTH, "--yes", "--resume") for _ in range(2)]
     outcomes = sorted((finish(p) for p in resumes), key=lambda outcome: outcome[0])
