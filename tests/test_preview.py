@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +16,6 @@ import pytest
 
 from newsletter.config import Settings
 from newsletter.web.preview import PreviewServer, PreviewSource
-
-RELOAD_WITHIN = 1.0  # seconds: the page polls every 0.4 s, so the signal must change by then
 
 
 @pytest.fixture
@@ -51,14 +48,12 @@ def version(server: PreviewServer) -> str:
     return str(response.json()["version"])
 
 
-def wait_for_new_version(server: PreviewServer, old: str) -> float:
-    """Seconds until ``/version`` differs from ``old``; fails after RELOAD_WITHIN."""
-    started = time.monotonic()
-    while time.monotonic() - started < RELOAD_WITHIN:
-        if version(server) != old:
-            return time.monotonic() - started
-        time.sleep(0.05)
-    pytest.fail(f"/version did not change within {RELOAD_WITHIN} s of the save")
+def assert_new_version(server: PreviewServer, old: str) -> None:
+    """``/version`` hashes the watched files on each request: it differs as soon as a save returns.
+
+    (The page polls it every 400 ms; that pace is the page's, not something to time here.)
+    """
+    assert version(server) != old, "/version did not change after the save"
 
 
 def test_listens_on_loopback_only(server: PreviewServer) -> None:
@@ -98,7 +93,7 @@ def test_saving_the_issue_changes_the_reload_signal_and_the_page(
     assert version(server) == before  # stable while nothing changes
     source = issue_path.read_text(encoding="utf-8")
     issue_path.write_text(source.replace("Burnout Among", "Exhaustion Among"), encoding="utf-8")
-    wait_for_new_version(server, before)
+    assert_new_version(server, before)
     assert "Exhaustion Among Psychological Practitioners" in get(server, "/").text
     assert "Exhaustion Among" in get(server, "/email.html").text
 
@@ -111,7 +106,7 @@ def test_saving_a_template_changes_the_reload_signal(
     template.write_text(
         template.read_text().replace("View this issue in your browser", "Read it on the web")
     )
-    wait_for_new_version(server, before)
+    assert_new_version(server, before)
     assert "Read it on the web" in get(server, "/email.html").text
 
 
@@ -121,7 +116,7 @@ def test_a_broken_file_shows_its_errors_and_the_server_keeps_running(
     good = issue_path.read_text(encoding="utf-8")
     before = version(server)
     issue_path.write_text(good.replace("Topics: Therapist Factors;", "Topics: Therapist Factorz;"))
-    wait_for_new_version(server, before)
+    assert_new_version(server, before)
     page = get(server, "/")
     assert page.status_code == 200
     assert re.search(
@@ -137,7 +132,7 @@ def test_a_broken_file_shows_its_errors_and_the_server_keeps_running(
 
     broken = version(server)
     issue_path.write_text(good, encoding="utf-8")
-    wait_for_new_version(server, broken)
+    assert_new_version(server, broken)
     assert "0 errors" in get(server, "/").text
 
 
@@ -171,23 +166,30 @@ def test_unknown_paths_are_404(server: PreviewServer) -> None:
 def test_preview_command_serves_until_interrupted(project: Path, clean_env: None) -> None:
     """The real command in a subprocess: it prints its address, answers, and stops on SIGINT."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "newsletter",
-            "--project",
-            str(project),
-            "preview",
-            "2021-01",
-            "--port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    # A shell without job control starts background jobs (`pytest &`) with SIGINT ignored, and a
+    # child inherits that: Python would then never raise KeyboardInterrupt in the command. With a
+    # handler set here, the command starts with the default instead, as it does from a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "newsletter",
+                "--project",
+                str(project),
+                "preview",
+                "2021-01",
+                "--port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -216,11 +218,11 @@ def test_the_open_page_reloads_itself_after_a_save(server: PreviewServer, issue_
         issue_path.write_text(good.replace("Topics: Therapist Factors;", "Topics: Nope;"))
         page.wait_for_function(
             "document.querySelector('#summary').textContent.startsWith('2 errors')",
-            timeout=3000,  # generous for a loaded machine; the poll runs every 0.4 s
+            timeout=10_000,  # a deadline, not a speed check: the poll runs every 0.4 s
         )
         assert page.locator("iframe").count() == 0
         assert "unknown topic" in (page.locator(".findings").text_content() or "")
         issue_path.write_text(good, encoding="utf-8")
         page.wait_for_function(
-            "document.querySelector('#summary').textContent.startsWith('0 errors')", timeout=3000
+            "document.querySelector('#summary').textContent.startsWith('0 errors')", timeout=10_000
         )

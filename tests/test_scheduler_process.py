@@ -31,6 +31,8 @@ from tests.peers.sendgrid_server import SendGridServer
 from tests.peers.sendgrid_suppressions import SuppressionLists
 from tests.schedkit import ACTIVE, add_people, edit_schedule, outbox_recipients, write_issue
 
+pytestmark = pytest.mark.slow  # each test waits for real send times, seconds ahead
+
 TORONTO = ZoneInfo("America/Toronto")
 WAIT = 60.0  # seconds: the longest any single expected log line may take
 
@@ -257,7 +259,6 @@ def test_two_schedulers_at_once_send_once(
     assert outbox_recipients(settings) == sorted(ACTIVE)
 
 
-@pytest.mark.slow
 def test_the_monthly_rule_a_minute_ahead_sends_once_also_after_downtime(
     spawn: Spawn, project: Path, clean_env: None
 ) -> None:

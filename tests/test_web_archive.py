@@ -1,4 +1,4 @@
-"""The archive site over real HTTP, its Atom feed, and the static export (same pages as files)."""
+"""The archive site in-process (TestClient), its Atom feed, and the static export (same pages as files)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import httpx
 import markupsafe
 import pytest
 from click.testing import CliRunner
+from starlette.testclient import TestClient
 
 from newsletter.cli import command as top_command
 from newsletter.cli import main
@@ -21,9 +22,10 @@ from newsletter.issues import load_topics, read_issue
 from newsletter.send import send_issue
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
+from newsletter.web.app import create_app
 from newsletter.web.archive import export_static, topic_slug
 from tests.dbkit import db
-from tests.webkit import LiveServer, archive_fixture, serving
+from tests.webkit import archive_fixture, in_process
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 MONTHS = ("2020-11", "2020-12", "2021-01")
@@ -47,17 +49,17 @@ def archived(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def site(archived: Settings) -> Iterator[LiveServer]:
-    with serving(archived) as server:
-        yield server
+def site(archived: Settings) -> Iterator[TestClient]:
+    with in_process(create_app(archived)) as http:
+        yield http
 
 
-def get(server: LiveServer, path: str) -> httpx.Response:
-    return httpx.get(server.url + path, timeout=10)
+def get(http: httpx.Client, path: str) -> httpx.Response:
+    return http.get(path)
 
 
 def test_the_listing_shows_sent_issues_newest_first_with_articles_and_topics(
-    archived: Settings, site: LiveServer
+    archived: Settings, site: TestClient
 ) -> None:
     page = get(site, "/archive/")
     assert page.status_code == 200
@@ -79,7 +81,7 @@ def escape(text: str) -> str:
     return str(markupsafe.escape(text))
 
 
-def test_each_issue_has_its_web_version(site: LiveServer) -> None:
+def test_each_issue_has_its_web_version(site: TestClient) -> None:
     page = get(site, "/archive/2020-12/")
     assert page.status_code == 200
     assert "web version 2020-12" in page.text
@@ -93,7 +95,7 @@ def test_each_issue_has_its_web_version(site: LiveServer) -> None:
 
 
 def test_a_topic_page_lists_its_articles_across_issues_and_no_others(
-    archived: Settings, site: LiveServer
+    archived: Settings, site: TestClient
 ) -> None:
     page = get(site, "/archive/topics/therapist-factors/")
     assert page.status_code == 200
@@ -117,7 +119,7 @@ def test_a_topic_page_lists_its_articles_across_issues_and_no_others(
 
 
 def test_the_feed_is_valid_atom_with_one_entry_per_issue(
-    archived: Settings, site: LiveServer
+    archived: Settings, site: TestClient
 ) -> None:
     answer = get(site, "/archive/feed.xml")
     assert answer.status_code == 200
@@ -147,7 +149,7 @@ def test_the_feed_is_valid_atom_with_one_entry_per_issue(
 
 
 def test_the_static_export_writes_the_same_pages(
-    archived: Settings, site: LiveServer, tmp_path: Path
+    archived: Settings, site: TestClient, tmp_path: Path
 ) -> None:
     out = tmp_path / "public"
     written = export_static(archived, out)
@@ -196,7 +198,7 @@ def test_the_archive_command_writes_the_site(archived: Settings, tmp_path: Path)
     assert (archived.build_dir / "archive" / "feed.xml").is_file()
 
 
-def test_everything_from_an_archived_file_is_escaped(archived: Settings, site: LiveServer) -> None:
+def test_everything_from_an_archived_file_is_escaped(archived: Settings, site: TestClient) -> None:
     source = (archived.issues_dir / "2021-01.md").read_text()
     source = source.replace(
         "## Burnout Among Psychological Practitioners in the NHS",
@@ -220,7 +222,7 @@ def test_everything_from_an_archived_file_is_escaped(archived: Settings, site: L
 
 
 def test_a_broken_archived_file_is_left_out_and_the_rest_still_shown(
-    archived: Settings, site: LiveServer
+    archived: Settings, site: TestClient
 ) -> None:
     (archived.archive_dir / "2020-12" / "issue.md").write_text("not an issue at all")
     page = get(site, "/archive/")
@@ -230,7 +232,7 @@ def test_a_broken_archived_file_is_left_out_and_the_rest_still_shown(
 
 
 def test_an_issue_with_a_topic_since_removed_is_still_listed(
-    archived: Settings, site: LiveServer
+    archived: Settings, site: TestClient
 ) -> None:
     topics_file = archived.topics_file
     topics_file.write_text(topics_file.read_text().replace("- Attachment\n", ""))
@@ -244,7 +246,7 @@ def test_a_real_send_appears_in_the_archive(settings: Settings) -> None:
     SubscriberStore(open_database(settings.database_url)).add("one@example.com")
     issue = read_issue(settings.issues_dir / "2021-01.md", load_topics(settings.topics_file))
     send_issue(settings, db(settings), issue, transport=MemoryTransport())
-    with serving(settings) as server:
+    with in_process(create_app(settings)) as server:
         listing = get(server, "/archive/")
         web_version = get(server, "/archive/2021-01/")
     assert escape(issue.subject) in listing.text
@@ -254,7 +256,7 @@ def test_a_real_send_appears_in_the_archive(settings: Settings) -> None:
 
 
 def test_an_empty_archive_is_a_friendly_page_and_an_empty_feed(settings: Settings) -> None:
-    with serving(settings) as server:
+    with in_process(create_app(settings)) as server:
         assert "No issue has been sent yet" in get(server, "/archive/").text
         feed = ET.fromstring(get(server, "/archive/feed.xml").content)
     assert feed.findall(f"{ATOM}entry") == []

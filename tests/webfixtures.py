@@ -1,24 +1,40 @@
-"""Fixtures of the web app's tests (loaded with ``pytest_plugins = ["tests.webfixtures"]``)."""
+"""Fixtures of the web app's tests (loaded with ``pytest_plugins = ["tests.webfixtures"]``).
+
+``app`` is the app for the test's settings; ``client`` calls it in-process (Starlette's
+TestClient); ``live`` serves the same app with uvicorn on 127.0.0.1 for tests that need a socket.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
 from newsletter.config import Settings
-from tests.webkit import LiveServer, serving
+from newsletter.web.app import create_app
+from tests.webkit import LiveServer, in_process
 
 
 @pytest.fixture
-def live(settings: Settings) -> Iterator[LiveServer]:
-    with serving(settings) as server:
+def app(settings: Settings) -> Starlette:
+    return create_app(settings)
+
+
+@pytest.fixture
+def live(app: Starlette) -> Iterator[LiveServer]:
+    """``app`` behind a real uvicorn server on a free loopback port."""
+    server = LiveServer(app)
+    server.start()
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def client(live: LiveServer) -> Iterator[httpx.Client]:
-    """A browser-like client: keeps cookies, does not follow redirects."""
-    with httpx.Client(base_url=live.url, timeout=10) as http:
+def client(app: Starlette) -> Iterator[TestClient]:
+    """A browser-like client calling ``app`` in-process: keeps cookies, follows no redirect."""
+    with in_process(app) as http:
         yield http

@@ -1,4 +1,11 @@
-"""Helpers for the public web app's tests: a real uvicorn server on 127.0.0.1, forms, the outbox."""
+"""Helpers for the public web app's tests: the app in-process or behind uvicorn, forms, the outbox.
+
+Most tests talk to the app through Starlette's ``TestClient`` (``in_process``): each request runs
+in this process, and the response comes back only after the app's background tasks (the
+confirmation email) have run, so "nothing was sent" can be asserted at once. ``serving`` puts the
+app behind a real uvicorn server for the few tests that need a socket (uvicorn's X-Forwarded-*
+handling, raw request lines, the browser).
+"""
 
 from __future__ import annotations
 
@@ -15,12 +22,16 @@ from typing import Any
 
 import httpx
 import uvicorn
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
 from newsletter.config import Settings
 from newsletter.web.app import create_app
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 CONFIRM_RE = re.compile(r"https?://[^\s\"<>]+/confirm/([A-Za-z0-9_.-]+)")
+
+LOOPBACK = ("127.0.0.1", 50000)  # the client address an in-process request comes from
 
 
 class LiveServer:
@@ -63,6 +74,32 @@ def serving(settings: Settings, **options: Any) -> Iterator[LiveServer]:
         server.stop()
 
 
+@contextmanager
+def in_process(
+    app: Starlette,
+    *,
+    client: tuple[str, int] = LOOPBACK,
+    base_url: str = "http://testserver",
+    raise_server_exceptions: bool = True,
+    follow_redirects: bool = False,
+) -> Iterator[TestClient]:
+    """A browser-like client calling ``app`` in this process: keeps cookies, follows no redirect
+    (unless ``follow_redirects``).
+
+    ``client`` is the caller's address as the app sees it (what uvicorn would put in the scope).
+    An exception the app does not handle is raised in the test unless
+    ``raise_server_exceptions=False`` (to see the 500 page a visitor would get).
+    """
+    with TestClient(
+        app,
+        base_url=base_url,
+        client=client,
+        follow_redirects=follow_redirects,
+        raise_server_exceptions=raise_server_exceptions,
+    ) as http:
+        yield http
+
+
 def csrf_token(page: httpx.Response) -> str:
     match = CSRF_RE.search(page.text)
     assert match, "the page has no CSRF field"
@@ -93,7 +130,11 @@ def outbox_messages(settings: Settings) -> list[EmailMessage]:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll until ``condition()`` is truthy (background tasks finish after the response)."""
+    """Poll until ``condition()`` is truthy, or fail after ``timeout`` seconds.
+
+    Only for a real server or another process, whose background work ends after the response;
+    in-process requests (``in_process``) have finished everything when they return.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = condition()

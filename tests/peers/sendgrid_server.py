@@ -362,6 +362,12 @@ class SendGridServer:
         with self._lock:
             self._faults.extend(faults)
 
+    @property
+    def faults_left(self) -> int:
+        """Injected answers no request has taken yet (a request takes its fault before any delay)."""
+        with self._lock:
+            return len(self._faults)
+
     def add_route(self, method: str, path_prefix: str, handler: Route) -> None:
         """Answer ``method`` requests whose path starts with ``path_prefix`` (after auth, faults)."""
         self._routes.append((method.upper(), path_prefix, handler))
