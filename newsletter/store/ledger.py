@@ -75,6 +75,8 @@ class Candidate(NamedTuple):
     subscriber_id: int
     email: str
     name: str | None
+    topics: str = "[]"  # the stored JSON list, for the variant (newsletter/variants.py)
+    topic_mode: str = "all"
 
 
 @dataclass(frozen=True)
@@ -294,14 +296,25 @@ class Ledger:
         return [Candidate(*row) for row in rows]
 
     def claim_ids(
-        self, send_id: int, batch: int, ids: Sequence[int], message_ids: MessageIds
+        self,
+        send_id: int,
+        batch: int,
+        ids: Sequence[int],
+        message_ids: MessageIds,
+        *,
+        variant: str | None = None,
+        status: LedgerStatus = LedgerStatus.PENDING,
     ) -> set[int] | None:
         """Claim those of ``ids`` still active and without a row, in one transaction.
 
-        Returns None when that is all of them (the usual case), else the set of ids claimed.
+        Every row gets ``variant`` (the one rendering the batch is sent). ``status=SKIPPED``
+        records readers who are not sent the issue at all (nothing of theirs in it): final rows,
+        never handed to a transport. Returns None when that is all of them (the usual case),
+        else the set of ids claimed.
         """
         values = {"c_send_id": send_id, "c_batch": batch, "c_ids": list(ids), "c_now": _now()}
         values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
+        values |= {"c_variant": variant, "c_status": status.value}
         try:
             with self._writing() as conn:
                 # RETURNING: exactly the rows this statement inserted (psycopg gives no
@@ -312,8 +325,31 @@ class Ledger:
             # Only a run without the lease could collide here; the fence makes that impossible.
             raise SendError("another process is sending this issue at the same time") from err
 
-    def claim_unconfirmed(self, send_id: int, batch: int, *, limit: int) -> list[ClaimedRow]:
-        """Claim ``unconfirmed`` rows of still-active subscribers again (``--resend-unconfirmed``)."""
+    def unconfirmed_variants(self, send_id: int) -> list[str | None]:
+        """The variants of ``unconfirmed`` rows of still-active subscribers (None: from 0.1)."""
+        query = (
+            sa.select(deliveries.c.variant)
+            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            .where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.status == LedgerStatus.UNCONFIRMED.value,
+                subscribers.c.status == SubscriberStatus.ACTIVE.value,
+            )
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return sorted(conn.scalars(query), key=lambda v: (v is None, v or ""))
+
+    def claim_unconfirmed(
+        self, send_id: int, batch: int, *, limit: int, variant: str | None = None
+    ) -> list[ClaimedRow]:
+        """Claim ``unconfirmed`` rows of still-active subscribers again (``--resend-unconfirmed``).
+
+        Only rows of ``variant`` (None: rows with no variant recorded), so a batch is one variant.
+        """
+        same_variant = (
+            deliveries.c.variant.is_(None) if variant is None else deliveries.c.variant == variant
+        )
         chosen = (
             sa.select(deliveries.c.id)
             .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
@@ -321,6 +357,7 @@ class Ledger:
                 deliveries.c.send_id == send_id,
                 deliveries.c.status == LedgerStatus.UNCONFIRMED.value,
                 subscribers.c.status == SubscriberStatus.ACTIVE.value,
+                same_variant,
             )
             .order_by(deliveries.c.subscriber_id)
             .limit(limit)
@@ -394,6 +431,37 @@ class Ledger:
             ).all()
         found = {LedgerStatus(status): int(count) for status, count in rows}
         return {status: found.get(status, 0) for status in LedgerStatus}
+
+    def variant_counts(self, send_id: int) -> dict[str, int]:
+        """Rows per variant sent or in flight (not skipped or failed); no variant counts as ``""``."""
+        query = (
+            sa.select(deliveries.c.variant, sa.func.count())
+            .where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.status.in_(
+                    [
+                        LedgerStatus.SENT.value,
+                        LedgerStatus.PENDING.value,
+                        LedgerStatus.UNCONFIRMED.value,
+                    ]
+                ),
+            )
+            .group_by(deliveries.c.variant)
+        )
+        with self.engine.connect() as conn:
+            return {str(v or ""): int(n) for v, n in conn.execute(query)}
+
+    def topic_groups(self, send_id: int | None) -> list[tuple[str | None, str | None, int]]:
+        """``(topics JSON, topic_mode, readers)`` of the active readers not reached yet."""
+        query = (
+            sa.select(subscribers.c.topics, subscribers.c.topic_mode, sa.func.count())
+            .where(*_ACTIVE)
+            .group_by(subscribers.c.topics, subscribers.c.topic_mode)
+        )
+        if send_id is not None:
+            query = query.where(_not_in_send(sa.literal(send_id)))
+        with self.engine.connect() as conn:
+            return [(t, m, int(n)) for t, m, n in conn.execute(query)]
 
     def remaining(self, send_id: int | None) -> int:
         """Active subscribers with no row in the send yet (all active ones without a send)."""
@@ -543,7 +611,13 @@ _ACTIVE = (
 
 # Module-level statements with bound parameters: compiled once, cached by SQLAlchemy.
 _CANDIDATES = (
-    sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name)
+    sa.select(
+        subscribers.c.id,
+        subscribers.c.email,
+        subscribers.c.name,
+        subscribers.c.topics,
+        subscribers.c.topic_mode,
+    )
     .where(
         *_ACTIVE,
         subscribers.c.id > sa.bindparam("c_after"),
@@ -556,17 +630,27 @@ _CANDIDATES = (
 _CLAIM_IDS = (
     deliveries.insert()
     .from_select(
-        ["send_id", "subscriber_id", "email", "status", "batch", "message_id", "updated_at"],
+        [
+            "send_id",
+            "subscriber_id",
+            "email",
+            "status",
+            "batch",
+            "message_id",
+            "updated_at",
+            "variant",
+        ],
         sa.select(
             sa.bindparam("c_send_id", type_=sa.Integer),
             subscribers.c.id,
             subscribers.c.email,
-            sa.literal(LedgerStatus.PENDING.value),
+            sa.bindparam("c_status", type_=sa.String),
             sa.bindparam("c_batch", type_=sa.Integer),
             sa.bindparam("c_prefix", type_=sa.String)
             + sa.cast(subscribers.c.id, sa.String)
             + sa.bindparam("c_suffix", type_=sa.String),
             sa.bindparam("c_now", type_=sa.DateTime(timezone=True)),
+            sa.bindparam("c_variant", type_=sa.String),
         ).where(
             subscribers.c.id.in_(sa.bindparam("c_ids", expanding=True)),
             *_ACTIVE,

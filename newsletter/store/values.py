@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import InvalidNameError, SubscriberError
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.models import Subscriber, SubscriberStatus, TopicMode
 from newsletter.names import MAX_NAME_LENGTH as MAX_NAME_LENGTH  # re-exported for the store
 from newsletter.names import character_problem, name_problem
 
@@ -117,6 +117,7 @@ def to_subscriber(row: sa.Row[Any]) -> Subscriber:
         topics=tuple(json.loads(row.topics or "[]")),
         subscribed_at=utc(row.subscribed_at),
         confirmed_at=utc(row.confirmed_at),
+        topic_mode=TopicMode(row.topic_mode or TopicMode.ALL),
     )
 
 

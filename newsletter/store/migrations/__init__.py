@@ -16,11 +16,16 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from newsletter.store.migrations import m0001_initial, m0002_send_lease
+from newsletter.store.migrations import (
+    m0001_initial,
+    m0002_send_lease,
+    m0003_topic_variants,
+)
 
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("0001_initial", m0001_initial.apply),
     ("0002_send_lease", m0002_send_lease.apply),
+    ("0003_topic_variants", m0003_topic_variants.apply),
 ]
 
 
