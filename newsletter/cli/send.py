@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from newsletter.send import (
 from newsletter.store.database import Database
 from newsletter.store.ledger import SendStatus, refusal
 from newsletter.values.month import looks_like_month
+from newsletter.variants import Variants
 
 ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
 LOG_EVERY_SECONDS = 5.0
@@ -78,6 +80,9 @@ class BarProgress(Progress):
         rate = self.done / max(time.monotonic() - self.started, 1e-9)
         self.bar.update(self.task, advance=sent + failed, rate=f"{rate:,.0f}/s")
 
+    def skip(self, count: int) -> None:
+        self.bar.update(self.task, advance=count)
+
     def finish(self, summary: SendSummary) -> None:
         self.bar.stop()
 
@@ -96,6 +101,9 @@ class LogProgress(Progress):
         self.total, self.issue = total, issue
         self.started = self.last = time.monotonic()
         click.echo(f"{issue}: sending to {total:,} recipient(s) via {transport}", err=True)
+
+    def skip(self, count: int) -> None:
+        self.total -= count  # readers with none of their topics this month: not sent
 
     def advance(self, sent: int, failed: int) -> None:
         self.done += sent + failed
@@ -173,6 +181,11 @@ def _print_summary(summary: SendSummary) -> None:
         "the whole send: "
         f"{totals.get(LedgerStatus.SENT, 0):,} sent, {totals.get(LedgerStatus.FAILED, 0):,} "
         f"failed, {totals.get(LedgerStatus.UNCONFIRMED, 0):,} unconfirmed"
+        + (
+            f", {totals.get(LedgerStatus.SKIPPED, 0):,} skipped (none of their topics)"
+            if totals.get(LedgerStatus.SKIPPED)
+            else ""
+        )
     )
     if summary.found_unconfirmed:
         click.secho(
@@ -200,6 +213,9 @@ class _Reporting(Progress):
 
     def advance(self, sent: int, failed: int) -> None:
         self.inner.advance(sent, failed)
+
+    def skip(self, count: int) -> None:
+        self.inner.skip(count)
 
     def finish(self, summary: SendSummary) -> None:
         self.inner.finish(summary)
@@ -258,6 +274,7 @@ def send(
             settings, database, parsed, transport_name=transport, dry_run=True, resume=True
         )
         click.echo(f"dry run: {summary.recipients:,} recipient(s) would get it; nothing sent")
+        _print_variants(parsed, summary.variants)
         return
     inner: Progress = BarProgress() if sys.stderr.isatty() else LogProgress()
     with stop_on_signals(_announce_stop) as stop:
@@ -278,6 +295,20 @@ def send(
     if summary.status != "completed":
         click.secho(f"error: {summary.error}", fg="red", err=True)
         sys.exit(1)
+
+
+def _print_variants(issue: Issue, variants: Sequence[tuple[str, int]]) -> None:
+    """The variants a send makes: key, readers, and the articles in the order sent."""
+    if not variants:
+        return
+    known = Variants(issue)
+    click.echo(
+        f"{len(variants)} variant(s) (articles in the order sent; * on the reader's topics):"
+    )
+    for key, readers in variants:
+        variant = known.variant(key)
+        shown = key or "skipped"
+        click.echo(f"  {shown:<16} {readers:>10,} reader(s)  {variant.describe(issue)}")
 
 
 def _already_done(database: Database, plan: SendPlan, resume: bool) -> bool:
@@ -345,6 +376,7 @@ def report_json(report: SendReport, *, list_resent: bool = False) -> dict[str, A
             {"email": e, "error": err} for e, s, err in report.problems if s is LedgerStatus.FAILED
         ],
         "resent_after_unconfirmed": report.resent,
+        "variants": dict(report.variants),
     }
     if list_resent:
         found["resent"] = list(report.resent_addresses)
@@ -378,6 +410,8 @@ def report(project: Project, issue: str, as_json: bool, list_resent: bool) -> No
     click.echo(f"counts:    {counts} (total {result.total:,})")
     if result.remaining:
         click.echo(f"not yet sent: {result.remaining:,} active subscriber(s)")
+    if result.variants:
+        click.echo("variants:  " + ", ".join(f"{k or '-'} {n:,}" for k, n in result.variants))
     if result.resent:
         click.echo(
             f"resent:    {result.resent:,} after being unconfirmed "

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from newsletter.errors import SubscriberError
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.models import Subscriber, SubscriberStatus, TopicMode
 from newsletter.store import bulk
 from newsletter.store.schema import deliveries, subscriber_events, subscribers
 from newsletter.store.values import (
@@ -219,6 +219,7 @@ class SubscriberStore:
         source_detail: str | None = None,
         ip: str | None = None,
         topics: Sequence[str] = (),
+        topic_mode: TopicMode = TopicMode.ALL,
     ) -> Subscriber:
         """Put a new person on the list; ``AlreadySubscribedError`` if the address is known."""
         address = normalise_email(email)
@@ -234,6 +235,7 @@ class SubscriberStore:
             topics=topics,
             at=now_utc(),
         )
+        values["topic_mode"] = topic_mode.value
         try:
             with self.engine.begin() as conn:
                 self._refuse_known(conn, address)
@@ -391,14 +393,18 @@ class SubscriberStore:
         topics: Sequence[str],
         known_topics: Collection[str] | None = None,
         source: str = "web",
+        topic_mode: TopicMode | None = None,
     ) -> Subscriber:
-        """Set name and topics (checked against ``known_topics`` when given); records an event."""
+        """Set name, topics (checked against ``known_topics`` when given) and, when given, how
+        the reader reads them (``topic_mode``); records an event."""
         topic_list = canonical_topics(topics, known_topics)
-        values = {
+        values: dict[str, Any] = {
             "name": clean_name(name),
             "topics": json.dumps(topic_list),
             "updated_at": now_utc(),
         }
+        if topic_mode is not None:
+            values["topic_mode"] = topic_mode.value
         with self.engine.begin() as conn:
             result = conn.execute(
                 subscribers.update()
@@ -412,7 +418,9 @@ class SubscriberStore:
                     subscriber_id=subscriber_id,
                     at=values["updated_at"],
                     kind="preferences",
-                    reason="topics: " + ("; ".join(topic_list) or "all"),
+                    reason="topics: "
+                    + ("; ".join(topic_list) or "all")
+                    + (f" ({topic_mode.value})" if topic_mode is not None else ""),
                     source=source,
                 )
             )
