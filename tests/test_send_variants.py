@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -20,6 +21,7 @@ from newsletter.models import LedgerStatus, OutgoingMessage, TopicMode
 from newsletter.send import send_issue, send_report
 from newsletter.store.schema import deliveries
 from newsletter.variants import Variant, Variants
+from newsletter.web.preview import PreviewServer, PreviewSource
 from tests.dbkit import db
 from tests.peers.sendgrid_server import SendGridServer
 from tests.peers.smtp_server import SmtpServer
@@ -29,6 +31,7 @@ from tests.variantkit import (
     READERS,
     VARIANT_MONTH,
     add_readers,
+    articles_in,
     check_body,
     write_issue,
 )
@@ -216,3 +219,28 @@ def test_resending_unconfirmed_gives_the_variant_first_sent(settings: Settings) 
         text, html = bodies(build_message(message, recipient))
         check_body(readers[recipient.email], text, html)
     assert send_report(db(settings), VARIANT_MONTH).resent >= 1
+
+
+def test_preview_shows_any_variant(settings: Settings) -> None:
+    issue = write_issue(settings)
+    source = PreviewSource(
+        issue_path=issue.path,
+        topics_file=settings.topics_file,
+        templates_dir=settings.templates_dir,
+        sender=settings.sender,
+        links=settings.links,
+        display_path=f"issues/{VARIANT_MONTH}.md",
+    )
+    with PreviewServer(source, port=0) as server:
+        base = server.url.rstrip("/")
+        page = httpx.get(base + "/?topic=Therapist+Factors", timeout=10).text
+        assert "Variant: <code>3*,1,2</code>" in page and 'value="Attachment"' in page
+        assert "email.html?v=" in page and "&amp;topic=Therapist+Factors" in page
+        text = httpx.get(base + "/email.txt?topic=Attachment&mode=only", timeout=10).text
+        assert articles_in(text) == (1,) and "only the articles on the topics you follow" in text
+        html = httpx.get(base + "/email.html?variant=2*,1", timeout=10).text
+        assert articles_in(html) == (2, 1)
+        skipped = httpx.get(base + "/?topic=Anxiety+Disorders&mode=only", timeout=10).text
+        assert "is not sent this issue" in skipped
+        default = httpx.get(base + "/email.txt", timeout=10).text
+        assert articles_in(default) == (1, 2, 3)
