@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +57,15 @@ __all__ = [
     "subscribed_event",
     "utc",
 ]
+
+
+@dataclass(frozen=True)
+class TopicStats:
+    """Active readers per topic (most followed first), with any topics, and reading ``only``."""
+
+    followers: tuple[tuple[str, int], ...]
+    with_topics: int
+    only: int
 
 
 class SubscriberStore:
@@ -179,6 +189,38 @@ class SubscriberStore:
                 counts[SubscriberStatus(status)] = int(count)
         return counts
 
+    def topic_stats(self) -> TopicStats:
+        """How many active readers follow each topic, and how many read only their topics.
+
+        One grouped query (by the stored topic list): the work in Python is per distinct
+        choice of topics, not per reader.
+        """
+        query = (
+            sa.select(subscribers.c.topics, subscribers.c.topic_mode, sa.func.count())
+            .where(
+                subscribers.c.status == SubscriberStatus.ACTIVE.value,
+                subscribers.c.email.is_not(None),
+            )
+            .group_by(subscribers.c.topics, subscribers.c.topic_mode)
+        )
+        followers: dict[str, int] = {}
+        with_topics = only = 0
+        with self.engine.connect() as conn:
+            for topics_json, mode, count in conn.execute(query):
+                try:
+                    chosen = [str(t) for t in json.loads(topics_json or "[]")]
+                except ValueError:
+                    chosen = []
+                if not chosen:
+                    continue
+                with_topics += int(count)
+                if mode == TopicMode.ONLY.value:
+                    only += int(count)
+                for topic in dict.fromkeys(chosen):
+                    followers[topic] = followers.get(topic, 0) + int(count)
+        ranked = sorted(followers.items(), key=lambda item: (-item[1], item[0]))
+        return TopicStats(tuple(ranked), with_topics, only)
+
     def count_forgotten(self) -> int:
         with self.engine.connect() as conn:
             count = conn.scalar(
@@ -234,8 +276,8 @@ class SubscriberStore:
             ip=ip,
             topics=topics,
             at=now_utc(),
+            topic_mode=topic_mode,
         )
-        values["topic_mode"] = topic_mode.value
         try:
             with self.engine.begin() as conn:
                 self._refuse_known(conn, address)
