@@ -78,7 +78,7 @@ class Tally:
 
 
 BatchDone = Callable[[int, int], None]  # (sent, failed) of one batch
-VariantOf = Callable[[str, str], str]  # (stored topics JSON, topic_mode) → variant key
+VariantOf = Callable[[str | None], str]  # a candidate's topic choice → variant key
 MakeMessage = Callable[[tuple[Recipient, ...], str | None], OutgoingMessage]
 
 
@@ -202,7 +202,7 @@ class Pipeline:
                 batch += 1
                 continue
             for row in rows:
-                variant = variant_of(row[3], row[4])
+                variant = variant_of(row[3])
                 found = buckets.get(variant)
                 bucket = found if found is not None else buckets.setdefault(variant, [])
                 bucket.append(row)

@@ -396,7 +396,7 @@ class _Run:
             self.message_ids,
             batch_size=self.batch_size,
             stop=stop,
-            variant_of=self.renderings.variants.key_for_row,
+            variant_of=self.renderings.variants.key_for_choice,
         )
         return pipeline.run(batch)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from newsletter.models import Article, Issue, TopicMode
 
 SKIP = ""  # the key of the empty variant: an ``only`` reader with none of their topics
+MEMO_MAX = 65_536  # distinct topic choices remembered by a run (more: forgotten, then relearnt)
 
 
 @dataclass(frozen=True)
@@ -92,22 +93,31 @@ class Variants:
             for topic in article.topics:
                 key = topic.casefold()
                 self._by_topic[key] = self._by_topic.get(key, frozenset()) | {index}
-        # (stored topics JSON, mode) → key. Bounded by the distinct topic choices on the list.
-        self._memo: dict[tuple[str, str], str] = {("[]", TopicMode.ALL.value): self.default}
+        # choice (mode + topics JSON) → key, for the distinct choices met (at most MEMO_MAX).
+        self._memo: dict[str, str] = {}
         self._parsed: dict[str, Variant] = {}
+
+    def key_for_choice(self, choice: str | None) -> str:
+        """The key for a reader's choice as the ledger reads it: ``topic_mode`` + ``topics``
+        JSON in one string (``'only["Attachment"]'``), None for a reader without topics."""
+        if choice is None:
+            return self.default
+        found = self._memo.get(choice)
+        if found is None:
+            start = choice.find("[")
+            found = self.key_for_row(choice[start:], choice[:start])
+            if len(self._memo) >= MEMO_MAX:
+                self._memo.clear()  # bounded whatever the list holds
+            self._memo[choice] = found
+        return found
 
     def key_for_row(self, topics_json: str | None, mode: str | None) -> str:
         """The key for a reader's stored ``topics`` column and ``topic_mode`` column."""
-        memo_key = (topics_json or "[]", mode or TopicMode.ALL.value)
-        found = self._memo.get(memo_key)
-        if found is None:
-            try:
-                topics = [str(t) for t in json.loads(memo_key[0]) or ()]
-            except (ValueError, TypeError):
-                topics = []  # a damaged column reads as no topics: the reader gets everything
-            found = self.key_for(topics, _mode(memo_key[1]))
-            self._memo[memo_key] = found
-        return found
+        try:
+            topics = [str(t) for t in json.loads(topics_json or "[]") or ()]
+        except (ValueError, TypeError):
+            topics = []  # a damaged column reads as no topics: the reader gets everything
+        return self.key_for(topics, _mode(mode or TopicMode.ALL.value))
 
     def key_for(self, topics: Sequence[str], mode: TopicMode) -> str:
         """The key for a reader's topics (any case) and mode."""
@@ -129,11 +139,11 @@ class Variants:
             found = self._parsed[key] = Variant.parse(key, self.count)
         return found
 
-    def count_keys(self, rows: Sequence[tuple[str | None, str | None, int]]) -> dict[str, int]:
-        """Readers per key from ``(topics JSON, mode, readers)`` groups (``send --dry-run``)."""
+    def count_keys(self, groups: Sequence[tuple[str | None, int]]) -> dict[str, int]:
+        """Readers per key from ``(choice, readers)`` groups (``send --dry-run``)."""
         counts: dict[str, int] = {}
-        for topics_json, mode, readers in rows:
-            key = self.key_for_row(topics_json, mode)
+        for choice, readers in groups:
+            key = self.key_for_choice(choice)
             counts[key] = counts.get(key, 0) + readers
         return counts
 

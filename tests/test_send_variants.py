@@ -49,6 +49,8 @@ def test_variant_keys_follow_topics_and_mode(settings: Settings) -> None:
         assert tuple(i + 1 for i in variant.order) == reader.expected, reader.email
         assert tuple(sorted(i + 1 for i in variant.marked)) == tuple(sorted(reader.marked))
         assert variants.key_for_row(json.dumps(list(reader.topics)), reader.mode.value) == key
+        choice = reader.mode.value + json.dumps(list(reader.topics)) if reader.topics else None
+        assert variants.key_for_choice(choice) == key
     assert variants.key_for(["Attachment"], TopicMode.ALL) == "1*,2,3"
     assert variants.key_for(["Anxiety Disorders"], TopicMode.ONLY) == ""
     assert Variant.parse(" 2*, 1 ,3", 3).key == "2*,1,3"

@@ -75,8 +75,9 @@ class Candidate(NamedTuple):
     subscriber_id: int
     email: str
     name: str | None
-    topics: str = "[]"  # the stored JSON list, for the variant (newsletter/variants.py)
-    topic_mode: str = "all"
+    # The reader's topic choice as one string, topic_mode + topics JSON ('only["Attachment"]'),
+    # None for a reader without topics (most): what newsletter/variants.py keys a variant on.
+    choice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -451,17 +452,14 @@ class Ledger:
         with self.engine.connect() as conn:
             return {str(v or ""): int(n) for v, n in conn.execute(query)}
 
-    def topic_groups(self, send_id: int | None) -> list[tuple[str | None, str | None, int]]:
-        """``(topics JSON, topic_mode, readers)`` of the active readers not reached yet."""
-        query = (
-            sa.select(subscribers.c.topics, subscribers.c.topic_mode, sa.func.count())
-            .where(*_ACTIVE)
-            .group_by(subscribers.c.topics, subscribers.c.topic_mode)
-        )
+    def topic_groups(self, send_id: int | None) -> list[tuple[str | None, int]]:
+        """``(choice, readers)`` of the active readers not reached yet (see ``Candidate``)."""
+        choice = _CHOICE.label("choice")
+        query = sa.select(choice, sa.func.count()).where(*_ACTIVE).group_by(choice)
         if send_id is not None:
             query = query.where(_not_in_send(sa.literal(send_id)))
         with self.engine.connect() as conn:
-            return [(t, m, int(n)) for t, m, n in conn.execute(query)]
+            return [(c, int(n)) for c, n in conn.execute(query)]
 
     def remaining(self, send_id: int | None) -> int:
         """Active subscribers with no row in the send yet (all active ones without a send)."""
@@ -609,15 +607,15 @@ _ACTIVE = (
     subscribers.c.email.is_not(None),
 )
 
+# A reader's topic choice in one column, NULL for no topics: the common case costs nothing.
+_CHOICE = sa.case(
+    (subscribers.c.topics == "[]", sa.null()),
+    else_=subscribers.c.topic_mode + subscribers.c.topics,
+)
+
 # Module-level statements with bound parameters: compiled once, cached by SQLAlchemy.
 _CANDIDATES = (
-    sa.select(
-        subscribers.c.id,
-        subscribers.c.email,
-        subscribers.c.name,
-        subscribers.c.topics,
-        subscribers.c.topic_mode,
-    )
+    sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name, _CHOICE)
     .where(
         *_ACTIVE,
         subscribers.c.id > sa.bindparam("c_after"),
