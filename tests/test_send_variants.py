@@ -141,6 +141,7 @@ def test_dry_run_lists_the_variants_and_their_readers(project: Path, settings: S
     )
     assert result.exit_code == 0, result.output
     assert "7 variant(s)" in result.output
+    assert "dry run: 16 recipient(s) would get it, 2 skipped" in result.output
     lines = {line.split()[0]: line for line in result.output.splitlines() if "reader(s)" in line}
     assert "6 reader(s)" in lines["1,2,3"]
     assert "2 reader(s)" in lines["skipped"] and "none of their topics" in lines["skipped"]

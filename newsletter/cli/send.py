@@ -42,7 +42,7 @@ from newsletter.send import (
 from newsletter.store.database import Database
 from newsletter.store.ledger import SendStatus, refusal
 from newsletter.values.month import looks_like_month
-from newsletter.variants import Variants
+from newsletter.variants import SKIP, Variants
 
 ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
 LOG_EVERY_SECONDS = 5.0
@@ -273,7 +273,13 @@ def send(
         summary = send_issue(
             settings, database, parsed, transport_name=transport, dry_run=True, resume=True
         )
-        click.echo(f"dry run: {summary.recipients:,} recipient(s) would get it; nothing sent")
+        skipped = dict(summary.variants).get(SKIP, 0)
+        getting = summary.recipients - skipped
+        click.echo(
+            f"dry run: {getting:,} recipient(s) would get it"
+            + (f", {skipped:,} skipped (they read only their topics, none in it)" if skipped else "")
+            + "; nothing sent"
+        )
         _print_variants(parsed, summary.variants)
         return
     inner: Progress = BarProgress() if sys.stderr.isatty() else LogProgress()

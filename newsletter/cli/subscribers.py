@@ -300,7 +300,7 @@ def stats(project: Project) -> None:
         f"reading only their topics: {topics.only}"
     )
     if topics.followers:
-        width = max(len(topic) for topic in topics.followers)
+        width = max(len(topic) for topic, _ in topics.followers)
         click.echo("followers per topic (active readers):")
         for topic, count in topics.followers:
             click.echo(f"  {topic:<{width}}  {count}")
