@@ -130,9 +130,11 @@ class Pipeline:
         batch_size: int,
         stop: threading.Event,
         variant_of: VariantOf | None = None,
+        default_variant: str | None = None,
     ) -> None:
         self.delivery = delivery
         self.variant_of = variant_of  # None: everyone gets the one rendering (variant None)
+        self.default_variant = default_variant  # the variant of readers without topics
         self.personaliser = personaliser
         self.message_ids = message_ids
         self.batch_size = batch_size
@@ -179,7 +181,7 @@ class Pipeline:
         after, swept = 0, False
         ledger, send_id = self.delivery.ledger, self.delivery.send_id
         buckets: dict[str | None, list[Candidate]] = {}  # variant → readers read, not yet prepared
-        variant_of, size = self.variant_of, self.batch_size
+        variant_of, size, default = self.variant_of, self.batch_size, self.default_variant
         while not self.stop.is_set():
             rows = ledger.candidates(send_id, after_id=after, limit=size)
             if not rows:
@@ -202,7 +204,8 @@ class Pipeline:
                 batch += 1
                 continue
             for row in rows:
-                variant = variant_of(row[3])
+                choice = row[3]
+                variant = default if choice is None else variant_of(choice)
                 found = buckets.get(variant)
                 bucket = found if found is not None else buckets.setdefault(variant, [])
                 bucket.append(row)

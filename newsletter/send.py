@@ -397,6 +397,7 @@ class _Run:
             batch_size=self.batch_size,
             stop=stop,
             variant_of=self.renderings.variants.key_for_choice,
+            default_variant=self.renderings.variants.default,
         )
         return pipeline.run(batch)
 

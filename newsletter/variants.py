@@ -95,6 +95,7 @@ class Variants:
                 self._by_topic[key] = self._by_topic.get(key, frozenset()) | {index}
         # choice (mode + topics JSON) → key, for the distinct choices met (at most MEMO_MAX).
         self._memo: dict[str, str] = {}
+        self._keys: dict[str, str] = {}
         self._parsed: dict[str, Variant] = {}
 
     def key_for_choice(self, choice: str | None) -> str:
@@ -105,7 +106,8 @@ class Variants:
         found = self._memo.get(choice)
         if found is None:
             start = choice.find("[")
-            found = self.key_for_row(choice[start:], choice[:start])
+            key = self.key_for_row(choice[start:], choice[:start])
+            found = self._keys.setdefault(key, key)  # one string per variant, however many choices
             if len(self._memo) >= MEMO_MAX:
                 self._memo.clear()  # bounded whatever the list holds
             self._memo[choice] = found

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
+import subprocess
 
 import httpx
 import sqlalchemy as sa
@@ -13,6 +15,8 @@ from newsletter.errors import TemporaryDeliveryError
 from newsletter.mime import build_message
 from newsletter.models import TopicMode
 from newsletter.send import send_issue, send_report
+from newsletter.store import welcome as store_welcome
+from newsletter.store.lease import Owner
 from newsletter.store.ledger import SendStatus
 from newsletter.store.schema import deliveries, sends
 from newsletter.store.subscribers import SubscriberStore
@@ -168,3 +172,38 @@ def test_a_refused_welcome_is_recorded_failed_and_a_failed_transport_undoes_the_
     assert welcome(settings, "down@example.com", transport) is Welcome.REFUSED
     assert row_of(settings, "down@example.com") == ("none", None)
     assert db(settings).ledger().find(VARIANT_MONTH).holder is None  # type: ignore[union-attr]
+
+
+def test_a_welcome_that_died_on_the_wire_never_blocks_the_next_and_is_unconfirmed(
+    db_settings: Settings,
+) -> None:
+    settings = db_settings
+    sent_issue(settings)
+    store = SubscriberStore(db(settings).engine)
+    died = store.add("died@example.com", topics=["Attachment"])
+    store.add("next@example.com")
+    child = subprocess.Popen(["true"])
+    child.wait()
+    dead = Owner(run_id="dead-welcome", host=socket.gethostname(), pid=child.pid)
+    latest = store_welcome.latest_completed(db(settings).engine)
+    assert latest is not None and latest.issue == VARIANT_MONTH
+    assert store_welcome.claim(
+        db(settings).engine, latest, died.id, dead, message_id="<x@example.org>", variant="1*,2,3"
+    )  # … and the process died before recording anything
+    transport = MemoryTransport()
+    assert welcome(settings, "next@example.com", transport) is Welcome.SENT
+    assert row_of(settings, "died@example.com") == ("unconfirmed", "1*,2,3")
+    assert row_of(settings, "next@example.com") == ("sent", "1,2,3")
+    again = MemoryTransport()
+    send_issue(
+        settings,
+        db(settings),
+        write_issue(settings),
+        transport=again,
+        resume=True,
+        resend_unconfirmed=True,
+    )
+    [(message, recipient)] = again.delivered
+    assert recipient.email == "died@example.com"
+    text, html = bodies(build_message(message, recipient))
+    check_body(Reader("died@example.com", (), TopicMode.ALL, (1, 2, 3), (1,)), text, html)

@@ -11,6 +11,9 @@ wire; recording the result is fenced by the lease and gives it up. So:
 - a run that starts meanwhile finds the lease held by a live process and refuses, like any
   second run; a welcome that died on the wire leaves its row ``pending`` and a stale lease, which
   ``--resume`` takes over and turns ``unconfirmed``, as for a batch;
+- a welcome whose process died holding the lease leaves it stale: the next welcome (or a
+  ``--resume``) takes it over and turns the dead one's ``pending`` row ``unconfirmed``, exactly
+  as a resume does for a batch, so one crash never blocks the welcomes after it;
 - the unique (send, subscriber) row makes a second copy impossible either way.
 """
 
@@ -84,8 +87,24 @@ def claim(
     final and gives it back at once.
     """
     with engine.begin() as conn:
-        if not lease.take(conn, send.id, owner, None, {}):
+        holder = lease.holder_of(conn, send.id)
+        if holder is not None and not holder.is_stale(datetime.now(UTC)):
+            return False  # a live run (or welcome) holds it
+        if not lease.take(conn, send.id, owner, holder, {}):
             return False
+        if holder is not None:  # taken over from a dead holder: its copies in flight may be out
+            conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.send_id == send.id,
+                    deliveries.c.status == LedgerStatus.PENDING.value,
+                )
+                .values(
+                    status=LedgerStatus.UNCONFIRMED.value,
+                    error="in flight when the sending process stopped",
+                    updated_at=datetime.now(UTC),
+                )
+            )
         already = sa.exists().where(
             deliveries.c.send_id == send.id, deliveries.c.subscriber_id == subscribers.c.id
         )
