@@ -232,15 +232,19 @@ class Pipeline:
 
     def _send_all(self) -> None:
         done: Outcome | None = None  # delivered, not yet handed to the recorder
+        skips: Prepared | None = None  # readers to record skipped with the next claim
         try:
             while (item := self.prepared.get()) is not None:
                 if self.stop.is_set() or not self._recorder.is_alive():
                     self.cut_short = True
                     return
                 if item.variant == SKIP:
-                    self._skip(item)
+                    if skips is not None:
+                        self._skip(skips)  # two in a row: the first on its own
+                    skips = item
                     continue
-                recipients = self._claim(item)
+                recipients = self._claim(item, skips)
+                skips = None
                 # Handed over only now, after this claim: the recorder's transaction then runs
                 # while this batch is on the wire instead of holding up the claim.
                 if done is not None and not _put(self.delivered, done, self._recorder):
@@ -250,18 +254,26 @@ class Pipeline:
                     if recipients
                     else None
                 )
+            if skips is not None:
+                self._skip(skips)
         except BaseException as err:  # handed to the caller's thread by run()
             self.errors.append(err)
         finally:
             if done is not None:
                 _put(self.delivered, done, self._recorder)
 
-    def _claim(self, item: Prepared) -> tuple[Recipient, ...]:
-        """Claim the prepared batch; those no longer active (or claimed elsewhere) drop out."""
+    def _claim(self, item: Prepared, skips: Prepared | None = None) -> tuple[Recipient, ...]:
+        """Claim the prepared batch; those no longer active (or claimed elsewhere) drop out.
+
+        ``skips`` (readers to record skipped) are written in the same transaction: one commit.
+        """
         ids = [r.subscriber_id for r in item.recipients if r.subscriber_id is not None]
-        claimed = self.delivery.ledger.claim_ids(
-            self.delivery.send_id, item.batch, ids, self.message_ids, variant=item.variant
+        skip = (skips.batch, skips.skipped) if skips is not None else None
+        claimed, skipped = self.delivery.ledger.claim_ids_and_skip(
+            self.delivery.send_id, item.batch, ids, self.message_ids, item.variant, skip
         )
+        if skips is not None:
+            self._count_skipped(skipped)
         if claimed is None:
             return item.recipients
         return tuple(r for r in item.recipients if r.subscriber_id in claimed)
@@ -275,7 +287,9 @@ class Pipeline:
             self.message_ids,
             status=LedgerStatus.SKIPPED,
         )
-        count = len(item.skipped) if claimed is None else len(claimed)
+        self._count_skipped(len(item.skipped) if claimed is None else len(claimed))
+
+    def _count_skipped(self, count: int) -> None:
         self.delivery.tally.skipped += count
         if self.delivery.on_skip is not None:
             self.delivery.on_skip(count)

@@ -277,7 +277,11 @@ def send(
         getting = summary.recipients - skipped
         click.echo(
             f"dry run: {getting:,} recipient(s) would get it"
-            + (f", {skipped:,} skipped (they read only their topics, none in it)" if skipped else "")
+            + (
+                f", {skipped:,} skipped (they read only their topics, none in it)"
+                if skipped
+                else ""
+            )
             + "; nothing sent"
         )
         _print_variants(parsed, summary.variants)

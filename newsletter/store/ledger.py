@@ -341,6 +341,38 @@ class Ledger:
         with self.engine.connect() as conn:
             return sorted(conn.scalars(query), key=lambda v: (v is None, v or ""))
 
+    def claim_ids_and_skip(
+        self,
+        send_id: int,
+        batch: int,
+        ids: Sequence[int],
+        message_ids: MessageIds,
+        variant: str | None,
+        skip: tuple[int, Sequence[int]] | None,
+    ) -> tuple[set[int] | None, int]:
+        """``claim_ids`` of a batch, and with it (one transaction, one commit) the readers of
+        ``skip`` = (batch, ids) recorded ``skipped``. Returns the claim's answer and how many
+        were recorded skipped."""
+        if skip is None:
+            return self.claim_ids(send_id, batch, ids, message_ids, variant=variant), 0
+        values = {"c_send_id": send_id, "c_now": _now()}
+        values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
+        skipping = values | {"c_batch": skip[0], "c_ids": list(skip[1]), "c_variant": None}
+        claiming = values | {"c_batch": batch, "c_ids": list(ids), "c_variant": variant}
+        try:
+            with self._writing() as conn:
+                skipped = len(
+                    conn.scalars(
+                        _CLAIM_IDS, skipping | {"c_status": LedgerStatus.SKIPPED.value}
+                    ).all()
+                )
+                claimed = set(
+                    conn.scalars(_CLAIM_IDS, claiming | {"c_status": LedgerStatus.PENDING.value})
+                )
+        except sa.exc.IntegrityError as err:
+            raise SendError("another process is sending this issue at the same time") from err
+        return (None if len(claimed) == len(ids) else claimed), skipped
+
     def claim_unconfirmed(
         self, send_id: int, batch: int, *, limit: int, variant: str | None = None
     ) -> list[ClaimedRow]:
