@@ -14,6 +14,12 @@ It then resumes until the send is completed, reads ``report --json``, resends th
 (``--resume --resend-unconfirmed``) and reads ``report --json --list-resent``. The verdict comes
 from the stand-in's own count of accepted copies per reader: nobody never reached, and everybody
 reached twice among those the report called unconfirmed and lists as resent.
+
+``--topics`` gives the readers random topics and modes (as ``bench/send.py --topics``): the
+stand-in then reads which variant each accepted request carries (the articles' order and marks
+in its text) and the verdict also requires that every reader got exactly their variant, and that
+``only`` readers with none of the issue's topics were never sent it and are ``skipped`` in the
+ledger.
 """
 
 from __future__ import annotations
@@ -41,7 +47,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.send import make_project, seed  # noqa: E402
+from newsletter.issues import load_topics, read_issue  # noqa: E402
 from newsletter.store.engine import open_database  # noqa: E402
+from newsletter.variants import SKIP, Variants  # noqa: E402
 from tests.peers.sendgrid_server import (  # noqa: E402
     Answer,
     Fault,
@@ -73,8 +81,18 @@ class ChaosServer(SendGridServer):
     the JSON Schema and SendGrid's limits, the others are parsed and counted.
     """
 
-    def __init__(self, accepted: Any, *, fault_rate: float, seed: int, validate_every: int) -> None:
+    def __init__(
+        self,
+        accepted: Any,
+        *,
+        fault_rate: float,
+        seed: int,
+        validate_every: int,
+        titles: Sequence[str] = (),
+    ) -> None:
         super().__init__(validate_every=max(1, validate_every), record=False)
+        self.titles = tuple(titles)
+        self.variants: dict[str, set[str]] = {}  # recipient → variant keys of the copies accepted
         self.fault_rate = fault_rate
         self.reached: Counter[str] = Counter()  # recipient → accepted copies
         self.faults: Counter[int] = Counter()  # status → times served
@@ -102,16 +120,20 @@ class ChaosServer(SendGridServer):
                 self.rejected.append((None, errors))
             return Answer(400, {"errors": errors})
         emails = [p["to"][0]["email"] for p in body["personalizations"]]
+        text = next((c["value"] for c in body["content"] if c["type"] == "text/plain"), "")
+        key = content_key(text, self.titles)
         with self._lock:
             self.accepted_count += 1
             self.recipient_count += len(emails)
             self.reached.update(emails)
+            for email in emails:
+                self.variants.setdefault(email, set()).add(key)
             number = self.accepted_count
         with self.shared_accepted.get_lock():
             self.shared_accepted.value += 1
         return Answer(202, None, {"X-Message-Id": f"chaos-{number}"})
 
-    def tally(self) -> dict[str, Any]:
+    def tally(self, *, variants: bool = False) -> dict[str, Any]:
         with self._lock:
             return {
                 "requests": self.accepted_count,
@@ -119,7 +141,21 @@ class ChaosServer(SendGridServer):
                 "reached": Counter(self.reached),
                 "faults": dict(self.faults),
                 "rejected": len(self.rejected),
+                "variants": {e: set(k) for e, k in self.variants.items()} if variants else {},
             }
+
+
+MARK = "On a topic you follow"
+
+
+def content_key(text: str, titles: Sequence[str]) -> str:
+    """The variant key a plain-text body carries: article numbers in order, ``*`` when marked."""
+    found = sorted((text.find(title), number) for number, title in enumerate(titles, 1))
+    return ",".join(
+        f"{number}{'*' if MARK in text[max(0, at - 40) : at] else ''}"
+        for at, number in found
+        if at >= 0
+    )
 
 
 def serve(
@@ -128,25 +164,30 @@ def serve(
     fault_rate: float,
     seed: int,
     validate_every: int,
+    titles: Sequence[str],
 ) -> None:
     """The stand-in's process: report its URL, answer "tally" until "stop", then a last tally."""
-    server = ChaosServer(accepted, fault_rate=fault_rate, seed=seed, validate_every=validate_every)
+    server = ChaosServer(
+        accepted, fault_rate=fault_rate, seed=seed, validate_every=validate_every, titles=titles
+    )
     with server:
         conn.send((server.url, server.api_key))
         while conn.recv() != "stop":
             conn.send(server.tally())
-        conn.send(server.tally())
+        conn.send(server.tally(variants=True))
 
 
 class StandIn:
     """The bench's handle on the stand-in process."""
 
-    def __init__(self, fault_rate: float, seed: int, validate_every: int) -> None:
+    def __init__(
+        self, fault_rate: float, seed: int, validate_every: int, titles: Sequence[str]
+    ) -> None:
         self.accepted = multiprocessing.Value("q", 0)
         self.conn, child = multiprocessing.Pipe()
         self.process = multiprocessing.Process(
             target=serve,
-            args=(child, self.accepted, fault_rate, seed, validate_every),
+            args=(child, self.accepted, fault_rate, seed, validate_every, tuple(titles)),
             daemon=True,
         )
         self.process.start()
@@ -206,6 +247,8 @@ class Bench:
     failures: list[str] = field(default_factory=list)
     reached: Counter[str] = field(default_factory=Counter)  # the stand-in's count after a round
     reached_in: dict[str, list[int]] = field(default_factory=dict)  # reader → rounds reached in
+    expected: dict[str, str] = field(default_factory=dict)  # reader → variant key (SKIP: none)
+    skipped: int = 0  # readers the send must skip (only their topics, none in the issue)
 
     def _query(self, sql: str) -> list[tuple[Any, ...]]:
         """Read the ledger straight from the SQLite file (a send process may be writing)."""
@@ -461,6 +504,8 @@ class Verdict:
     doubled_before_resend: set[str]
     unconfirmed: set[str]
     resent: set[str]
+    skipped_reached: set[str] = field(default_factory=set)  # skipped readers sent it anyway
+    wrong_variant: dict[str, str] = field(default_factory=dict)  # reader → what they got
 
     @property
     def silent(self) -> set[str]:
@@ -474,18 +519,40 @@ def judge(
     before_resend: Counter[str],
     report: dict[str, Any],
     final: dict[str, Any],
+    expected: dict[str, str] | None = None,
+    got: dict[str, set[str]] | None = None,
 ) -> Verdict:
+    """``expected``: reader → the variant key they must get (``SKIP``: never sent)."""
     everyone = {f"r{i}@example.com" for i in range(readers)}
+    expected = expected or {}
+    skipped = {email for email, key in expected.items() if key == SKIP}
+    wrong = {
+        email: ";".join(sorted(keys))
+        for email, keys in (got or {}).items()
+        if email in expected and email not in skipped and keys != {expected[email]}
+    }
     return Verdict(
         once=sum(1 for email in everyone if reached[email] == 1),
         twice={email for email, count in reached.items() if count == 2},
         more={email: count for email, count in reached.items() if count > 2},
-        never=everyone - set(reached),
+        never=everyone - skipped - set(reached),
         strangers=set(reached) - everyone,
         doubled_before_resend={email for email, count in before_resend.items() if count > 1},
         unconfirmed=set(report["unconfirmed"]),
         resent=set(final.get("resent", [])),
+        skipped_reached=skipped & set(reached),
+        wrong_variant=wrong,
     )
+
+
+def expected_variants(database: Path, variants: Variants) -> dict[str, str]:
+    """Reader → the variant key of the issue they must get, from their stored topics and mode."""
+    conn = sqlite3.connect(database)
+    try:
+        rows = conn.execute("SELECT email, topics, topic_mode FROM subscribers").fetchall()
+    finally:
+        conn.close()
+    return {str(email): variants.key_for_row(topics, mode) for email, topics, mode in rows}
 
 
 def ledger_rows(database: Path, emails: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -518,6 +585,11 @@ def explain(
             sorted(verdict.doubled_before_resend),
         ),
         ("reached though not on the list", sorted(verdict.strangers)),
+        (
+            "reached though they read only their topics and the issue has none",
+            sorted(verdict.skipped_reached),
+        ),
+        ("sent another variant than theirs", sorted(verdict.wrong_variant)),
     ]
     for what, emails in groups:
         if not emails:
@@ -532,8 +604,22 @@ def explain(
                 f"resent {resent}, error {error!r}"
             )
     counts = final["counts"]
-    if counts.get("sent") != bench.readers or counts.get("unconfirmed") or counts.get("failed"):
-        problems.append(f"the final ledger counts are {counts}, not {bench.readers:,} sent")
+    to_send = bench.readers - bench.skipped
+    if (
+        counts.get("sent") != to_send
+        or counts.get("skipped", 0) != bench.skipped
+        or counts.get("unconfirmed")
+        or counts.get("failed")
+    ):
+        problems.append(
+            f"the final ledger counts are {counts}, not {to_send:,} sent "
+            f"and {bench.skipped:,} skipped"
+        )
+    for email in sorted(verdict.wrong_variant)[:10]:
+        problems.append(
+            f"    {email}: expected variant {bench.expected[email]!r}, "
+            f"got {verdict.wrong_variant[email]!r}"
+        )
     if tally["rejected"]:
         problems.append(f"the stand-in rejected {tally['rejected']} request(s) as invalid")
     return problems + bench.failures
@@ -551,6 +637,11 @@ def main() -> int:
     parser.add_argument("--fault-rate", type=float, default=0.05)
     parser.add_argument("--validate-every", type=int, default=100)
     parser.add_argument("--max-seconds", type=float, default=1800, help="the run stops itself")
+    parser.add_argument(
+        "--topics",
+        action="store_true",
+        help="readers with random topics and modes (as bench/send.py --topics); checks variants",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     signal.signal(signal.SIGALRM, _alarm)
@@ -577,8 +668,12 @@ def run(args: argparse.Namespace, tmp: Path, started: float) -> int:
     database = root / "subscribers" / "subscribers.db"
     url = f"sqlite:///{database}"
     open_database(url).dispose()
-    seeding = seed(database, args.readers)
-    stand_in = StandIn(args.fault_rate, args.seed, args.validate_every)
+    settings_topics = load_topics(root / "issues" / "topics.yaml")
+    seeding = seed(database, args.readers, settings_topics if args.topics else None)
+    issue = read_issue(root / "issues" / f"{MONTH}.md", settings_topics)
+    expected = expected_variants(database, Variants(issue))
+    titles = [article.title for article in issue.articles]
+    stand_in = StandIn(args.fault_rate, args.seed, args.validate_every, titles)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
     env |= {
         "NEWSLETTER_SECRET_KEY": "bench-" + "k" * 32,
@@ -596,6 +691,14 @@ def run(args: argparse.Namespace, tmp: Path, started: float) -> int:
         random.Random(args.seed),
         deadline=started + args.max_seconds,
         kills_planned=args.kills,
+        expected=expected,
+        skipped=sum(1 for key in expected.values() if key == SKIP),
+    )
+    variants = Counter(expected.values())
+    print(
+        "variants expected: "
+        + ", ".join(f"{key or 'skipped'} ×{n:,}" for key, n in variants.most_common()),
+        flush=True,
     )
     print(
         f"{args.readers:,} readers (seeded in {seeding:.1f} s), batch size {args.batch_size}, "
@@ -629,7 +732,15 @@ def conclude(
     started: float,
 ) -> int:
     bench.reached = tally["reached"]
-    verdict = judge(args.readers, tally["reached"], before_resend, report, final)
+    verdict = judge(
+        args.readers,
+        tally["reached"],
+        before_resend,
+        report,
+        final,
+        bench.expected,
+        tally["variants"],
+    )
     gone_out = verdict.unconfirmed & {e for e, c in before_resend.items() if c >= 1}
     faults = ", ".join(f"{s} ×{n}" for s, n in sorted(tally["faults"].items())) or "none"
     print()
@@ -641,6 +752,12 @@ def conclude(
     )
     print(f"readers reached more than twice:  {len(verdict.more):,}")
     print(f"readers never reached:            {len(verdict.never):,}")
+    print(
+        f"readers skipped (only, none of their topics): {bench.skipped:,} expected, "
+        f"{final['counts'].get('skipped', 0):,} in the ledger, "
+        f"{len(verdict.skipped_reached):,} sent it anyway; "
+        f"readers sent another variant than theirs: {len(verdict.wrong_variant):,}"
+    )
     print(
         f"unconfirmed before the resend:    {len(verdict.unconfirmed):,} ({len(gone_out):,} had "
         f"already been accepted by the stand-in, {len(verdict.unconfirmed - gone_out):,} had not)"

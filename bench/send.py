@@ -5,18 +5,26 @@
 For each N: a fresh project in a temporary folder, N active subscribers bulk-inserted into its
 SQLite file, the stand-in started in a *separate process* (so it does not take the sender's
 GIL), then ``newsletter.send.send_issue`` timed end to end (render, ledger, signing, JSON,
-HTTP). Prints recipients per second and the sender's peak RSS. By default the stand-in runs in
+HTTP). Prints recipients per second and the sender's peak RSS (seeding runs in a child process,
+so it is not counted). By default the stand-in runs in
 its light mode: every request is checked against SendGrid's limits but only one in
 ``--validate-every`` against the full JSON Schema (the schema validator would otherwise be the
 bottleneck of the benchmark, not the sender); the output says so.
+
+``--topics`` gives the readers random topics and modes (a realistic mix, seeded: 70 % no topics,
+20 % ``all`` with 1–3 topics, 10 % ``only`` with 1–3 topics), so the send renders several
+variants and batches readers by variant; ``only`` readers with none of the issue's topics are
+recorded skipped, and the check counts them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import random
 import resource
 import shutil
 import sqlite3
@@ -76,16 +84,27 @@ def make_project(folder: Path, batch_size: int) -> Path:
     return root
 
 
-def seed(database: Path, count: int) -> float:
+def topic_choice(rng: random.Random, topics: tuple[str, ...]) -> tuple[str, str]:
+    """(topics JSON, mode) of one reader: 70 % none, 20 % all with 1–3, 10 % only with 1–3."""
+    draw = rng.random()
+    if draw < 0.7:
+        return "[]", "all"
+    # In the vocabulary's order, as the preferences page saves them (its checkboxes' order).
+    chosen = [topics[i] for i in sorted(rng.sample(range(len(topics)), rng.randint(1, 3)))]
+    return json.dumps(chosen), "all" if draw < 0.9 else "only"
+
+
+def seed(database: Path, count: int, topics: tuple[str, ...] | None = None) -> float:
     """Insert ``count`` active subscribers with one executemany per 50,000; return seconds."""
     started = time.perf_counter()
     conn = sqlite3.connect(database)
     now = "2026-01-01 00:00:00.000000"
     sql = (
-        "INSERT INTO subscribers (email, email_key, email_hash, name, status, topics, source,"
-        " subscribed_at, confirmed_at, updated_at) VALUES (?, ?, ?, ?, 'active', '[]', 'import',"
-        " ?, ?, ?)"
+        "INSERT INTO subscribers (email, email_key, email_hash, name, status, topics, topic_mode,"
+        " source, subscribed_at, confirmed_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?,"
+        " 'import', ?, ?, ?)"
     )
+    rng = random.Random(20261201)
     with conn:
         for start in range(0, count, 50_000):
             rows = [
@@ -94,6 +113,7 @@ def seed(database: Path, count: int) -> float:
                     f"r{i}@example.com",
                     f"{i:064x}",
                     f"Reader {i}",
+                    *(topic_choice(rng, topics) if topics else ("[]", "all")),
                     now,
                     now,
                     now,
@@ -102,6 +122,17 @@ def seed(database: Path, count: int) -> float:
             ]
             conn.executemany(sql, rows)
     conn.close()
+    return time.perf_counter() - started
+
+
+def seed_apart(database: Path, count: int, topics: tuple[str, ...] | None) -> float:
+    """``seed`` in a child process, so the peak RSS measured is the sender's alone; seconds."""
+    started = time.perf_counter()
+    child = multiprocessing.Process(target=seed, args=(database, count, topics))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"seeding failed (exit {child.exitcode})")
     return time.perf_counter() - started
 
 
@@ -127,7 +158,7 @@ class Ticker(Progress):
 
 
 def run(
-    count: int, batch_size: int, validate_every: int, light: bool
+    count: int, batch_size: int, validate_every: int, light: bool, topics: bool = False
 ) -> tuple[SendSummary, float, float, float]:
     """One benchmark run; returns (summary, seconds, seeding seconds, sender CPU seconds)."""
     with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
@@ -136,7 +167,8 @@ def run(
         env = {"NEWSLETTER_SECRET_KEY": "bench-" + "k" * 32}
         url = f"sqlite:///{database}"
         open_database(url).dispose()
-        seeding = seed(database, count)
+        settings = load_settings(root, env=env)
+        seeding = seed_apart(database, count, load_topics(settings.topics_file) if topics else None)
         parent, child = multiprocessing.Pipe()
         server = multiprocessing.Process(
             target=serve, args=(child, validate_every, light), daemon=True
@@ -154,10 +186,11 @@ def run(
         parent.send("stop")
         requests, recipients, rejected = parent.recv()
         server.join(timeout=10)
-        if recipients != count or rejected or summary.sent != count:
+        expected = count - summary.skipped
+        if recipients != expected or rejected or summary.sent != expected:
             raise SystemExit(
-                f"MISMATCH: sent {summary.sent:,}, stand-in got {recipients:,} "
-                f"in {requests:,} requests, {rejected} rejected"
+                f"MISMATCH: sent {summary.sent:,} (skipped {summary.skipped:,}), stand-in got "
+                f"{recipients:,} in {requests:,} requests, {rejected} rejected"
             )
         return summary, seconds, seeding, cpu
 
@@ -183,6 +216,11 @@ def main() -> None:
         action="store_true",
         help="check SendGrid's limits on every request (the schema still 1 in --validate-every)",
     )
+    parser.add_argument(
+        "--topics",
+        action="store_true",
+        help="readers with random topics and modes (70 %% none, 20 %% all, 10 %% only)",
+    )
     args = parser.parse_args()
     mode = "every request" if args.validate_every == 1 else f"1 in {args.validate_every} requests"
     checked = (
@@ -191,19 +229,22 @@ def main() -> None:
         else "SendGrid's limits on the same sample (the other requests only parsed and counted)"
     )
     print(f"SendGrid stand-in in its own process; JSON Schema validation of {mode}, {checked}")
-    print(f"cores: {os.cpu_count()}, batch size {args.batch_size}")
+    readers = "random topics and modes" if args.topics else "no topics (one variant)"
+    print(f"cores: {os.cpu_count()}, batch size {args.batch_size}, readers: {readers}")
     print(
-        "| recipients | seconds | recipients/s | CPU µs/recipient | peak RSS (MB) | seeding (s) |"
+        "| recipients | seconds | readers/s | CPU µs/reader | peak RSS (MB) | seeding (s) "
+        "| sent | skipped |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for count in args.sizes:
         summary, seconds, seeding, cpu = run(
-            count, args.batch_size, args.validate_every, light=not args.full
+            count, args.batch_size, args.validate_every, light=not args.full, topics=args.topics
         )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
-            f"| {count:,} | {seconds:.1f} | {summary.sent / seconds:,.0f} "
-            f"| {cpu / count * 1e6:.0f} | {peak:.0f} | {seeding:.1f} |",
+            f"| {count:,} | {seconds:.1f} | {count / seconds:,.0f} "
+            f"| {cpu / count * 1e6:.0f} | {peak:.0f} | {seeding:.1f} "
+            f"| {summary.sent:,} | {summary.skipped:,} |",
             flush=True,
         )
 

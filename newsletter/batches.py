@@ -1,7 +1,10 @@
 """The batch loop of a send run, in two stages so the database, the CPU and the network overlap.
 
-Stage 1 (the caller's thread) reads the next subscribers who still need the issue and makes
-their personal strings; stage 2 (a thread) claims exactly those people in the ledger (one
+Stage 1 (the caller's thread) reads the next subscribers who still need the issue, sorts them
+by the variant of the issue each gets (``newsletter/variants.py``) into one bucket per variant,
+and makes the personal strings of a bucket when it is full (a batch is one variant, so one
+rendering); at the end of the list it flushes the rest. Memory is bounded by the number of
+variants times the batch size, whatever the length of the list. stage 2 (a thread) claims exactly those people in the ledger (one
 transaction) and hands them to the transport; stage 3 (a thread) records what the transport
 said (one transaction) while the next batch is already on the wire. A batch is claimed only
 just before the transport gets it, so after a crash the ``pending`` rows are the batch in flight
@@ -21,9 +24,10 @@ from dataclasses import dataclass
 from newsletter.config import Links
 from newsletter.delivery.base import Transport
 from newsletter.errors import PermanentDeliveryError, TemporaryDeliveryError
-from newsletter.models import OutgoingMessage, Recipient
+from newsletter.models import LedgerStatus, OutgoingMessage, Recipient
 from newsletter.store.ledger import Candidate, Ledger, MessageIds, Outcome
 from newsletter.tokens import LinkSigner, Purpose
+from newsletter.variants import SKIP
 
 POLL_SECONDS = 0.1  # how often a blocked stage looks whether the other one has stopped
 YOUNG_COLLECTION_EVERY = 50_000  # allocations between young collections during a run (default 700)
@@ -52,10 +56,16 @@ class Personaliser:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A batch made ready by the first stage, not yet claimed."""
+    """A batch made ready by the first stage, not yet claimed: one variant of the issue.
+
+    A batch of the ``SKIP`` variant has no recipients, only the ids of readers to record
+    ``skipped``: nothing is sent to them.
+    """
 
     batch: int
     recipients: tuple[Recipient, ...]
+    variant: str | None = None
+    skipped: tuple[int, ...] = ()
 
 
 @dataclass
@@ -64,9 +74,12 @@ class Tally:
 
     sent: int = 0
     failed: int = 0
+    skipped: int = 0
 
 
 BatchDone = Callable[[int, int], None]  # (sent, failed) of one batch
+VariantOf = Callable[[str | None], str]  # a candidate's topic choice → variant key
+MakeMessage = Callable[[tuple[Recipient, ...], str | None], OutgoingMessage]
 
 
 class Delivery:
@@ -77,20 +90,24 @@ class Delivery:
         ledger: Ledger,
         send_id: int,
         transport: Transport,
-        message: Callable[[tuple[Recipient, ...]], OutgoingMessage],
+        message: MakeMessage,
         on_batch: BatchDone,
+        on_skip: Callable[[int], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.send_id = send_id
         self.transport = transport
         self.message = message
         self.on_batch = on_batch
+        self.on_skip = on_skip
         self.tally = Tally()
 
-    def deliver(self, batch: int, recipients: tuple[Recipient, ...]) -> Outcome:
+    def deliver(
+        self, batch: int, recipients: tuple[Recipient, ...], variant: str | None = None
+    ) -> Outcome:
         """Hand a claimed batch to the transport; give it back if the transport refused it whole."""
         try:
-            results = self.transport.send_batch(self.message(recipients))
+            results = self.transport.send_batch(self.message(recipients, variant))
         except (TemporaryDeliveryError, PermanentDeliveryError):
             self.ledger.release(self.send_id, batch)
             raise
@@ -112,8 +129,12 @@ class Pipeline:
         *,
         batch_size: int,
         stop: threading.Event,
+        variant_of: VariantOf | None = None,
+        default_variant: str | None = None,
     ) -> None:
         self.delivery = delivery
+        self.variant_of = variant_of  # None: everyone gets the one rendering (variant None)
+        self.default_variant = default_variant  # the variant of readers without topics
         self.personaliser = personaliser
         self.message_ids = message_ids
         self.batch_size = batch_size
@@ -159,53 +180,119 @@ class Pipeline:
     def _prepare_all(self, batch: int) -> bool:
         after, swept = 0, False
         ledger, send_id = self.delivery.ledger, self.delivery.send_id
+        buckets: dict[str | None, list[Candidate]] = {}  # variant → readers read, not yet prepared
+        variant_of, size, default = self.variant_of, self.batch_size, self.default_variant
         while not self.stop.is_set():
-            rows = ledger.candidates(send_id, after_id=after, limit=self.batch_size)
+            rows = ledger.candidates(send_id, after_id=after, limit=size)
             if not rows:
+                # The end of a pass: every bucket goes, so no reader waits in one across passes
+                # (the next pass would read them again).
+                for variant, bucket in buckets.items():
+                    if not self._hand_over(batch, variant, bucket):
+                        return False
+                    batch += 1
+                buckets.clear()
                 if swept or after == 0:
                     return True
                 # One pass from the start catches anyone activated below the cursor meanwhile.
                 after, swept = 0, True
                 continue
-            if not _put(self.prepared, Prepared(batch, self._personalise(rows)), self._sender):
-                return False
-            after, batch = rows[-1].subscriber_id, batch + 1
+            after = rows[-1].subscriber_id
+            if variant_of is None:
+                if not self._hand_over(batch, None, rows):
+                    return False
+                batch += 1
+                continue
+            for row in rows:
+                choice = row[3]
+                variant = default if choice is None else variant_of(choice)
+                found = buckets.get(variant)
+                bucket = found if found is not None else buckets.setdefault(variant, [])
+                bucket.append(row)
+                if len(bucket) >= size:
+                    del buckets[variant]
+                    if not self._hand_over(batch, variant, bucket):
+                        return False
+                    batch += 1
         return False
+
+    def _hand_over(self, batch: int, variant: str | None, rows: list[Candidate]) -> bool:
+        """Personalise one bucket and give it to the delivering stage (False: it has stopped)."""
+        if variant == SKIP:
+            item = Prepared(batch, (), variant, tuple(row[0] for row in rows))
+        else:
+            item = Prepared(batch, self._personalise(rows), variant)
+        return _put(self.prepared, item, self._sender)
 
     def _personalise(self, rows: list[Candidate]) -> tuple[Recipient, ...]:
         make, message_id = self.personaliser.recipient, self.message_ids.for_id
-        return tuple(make(sid, email, name, message_id(sid)) for sid, email, name in rows)
+        return tuple(make(row[0], row[1], row[2], message_id(row[0])) for row in rows)
 
     # --- stage 2: claim and send (worker thread) -------------------------------------------
 
     def _send_all(self) -> None:
         done: Outcome | None = None  # delivered, not yet handed to the recorder
+        skips: Prepared | None = None  # readers to record skipped with the next claim
         try:
             while (item := self.prepared.get()) is not None:
                 if self.stop.is_set() or not self._recorder.is_alive():
                     self.cut_short = True
                     return
-                recipients = self._claim(item)
+                if item.variant == SKIP:
+                    if skips is not None:
+                        self._skip(skips)  # two in a row: the first on its own
+                    skips = item
+                    continue
+                recipients = self._claim(item, skips)
+                skips = None
                 # Handed over only now, after this claim: the recorder's transaction then runs
                 # while this batch is on the wire instead of holding up the claim.
                 if done is not None and not _put(self.delivered, done, self._recorder):
                     return
-                done = self.delivery.deliver(item.batch, recipients) if recipients else None
+                done = (
+                    self.delivery.deliver(item.batch, recipients, item.variant)
+                    if recipients
+                    else None
+                )
+            if skips is not None:
+                self._skip(skips)
         except BaseException as err:  # handed to the caller's thread by run()
             self.errors.append(err)
         finally:
             if done is not None:
                 _put(self.delivered, done, self._recorder)
 
-    def _claim(self, item: Prepared) -> tuple[Recipient, ...]:
-        """Claim the prepared batch; those no longer active (or claimed elsewhere) drop out."""
+    def _claim(self, item: Prepared, skips: Prepared | None = None) -> tuple[Recipient, ...]:
+        """Claim the prepared batch; those no longer active (or claimed elsewhere) drop out.
+
+        ``skips`` (readers to record skipped) are written in the same transaction: one commit.
+        """
         ids = [r.subscriber_id for r in item.recipients if r.subscriber_id is not None]
-        claimed = self.delivery.ledger.claim_ids(
-            self.delivery.send_id, item.batch, ids, self.message_ids
+        skip = (skips.batch, skips.skipped) if skips is not None else None
+        claimed, skipped = self.delivery.ledger.claim_ids_and_skip(
+            self.delivery.send_id, item.batch, ids, self.message_ids, item.variant, skip
         )
+        if skips is not None:
+            self._count_skipped(skipped)
         if claimed is None:
             return item.recipients
         return tuple(r for r in item.recipients if r.subscriber_id in claimed)
+
+    def _skip(self, item: Prepared) -> None:
+        """Record readers with nothing of theirs in the issue ``skipped`` (fenced, like a claim)."""
+        claimed = self.delivery.ledger.claim_ids(
+            self.delivery.send_id,
+            item.batch,
+            item.skipped,
+            self.message_ids,
+            status=LedgerStatus.SKIPPED,
+        )
+        self._count_skipped(len(item.skipped) if claimed is None else len(claimed))
+
+    def _count_skipped(self, count: int) -> None:
+        self.delivery.tally.skipped += count
+        if self.delivery.on_skip is not None:
+            self.delivery.on_skip(count)
 
     # --- stage 3: record what the transport said (worker thread) ---------------------------
 

@@ -109,6 +109,7 @@ class Settings:
     database_url: str
     delivery: DeliverySettings
     secret_key: str | None = field(default=None, repr=False)  # NEWSLETTER_SECRET_KEY
+    welcome: str = "latest"  # latest | none: what a reader gets on confirming
 
     @property
     def issues_dir(self) -> Path:
@@ -446,6 +447,9 @@ def _timezone(doc: _Located) -> ZoneInfo:
         ) from err
 
 
+WELCOME_CHOICES = ("latest", "none")
+
+
 def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) -> Settings:
     """Read ``ROOT/schedule.yaml`` plus the environment into ``Settings``."""
     root = Path(root).resolve()
@@ -470,7 +474,7 @@ def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) 
     if not isinstance(node, yaml.MappingNode) or node.tag not in yaml.SafeLoader.yaml_constructors:
         raise ConfigError(f"{shown}:1: expected `key: value` settings at the top level")
     doc = _Located(shown, node).expect(
-        "timezone", "send", "sender", "links", "database", "delivery"
+        "timezone", "send", "sender", "links", "database", "delivery", "welcome"
     )
     settings = Settings(
         root=root,
@@ -481,5 +485,13 @@ def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) 
         database_url=_database_url(doc, root, env),
         delivery=_delivery(doc, root, env),
         secret_key=env.get("NEWSLETTER_SECRET_KEY") or None,
+        welcome=_welcome(doc),
     )
     return settings
+
+
+def _welcome(doc: _Located) -> str:
+    value = str(doc.text("welcome", "latest")).strip().lower()
+    if value not in WELCOME_CHOICES:
+        raise doc.error("welcome", f"expected latest or none, got {value!r}")
+    return value

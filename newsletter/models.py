@@ -109,6 +109,13 @@ def personalise(template: str, values: Mapping[Placeholder, str]) -> str:
     return template
 
 
+class TopicMode(enum.StrEnum):
+    """How a reader with topics reads an issue (``subscribers.topic_mode``)."""
+
+    ALL = "all"  # every article, the reader's topics first and marked as theirs
+    ONLY = "only"  # only the articles with one of the reader's topics (none: the issue is skipped)
+
+
 class SubscriberStatus(enum.StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
@@ -135,6 +142,7 @@ class Subscriber:
     topics: tuple[str, ...] = ()
     subscribed_at: datetime | None = None
     confirmed_at: datetime | None = None
+    topic_mode: TopicMode = TopicMode.ALL
 
 
 class LedgerStatus(enum.StrEnum):
@@ -144,6 +152,7 @@ class LedgerStatus(enum.StrEnum):
     SENT = "sent"  # the transport accepted it
     FAILED = "failed"  # the transport refused it for good
     UNCONFIRMED = "unconfirmed"  # in flight when the process died: may or may not have gone out
+    SKIPPED = "skipped"  # reads only their topics and the issue has none of them: not sent
 
 
 @dataclass(frozen=True)

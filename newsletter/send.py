@@ -1,4 +1,7 @@
-"""Send one issue to the list: render once, claim batches in the ledger, deliver, record, archive.
+"""Send one issue to the list: render once per variant, claim batches in the ledger, deliver, record.
+
+Readers with topics get a variant of the issue (``newsletter/variants.py``): each variant is
+rendered once for the run (``newsletter/renderings.py``) and every batch is one variant.
 
 The loop is crash-safe because the ledger claims each batch (``pending``) before the transport
 sees it and records the results after (see ``store.ledger``). Per recipient only strings are
@@ -36,6 +39,7 @@ from newsletter.models import (
     RenderedIssue,
 )
 from newsletter.render import render_issue
+from newsletter.renderings import Renderings
 from newsletter.store.database import Database
 from newsletter.store.failures import DATABASE_ERRORS
 from newsletter.store.ledger import (
@@ -48,6 +52,7 @@ from newsletter.store.ledger import (
 from newsletter.tokens import LinkSigner, load_signer
 from newsletter.values.address import AddressError, normalise_address
 from newsletter.values.clock import now_utc
+from newsletter.variants import Variants, ordered_counts
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,9 @@ class Progress:
 
     def advance(self, sent: int, failed: int) -> None:
         """One batch is done: ``sent`` accepted and ``failed`` refused in it."""
+
+    def skip(self, count: int) -> None:
+        """``count`` readers were recorded ``skipped`` (none of their topics in the issue)."""
 
     def finish(self, summary: SendSummary) -> None:
         """The run ended (completed, interrupted or failed)."""
@@ -91,6 +99,8 @@ class SendSummary:
     started_at: datetime = field(default_factory=now_utc)
     seconds: float = 0.0
     error: str | None = None  # why the run stopped early
+    skipped: int = 0  # recorded skipped in this run (`only` readers with none of their topics)
+    variants: tuple[tuple[str, int], ...] = ()  # dry run: (variant key, readers), most first
 
     @property
     def rate(self) -> float:
@@ -124,6 +134,7 @@ class SendReport:
     problems: tuple[tuple[str, LedgerStatus, str | None], ...]  # unconfirmed and failed rows
     resent: int = 0  # sent again after being unconfirmed: they may have two copies
     resent_addresses: tuple[str, ...] = ()  # those readers, when asked for
+    variants: tuple[tuple[str, int], ...] = ()  # (variant key, readers sent it), most first
 
     @property
     def total(self) -> int:
@@ -183,7 +194,18 @@ def send_report(database: Database, month: str, *, list_resent: bool = False) ->
         problems=tuple(problems),
         resent=ledger.resent(record.id),
         resent_addresses=tuple(ledger.resent_addresses(record.id)) if list_resent else (),
+        variants=tuple(ordered_counts(ledger.variant_counts(record.id))),
     )
+
+
+def plan_variants(database: Database, issue: Issue) -> list[tuple[str, int]]:
+    """(variant key, readers) of the readers who would get ``issue`` now, most readers first."""
+    ledger = database.ledger()
+    existing = ledger.find(issue.month)
+    if existing is not None and existing.status is SendStatus.COMPLETED:
+        return []
+    groups = ledger.topic_groups(existing.id if existing else None)
+    return ordered_counts(Variants(issue).count_keys(groups))
 
 
 # --- the send run ------------------------------------------------------------------------------
@@ -213,7 +235,9 @@ def send_issue(
     existing = ledger.find(issue.month)
     if existing is not None and not resume:
         raise refusal(existing)
-    rendered = _render(settings, issue)
+    renderings = Renderings(settings, issue, _render(settings, issue))
+    planned = plan_variants(database, issue)
+    renderings.prepare(key for key, _ in planned)  # a variant failing its checks: nothing sent
     if dry_run:
         plan = plan_send(
             settings, database, issue, transport_name=name, resend_unconfirmed=resend_unconfirmed
@@ -227,6 +251,7 @@ def send_issue(
             sent=0,
             failed=0,
             found_unconfirmed=0,
+            variants=tuple(planned),
         )
     completed = existing is not None and existing.status is SendStatus.COMPLETED
     if existing is not None and completed and not resend_unconfirmed:
@@ -249,7 +274,7 @@ def send_issue(
                 issue.month,
                 previous.describe(),
             )
-    run = _Run(settings, issue, rendered, ledger, record, chosen, signer, progress or Progress())
+    run = _Run(settings, issue, renderings, ledger, record, chosen, signer, progress or Progress())
     return run.execute(
         resend_unconfirmed=resend_unconfirmed,
         new_recipients=not completed,
@@ -287,7 +312,7 @@ class _Run:
         self,
         settings: Settings,
         issue: Issue,
-        rendered: RenderedIssue,
+        renderings: Renderings,
         ledger: Ledger,
         record: SendRecord,
         transport: Transport,
@@ -296,7 +321,8 @@ class _Run:
     ) -> None:
         self.settings = settings
         self.issue = issue
-        self.rendered = rendered
+        self.renderings = renderings
+        self.rendered = renderings.default
         self.ledger = ledger
         self.record = record
         self.transport = transport
@@ -304,7 +330,9 @@ class _Run:
         self.personaliser = Personaliser(signer, settings.links)
         self.message_ids = MessageIds(issue.month, settings.sender.email)
         self.batch_size = max(1, int(transport.max_batch))
-        self.delivery = Delivery(ledger, record.id, transport, self._message, progress.advance)
+        self.delivery = Delivery(
+            ledger, record.id, transport, self._message, progress.advance, progress.skip
+        )
         self.found_unconfirmed = 0
         self.started = time.monotonic()
         self.started_at = now_utc()
@@ -359,17 +387,20 @@ class _Run:
         """Run batches until none is left (True) or ``stop`` is set (False)."""
         batch = self.ledger.next_batch_number(self.record.id)
         if resend_unconfirmed:
-            while rows := self.ledger.claim_unconfirmed(
-                self.record.id, batch, limit=self.batch_size
-            ):
-                recipients = tuple(
-                    self.personaliser.recipient(r.subscriber_id, r.email, r.name, r.message_id)
-                    for r in rows
-                )
-                self.ledger.record(self.record.id, self.delivery.deliver(batch, recipients))
-                batch += 1
-                if stop.is_set():
-                    return False
+            # One variant at a time: each reader gets again exactly the variant first sent.
+            for variant in self.ledger.unconfirmed_variants(self.record.id):
+                while rows := self.ledger.claim_unconfirmed(
+                    self.record.id, batch, limit=self.batch_size, variant=variant
+                ):
+                    recipients = tuple(
+                        self.personaliser.recipient(r.subscriber_id, r.email, r.name, r.message_id)
+                        for r in rows
+                    )
+                    outcome = self.delivery.deliver(batch, recipients, variant)
+                    self.ledger.record(self.record.id, outcome)
+                    batch += 1
+                    if stop.is_set():
+                        return False
         if not new_recipients:
             return True
         pipeline = Pipeline(
@@ -378,11 +409,14 @@ class _Run:
             self.message_ids,
             batch_size=self.batch_size,
             stop=stop,
+            variant_of=self.renderings.variants.key_for_choice,
+            default_variant=self.renderings.variants.default,
         )
         return pipeline.run(batch)
 
-    def _message(self, recipients: tuple[Recipient, ...]) -> OutgoingMessage:
-        return _outgoing(self.settings, self.rendered, recipients, self.rendered.subject)
+    def _message(self, recipients: tuple[Recipient, ...], variant: str | None) -> OutgoingMessage:
+        rendered = self.renderings.get(variant)
+        return _outgoing(self.settings, rendered, recipients, rendered.subject)
 
     def _summary(
         self, status: RunStatus, total: int, error: str | None, *, read_totals: bool = True
@@ -400,6 +434,7 @@ class _Run:
             started_at=self.started_at,
             seconds=time.monotonic() - self.started,
             error=error,
+            skipped=self.delivery.tally.skipped,
         )
 
     def _archive(self, summary: SendSummary) -> None:

@@ -133,7 +133,7 @@ def test_export_then_import_changes_nothing(store: SubscriberStore, tmp_path: Pa
     assert db_dump(store) == before
 
     rows = list(csv.DictReader(exported.open(encoding="utf-8", newline="")))
-    assert list(rows[0]) == ["email", "name", "status", "topics", "subscribed_at"]
+    assert list(rows[0]) == ["email", "name", "status", "topics", "topic_mode", "subscribed_at"]
     eli = next(row for row in rows if row["email"] == "eli@example.org")
     assert eli["topics"] == "Attendance, Attrition, and Drop-Out;Therapist Factors"
     assert eli["status"] == "pending" and eli["subscribed_at"].endswith("+00:00")

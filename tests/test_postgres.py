@@ -41,7 +41,13 @@ def test_list_and_send_work_on_postgresql(
     assert "already sent" in cli("send", "2021-01", "--yes")
     report = json.loads(cli("report", "2021-01", "--json"))
     assert report["status"] == "completed"
-    assert report["counts"] == {"pending": 0, "sent": 6, "failed": 0, "unconfirmed": 0}
+    assert report["counts"] == {
+        "pending": 0,
+        "sent": 6,
+        "failed": 0,
+        "unconfirmed": 0,
+        "skipped": 0,
+    }
     delivered = list((project / "outbox" / "new").iterdir())
     assert len(delivered) == 6
     assert not any("late.comer" in path.read_text(encoding="utf-8").lower() for path in delivered)

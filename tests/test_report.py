@@ -60,6 +60,7 @@ def test_report_counts_times_transport_and_problem_addresses(
         LedgerStatus.SENT: 3,
         LedgerStatus.FAILED: 1,
         LedgerStatus.UNCONFIRMED: 2,
+        LedgerStatus.SKIPPED: 0,
     }
     assert report.record.transport == "memory" and report.record.finished_at is not None
 
@@ -78,7 +79,13 @@ def test_report_json(project: Path, settings: Settings, troubled: tuple[str, lis
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["issue"] == MONTH and data["status"] == "completed"
-    assert data["counts"] == {"pending": 0, "sent": 3, "failed": 1, "unconfirmed": 2}
+    assert data["counts"] == {
+        "pending": 0,
+        "sent": 3,
+        "failed": 1,
+        "unconfirmed": 2,
+        "skipped": 0,
+    }
     assert data["failed"] == [{"email": refused, "error": "550 mailbox unavailable"}]
     assert sorted(data["unconfirmed"]) == sorted(unconfirmed)
     assert data["started_at"] <= data["finished_at"]

@@ -293,3 +293,45 @@ def test_an_unwritable_destination_is_a_one_line_error(archived: Settings, tmp_p
     assert result.exit_code == 1
     assert "cannot create the folder" in result.output
     assert "Traceback" not in result.output
+
+
+def test_each_topic_has_an_atom_feed_of_its_articles_linked_from_its_page(
+    archived: Settings, site: TestClient, tmp_path: Path
+) -> None:
+    page = get(site, "/archive/topics/therapist-factors/")
+    assert 'href="feed.xml"' in page.text and "Atom feed of this topic" in page.text
+    answer = get(site, "/archive/topics/therapist-factors/feed.xml")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/atom+xml")
+    feed = ET.fromstring(answer.content)
+    base = archived.links.archive_url
+    assert feed.findtext(f"{ATOM}id") == f"{base}/topics/therapist-factors/"
+    assert feed.findtext(f"{ATOM}title") == "PPRNet Monthly: Therapist Factors"
+    self_link = feed.find(f"{ATOM}link[@rel='self']")
+    assert self_link is not None
+    assert self_link.get("href") == f"{base}/topics/therapist-factors/feed.xml"
+    assert feed.findtext(f"{ATOM}updated") == "2021-01-05T14:00:00Z"
+    topics = load_topics(archived.topics_file)
+    expected = [
+        article.title
+        for month in reversed(MONTHS)
+        for article in read_issue(archived.issues_dir / f"{month}.md", topics).articles
+        if "Therapist Factors" in article.topics
+    ]
+    entries = feed.findall(f"{ATOM}entry")
+    assert [e.findtext(f"{ATOM}title") for e in entries] == expected
+    ids = [e.findtext(f"{ATOM}id") for e in entries]
+    assert len(set(ids)) == len(ids)
+    for entry in entries:
+        labels = [c.get("label") for c in entry.findall(f"{ATOM}category")]
+        assert "Therapist Factors" in labels
+        assert "Practice Implications" in (entry.findtext(f"{ATOM}content") or "")
+    assert get(site, "/archive/topics/no-such-topic/feed.xml").status_code == 404
+
+    out = tmp_path / "public"
+    export_static(archived, out)
+    exported = out / "topics" / "therapist-factors" / "feed.xml"
+    assert exported.read_bytes() == answer.content
+    for slug_folder in (out / "topics").iterdir():
+        if slug_folder.is_dir():
+            assert (slug_folder / "feed.xml").is_file(), slug_folder

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from newsletter.config import Settings
 from newsletter.issues import load_topics
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.models import Subscriber, SubscriberStatus, TopicMode
 from newsletter.store.engine import open_database
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
@@ -157,8 +157,25 @@ def test_preferences_show_and_save_name_and_topics(
     assert list(updated.topics) == chosen
     assert updated.status is SubscriberStatus.ACTIVE
     assert store.events(reader.id)[-1].kind == "preferences"
-    checked = re.findall(r'value="([^"]+)" checked', saved.text)
+    checked = re.findall(r'name="topics" value="([^"]+)" checked', saved.text)
     assert [html_unescape(value) for value in checked] == chosen
+    assert 'name="topic_mode" value="all" checked' in saved.text
+    assert updated.topic_mode is TopicMode.ALL
+
+    only = client.post(
+        path,
+        data={
+            "csrf_token": csrf_token(saved),
+            "name": "New Name",
+            "topics": chosen,
+            "topic_mode": "only",
+        },
+    )
+    assert only.status_code == 200 and "Your preferences are saved" in only.text
+    assert 'name="topic_mode" value="only" checked' in only.text
+    again = store.get_by_id(reader.id)
+    assert again is not None and again.topic_mode is TopicMode.ONLY
+    assert store.events(reader.id)[-1].reason.endswith("(only)")
 
 
 def html_unescape(text: str) -> str:

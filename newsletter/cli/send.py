@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from newsletter.send import (
 from newsletter.store.database import Database
 from newsletter.store.ledger import SendStatus, refusal
 from newsletter.values.month import looks_like_month
+from newsletter.variants import SKIP, Variants
 
 ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
 LOG_EVERY_SECONDS = 5.0
@@ -80,6 +82,9 @@ class BarProgress(Progress):
         rate = self.done / max(time.monotonic() - self.started, 1e-9)
         self.bar.update(self.task, advance=sent + failed, rate=f"{rate:,.0f}/s")
 
+    def skip(self, count: int) -> None:
+        self.bar.update(self.task, advance=count)
+
     def finish(self, summary: SendSummary) -> None:
         self.bar.stop()
 
@@ -98,6 +103,9 @@ class LogProgress(Progress):
         self.total, self.issue = total, issue
         self.started = self.last = time.monotonic()
         click.echo(f"{issue}: sending to {total:,} recipient(s) via {transport}", err=True)
+
+    def skip(self, count: int) -> None:
+        self.total -= count  # readers with none of their topics this month: not sent
 
     def advance(self, sent: int, failed: int) -> None:
         self.done += sent + failed
@@ -175,6 +183,11 @@ def _print_summary(summary: SendSummary) -> None:
         "the whole send: "
         f"{totals.get(LedgerStatus.SENT, 0):,} sent, {totals.get(LedgerStatus.FAILED, 0):,} "
         f"failed, {totals.get(LedgerStatus.UNCONFIRMED, 0):,} unconfirmed"
+        + (
+            f", {totals.get(LedgerStatus.SKIPPED, 0):,} skipped (none of their topics)"
+            if totals.get(LedgerStatus.SKIPPED)
+            else ""
+        )
     )
     if summary.found_unconfirmed:
         click.secho(
@@ -202,6 +215,9 @@ class _Reporting(Progress):
 
     def advance(self, sent: int, failed: int) -> None:
         self.inner.advance(sent, failed)
+
+    def skip(self, count: int) -> None:
+        self.inner.skip(count)
 
     def finish(self, summary: SendSummary) -> None:
         self.inner.finish(summary)
@@ -259,7 +275,18 @@ def send(
         summary = send_issue(
             settings, database, parsed, transport_name=transport, dry_run=True, resume=True
         )
-        click.echo(f"dry run: {summary.recipients:,} recipient(s) would get it; nothing sent")
+        skipped = dict(summary.variants).get(SKIP, 0)
+        getting = summary.recipients - skipped
+        click.echo(
+            f"dry run: {getting:,} recipient(s) would get it"
+            + (
+                f", {skipped:,} skipped (they read only their topics, none in it)"
+                if skipped
+                else ""
+            )
+            + "; nothing sent"
+        )
+        _print_variants(parsed, summary.variants)
         return
     inner: Progress = BarProgress() if sys.stderr.isatty() else LogProgress()
     with stop_on_signals(_announce_stop) as stop:
@@ -280,6 +307,20 @@ def send(
     if summary.status is not RunStatus.COMPLETED:
         click.secho(f"error: {summary.error}", fg="red", err=True)
         sys.exit(1)
+
+
+def _print_variants(issue: Issue, variants: Sequence[tuple[str, int]]) -> None:
+    """The variants a send makes: key, readers, and the articles in the order sent."""
+    if not variants:
+        return
+    known = Variants(issue)
+    click.echo(
+        f"{len(variants)} variant(s) (articles in the order sent; * on the reader's topics):"
+    )
+    for key, readers in variants:
+        variant = known.variant(key)
+        shown = key or "skipped"
+        click.echo(f"  {shown:<16} {readers:>10,} reader(s)  {variant.describe(issue)}")
 
 
 def _already_done(database: Database, plan: SendPlan, resume: bool) -> bool:
@@ -347,6 +388,7 @@ def report_json(report: SendReport, *, list_resent: bool = False) -> dict[str, A
             {"email": e, "error": err} for e, s, err in report.problems if s is LedgerStatus.FAILED
         ],
         "resent_after_unconfirmed": report.resent,
+        "variants": dict(report.variants),
     }
     if list_resent:
         found["resent"] = list(report.resent_addresses)
@@ -380,6 +422,8 @@ def report(project: Project, issue: str, as_json: bool, list_resent: bool) -> No
     click.echo(f"counts:    {counts} (total {result.total:,})")
     if result.remaining:
         click.echo(f"not yet sent: {result.remaining:,} active subscriber(s)")
+    if result.variants:
+        click.echo("variants:  " + ", ".join(f"{k or '-'} {n:,}" for k, n in result.variants))
     if result.resent:
         click.echo(
             f"resent:    {result.resent:,} after being unconfirmed "

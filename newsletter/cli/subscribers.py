@@ -16,9 +16,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from newsletter.cli import Project, pass_project
 from newsletter.errors import InvalidNameError, SubscriberError
 from newsletter.issues import load_topics
-from newsletter.models import SubscriberStatus
-from newsletter.store.csv_io import ImportReport, Outcome, ProgressCallback, export_csv, import_csv
-from newsletter.store.subscribers import SubscriberStore
+from newsletter.models import SubscriberStatus, TopicMode
+from newsletter.store.csv_io import (
+    TOPIC_SEPARATOR,
+    ImportReport,
+    Outcome,
+    ProgressCallback,
+    export_csv,
+    import_csv,
+)
+from newsletter.store.subscribers import SubscriberStore, canonical_topics
 
 NEW_STATUSES = click.Choice(
     [SubscriberStatus.ACTIVE.value, SubscriberStatus.PENDING.value], case_sensitive=False
@@ -45,16 +52,46 @@ def subscribers() -> None:
     show_default=True,
     help="pending: they still have to confirm by the emailed link.",
 )
+@click.option(
+    "--topics",
+    default="",
+    metavar="'TOPIC; TOPIC'",
+    help="Topics they follow, separated by ';' (names from issues/topics.yaml, any case).",
+)
+@click.option(
+    "--only-my-topics",
+    is_flag=True,
+    help="Send them only the articles on their topics (and no email in a month without any).",
+)
 @pass_project
-def add(project: Project, email: str, name: str | None, status: str) -> None:
+def add(
+    project: Project,
+    email: str,
+    name: str | None,
+    status: str,
+    topics: str,
+    only_my_topics: bool,
+) -> None:
     """Add one person (consent recorded as given on the command line)."""
     try:
+        chosen = canonical_topics(topics.split(TOPIC_SEPARATOR), _known_topics(project))
+    except SubscriberError as err:
+        raise SubscriberError(f"--topics: {err}") from err
+    if only_my_topics and not chosen:
+        raise SubscriberError("--only-my-topics needs --topics (a reader of no topics gets all)")
+    try:
         subscriber = _store(project).add(
-            email, name=name, status=SubscriberStatus(status), source="cli"
+            email,
+            name=name,
+            status=SubscriberStatus(status),
+            source="cli",
+            topics=chosen,
+            topic_mode=TopicMode.ONLY if only_my_topics else TopicMode.ALL,
         )
     except InvalidNameError as err:
         raise SubscriberError(f"--name: {err.problem}") from err
-    click.echo(f"added {subscriber.email} ({subscriber.status})")
+    shown = f"; topics: {'; '.join(chosen)} ({subscriber.topic_mode})" if chosen else ""
+    click.echo(f"added {subscriber.email} ({subscriber.status}{shown})")
 
 
 @subscribers.command("remove")
@@ -213,7 +250,8 @@ def show(project: Project, email: str) -> None:
         f"email:      {person.email}",
         f"name:       {person.name or ''}",
         f"status:     {person.status}",
-        f"topics:     {'; '.join(person.topics) or 'all'}",
+        f"topics:     {'; '.join(person.topics) or 'none (gets every article)'}",
+        f"reads:      {_mode_text(person.topic_mode) if person.topics else 'every article'}",
         f"joined:     {joined:%Y-%m-%d %H:%M} UTC via {record.source}"
         + (f" ({record.source_detail})" if record.source_detail else "")
         + (f" from {record.source_ip}" if record.source_ip else "")
@@ -235,6 +273,12 @@ def show(project: Project, email: str) -> None:
     click.echo("\n".join(lines))
 
 
+def _mode_text(mode: TopicMode) -> str:
+    if mode is TopicMode.ONLY:
+        return "only (only articles on their topics; no email in a month without any)"
+    return "all (every article, theirs first and marked)"
+
+
 @subscribers.command("stats")
 @pass_project
 def stats(project: Project) -> None:
@@ -248,6 +292,18 @@ def stats(project: Project) -> None:
     forgotten = store.count_forgotten()
     if forgotten:
         click.echo(f"(of which {forgotten} forgotten: only a hash of the address is kept)")
+    topics = store.topic_stats()
+    active = counts.get(SubscriberStatus.ACTIVE, 0)
+    click.echo("")
+    click.echo(
+        f"active readers with topics: {topics.with_topics} of {active}; "
+        f"reading only their topics: {topics.only}"
+    )
+    if topics.followers:
+        width = max(len(topic) for topic, _ in topics.followers)
+        click.echo("followers per topic (active readers):")
+        for topic, count in topics.followers:
+            click.echo(f"  {topic:<{width}}  {count}")
 
 
 COMMANDS: list[click.Command] = [subscribers]

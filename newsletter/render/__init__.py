@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.config import Links, Sender
-from newsletter.models import Issue, Placeholder, RenderedIssue
+from newsletter.models import Article, Issue, Placeholder, RenderedIssue
 from newsletter.render import inline, mjml
 from newsletter.render.jinja import month_name, render_template
 from newsletter.render.text import TextWriter, render_text
+from newsletter.variants import Variant
 
 __all__ = ["MJML_TEMPLATE", "TextWriter", "email_context", "render_issue"]
 
@@ -22,10 +23,19 @@ PREHEADER_MAX = 140
 
 
 def render_issue(
-    issue: Issue, *, templates_dir: Path, sender: Sender, links: Links
+    issue: Issue,
+    *,
+    templates_dir: Path,
+    sender: Sender,
+    links: Links,
+    variant: Variant | None = None,
 ) -> RenderedIssue:
-    """The issue's final HTML, plain text and intermediate MJML, with per-recipient placeholders."""
-    context = email_context(issue, sender=sender, links=links)
+    """The issue's final HTML, plain text and intermediate MJML, with per-recipient placeholders.
+
+    ``variant`` picks, orders and marks the articles (``newsletter/variants.py``); without one,
+    every article in the author's order, none marked.
+    """
+    context = email_context(issue, sender=sender, links=links, variant=variant)
     source = render_template(templates_dir, MJML_TEMPLATE, context)
     html = inline.inline_css(mjml.to_html(source))
     return RenderedIssue(
@@ -38,13 +48,27 @@ def render_issue(
     )
 
 
-def email_context(issue: Issue, *, sender: Sender, links: Links) -> dict[str, Any]:
-    """Everything the email templates may use; the same names for the HTML and the text."""
+def email_context(
+    issue: Issue, *, sender: Sender, links: Links, variant: Variant | None = None
+) -> dict[str, Any]:
+    """Everything the email templates may use; the same names for the HTML and the text.
+
+    ``articles`` are the variant's, in its order; ``marked`` holds the positions (0-based, in
+    ``articles``) of those marked as the reader's; ``partial`` says some articles were left out.
+    """
+    articles = issue.articles if variant is None else variant.articles(issue)
+    marked = (
+        frozenset()
+        if variant is None
+        else frozenset(n for n, index in enumerate(variant.order) if index in variant.marked)
+    )
     return {
         "issue": issue,
-        "articles": issue.articles,
+        "articles": articles,
+        "marked": marked,
+        "partial": len(articles) < len(issue.articles),
         "month_label": month_name(issue.month),
-        "preheader": issue.preheader or _fallback_preheader(issue),
+        "preheader": issue.preheader or _fallback_preheader(issue, articles),
         "sender": sender,
         "issue_url": links.issue_url(issue.month),
         "archive_url": links.archive_url,
@@ -53,8 +77,8 @@ def email_context(issue: Issue, *, sender: Sender, links: Links) -> dict[str, An
     }
 
 
-def _fallback_preheader(issue: Issue) -> str:
+def _fallback_preheader(issue: Issue, articles: tuple[Article, ...]) -> str:
     """Without a preheader, inboxes show the first words of the body: offer the article titles."""
-    titles = "; ".join(article.title for article in issue.articles)
+    titles = "; ".join(article.title for article in articles)
     text = f"This month: {titles}" if titles else issue.subject
     return text if len(text) <= PREHEADER_MAX else text[: PREHEADER_MAX - 1].rstrip() + "…"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from newsletter.errors import ImportFileError, InvalidNameError, SubscriberError
-from newsletter.models import SubscriberStatus
+from newsletter.models import SubscriberStatus, TopicMode
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.store.values import (
     canonical_topics,
@@ -26,10 +26,11 @@ from newsletter.store.values import (
     email_hash,
     new_subscriber_values,
     normalise_email,
+    parse_topic_mode,
 )
 from newsletter.values.clock import as_utc, now_utc
 
-EXPORT_COLUMNS = ("email", "name", "status", "topics", "subscribed_at")
+EXPORT_COLUMNS = ("email", "name", "status", "topics", "topic_mode", "subscribed_at")
 TOPIC_SEPARATOR = ";"  # topic names contain commas ("Attendance, Attrition, and Drop-Out")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets run as a formula
 _PROGRESS_EVERY = 2000
@@ -96,6 +97,7 @@ class _Columns:
     status: int | None
     topics: int | None
     subscribed_at: int | None
+    topic_mode: int | None = None
 
 
 # --- reading the file --------------------------------------------------------------------------
@@ -149,7 +151,14 @@ def _columns(path: Path, header: list[str]) -> _Columns:
             f"{path}:1: no `email` column in the header row "
             f"(found: {', '.join(repr(value) for value in header) or 'nothing'}){hint}"
         )
-    return _Columns(email, find("name"), find("status"), find("topics"), find("subscribed_at"))
+    return _Columns(
+        email,
+        find("name"),
+        find("status"),
+        find("topics"),
+        find("subscribed_at"),
+        find("topic_mode"),
+    )
 
 
 def _guarded(value: str) -> bool:
@@ -181,7 +190,7 @@ class _Plan:
     known_topics: Collection[str] | None = None
     first_line: dict[str, int] = field(default_factory=dict)
     # compact (address, name, status, topics, subscribed_at) rows; dicts are made while writing
-    new: list[tuple[str, str | None, SubscriberStatus, list[str], datetime]] = field(
+    new: list[tuple[str, str | None, SubscriberStatus, list[str], datetime, TopicMode]] = field(
         default_factory=list
     )
     renames: list[tuple[int, str | None]] = field(default_factory=list)
@@ -238,15 +247,16 @@ def _decide(plan: _Plan, line: int, fields: list[str], columns: _Columns) -> Row
             _cell(fields, columns.topics).split(TOPIC_SEPARATOR), plan.known_topics
         )
         subscribed_at = _subscribed_at(_cell(fields, columns.subscribed_at), plan.at)
+        topic_mode = parse_topic_mode(_cell(fields, columns.topic_mode))
     except SubscriberError as err:
         del plan.first_line[key]
         return RowOutcome(line, address, Outcome.INVALID, str(err))
-    plan.new.append((address, name, row_status, topics, subscribed_at))
+    plan.new.append((address, name, row_status, topics, subscribed_at, topic_mode))
     return RowOutcome(line, address, Outcome.ADDED, _ADDED_AS[row_status])
 
 
 def _new_rows(plan: _Plan) -> Iterator[dict[str, Any]]:
-    for address, name, status, topics, subscribed_at in plan.new:
+    for address, name, status, topics, subscribed_at, topic_mode in plan.new:
         yield new_subscriber_values(
             address,
             name=name,
@@ -256,6 +266,7 @@ def _new_rows(plan: _Plan) -> Iterator[dict[str, Any]]:
             ip=None,
             topics=topics,
             at=subscribed_at,
+            topic_mode=topic_mode,
         )
 
 
@@ -345,6 +356,7 @@ def export_csv(
                     "name": subscriber.name or "",
                     "status": subscriber.status.value,
                     "topics": TOPIC_SEPARATOR.join(subscriber.topics),
+                    "topic_mode": subscriber.topic_mode.value,
                     "subscribed_at": subscribed_at.isoformat() if subscribed_at else "",
                 }
             )

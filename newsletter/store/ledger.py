@@ -75,6 +75,9 @@ class Candidate(NamedTuple):
     subscriber_id: int
     email: str
     name: str | None
+    # The reader's topic choice as one string, topic_mode + topics JSON ('only["Attachment"]'),
+    # None for a reader without topics (most): what newsletter/variants.py keys a variant on.
+    choice: str | None = None
 
 
 class DeliveryResult(Protocol):
@@ -299,14 +302,25 @@ class Ledger:
         return [Candidate(*row) for row in rows]
 
     def claim_ids(
-        self, send_id: int, batch: int, ids: Sequence[int], message_ids: MessageIds
+        self,
+        send_id: int,
+        batch: int,
+        ids: Sequence[int],
+        message_ids: MessageIds,
+        *,
+        variant: str | None = None,
+        status: LedgerStatus = LedgerStatus.PENDING,
     ) -> set[int] | None:
         """Claim those of ``ids`` still active and without a row, in one transaction.
 
-        Returns None when that is all of them (the usual case), else the set of ids claimed.
+        Every row gets ``variant`` (the one rendering the batch is sent). ``status=SKIPPED``
+        records readers who are not sent the issue at all (nothing of theirs in it): final rows,
+        never handed to a transport. Returns None when that is all of them (the usual case),
+        else the set of ids claimed.
         """
         values = {"c_send_id": send_id, "c_batch": batch, "c_ids": list(ids), "c_now": now_utc()}
         values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
+        values |= {"c_variant": variant, "c_status": status.value}
         try:
             with self._writing() as conn:
                 # RETURNING: exactly the rows this statement inserted (psycopg gives no
@@ -317,8 +331,63 @@ class Ledger:
             # Only a run without the lease could collide here; the fence makes that impossible.
             raise SendError("another process is sending this issue at the same time") from err
 
-    def claim_unconfirmed(self, send_id: int, batch: int, *, limit: int) -> list[ClaimedRow]:
-        """Claim ``unconfirmed`` rows of still-active subscribers again (``--resend-unconfirmed``)."""
+    def unconfirmed_variants(self, send_id: int) -> list[str | None]:
+        """The variants of ``unconfirmed`` rows of still-active subscribers (None: from 0.1)."""
+        query = (
+            sa.select(deliveries.c.variant)
+            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            .where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.status == LedgerStatus.UNCONFIRMED.value,
+                subscribers.c.status == SubscriberStatus.ACTIVE.value,
+            )
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return sorted(conn.scalars(query), key=lambda v: (v is None, v or ""))
+
+    def claim_ids_and_skip(
+        self,
+        send_id: int,
+        batch: int,
+        ids: Sequence[int],
+        message_ids: MessageIds,
+        variant: str | None,
+        skip: tuple[int, Sequence[int]] | None,
+    ) -> tuple[set[int] | None, int]:
+        """``claim_ids`` of a batch, and with it (one transaction, one commit) the readers of
+        ``skip`` = (batch, ids) recorded ``skipped``. Returns the claim's answer and how many
+        were recorded skipped."""
+        if skip is None:
+            return self.claim_ids(send_id, batch, ids, message_ids, variant=variant), 0
+        values = {"c_send_id": send_id, "c_now": now_utc()}
+        values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
+        skipping = values | {"c_batch": skip[0], "c_ids": list(skip[1]), "c_variant": None}
+        claiming = values | {"c_batch": batch, "c_ids": list(ids), "c_variant": variant}
+        try:
+            with self._writing() as conn:
+                skipped = len(
+                    conn.scalars(
+                        _CLAIM_IDS, skipping | {"c_status": LedgerStatus.SKIPPED.value}
+                    ).all()
+                )
+                claimed = set(
+                    conn.scalars(_CLAIM_IDS, claiming | {"c_status": LedgerStatus.PENDING.value})
+                )
+        except sa.exc.IntegrityError as err:
+            raise SendError("another process is sending this issue at the same time") from err
+        return (None if len(claimed) == len(ids) else claimed), skipped
+
+    def claim_unconfirmed(
+        self, send_id: int, batch: int, *, limit: int, variant: str | None = None
+    ) -> list[ClaimedRow]:
+        """Claim ``unconfirmed`` rows of still-active subscribers again (``--resend-unconfirmed``).
+
+        Only rows of ``variant`` (None: rows with no variant recorded), so a batch is one variant.
+        """
+        same_variant = (
+            deliveries.c.variant.is_(None) if variant is None else deliveries.c.variant == variant
+        )
         chosen = (
             sa.select(deliveries.c.id)
             .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
@@ -326,6 +395,7 @@ class Ledger:
                 deliveries.c.send_id == send_id,
                 deliveries.c.status == LedgerStatus.UNCONFIRMED.value,
                 subscribers.c.status == SubscriberStatus.ACTIVE.value,
+                same_variant,
             )
             .order_by(deliveries.c.subscriber_id)
             .limit(limit)
@@ -399,6 +469,34 @@ class Ledger:
             ).all()
         found = {LedgerStatus(status): int(count) for status, count in rows}
         return {status: found.get(status, 0) for status in LedgerStatus}
+
+    def variant_counts(self, send_id: int) -> dict[str, int]:
+        """Rows per variant sent or in flight (not skipped or failed); no variant counts as ``""``."""
+        query = (
+            sa.select(deliveries.c.variant, sa.func.count())
+            .where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.status.in_(
+                    [
+                        LedgerStatus.SENT.value,
+                        LedgerStatus.PENDING.value,
+                        LedgerStatus.UNCONFIRMED.value,
+                    ]
+                ),
+            )
+            .group_by(deliveries.c.variant)
+        )
+        with self.engine.connect() as conn:
+            return {str(v or ""): int(n) for v, n in conn.execute(query)}
+
+    def topic_groups(self, send_id: int | None) -> list[tuple[str | None, int]]:
+        """``(choice, readers)`` of the active readers not reached yet (see ``Candidate``)."""
+        choice = _CHOICE.label("choice")
+        query = sa.select(choice, sa.func.count()).where(*_ACTIVE).group_by(choice)
+        if send_id is not None:
+            query = query.where(_not_in_send(sa.literal(send_id)))
+        with self.engine.connect() as conn:
+            return [(c, int(n)) for c, n in conn.execute(query)]
 
     def remaining(self, send_id: int | None) -> int:
         """Active subscribers with no row in the send yet (all active ones without a send)."""
@@ -546,9 +644,15 @@ _ACTIVE = (
     subscribers.c.email.is_not(None),
 )
 
+# A reader's topic choice in one column, NULL for no topics: the common case costs nothing.
+_CHOICE = sa.case(
+    (subscribers.c.topics == "[]", sa.null()),
+    else_=subscribers.c.topic_mode + subscribers.c.topics,
+)
+
 # Module-level statements with bound parameters: compiled once, cached by SQLAlchemy.
 _CANDIDATES = (
-    sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name)
+    sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name, _CHOICE)
     .where(
         *_ACTIVE,
         subscribers.c.id > sa.bindparam("c_after"),
@@ -561,17 +665,27 @@ _CANDIDATES = (
 _CLAIM_IDS = (
     deliveries.insert()
     .from_select(
-        ["send_id", "subscriber_id", "email", "status", "batch", "message_id", "updated_at"],
+        [
+            "send_id",
+            "subscriber_id",
+            "email",
+            "status",
+            "batch",
+            "message_id",
+            "updated_at",
+            "variant",
+        ],
         sa.select(
             sa.bindparam("c_send_id", type_=sa.Integer),
             subscribers.c.id,
             subscribers.c.email,
-            sa.literal(LedgerStatus.PENDING.value),
+            sa.bindparam("c_status", type_=sa.String),
             sa.bindparam("c_batch", type_=sa.Integer),
             sa.bindparam("c_prefix", type_=sa.String)
             + sa.cast(subscribers.c.id, sa.String)
             + sa.bindparam("c_suffix", type_=sa.String),
             sa.bindparam("c_now", type_=sa.DateTime(timezone=True)),
+            sa.bindparam("c_variant", type_=sa.String),
         ).where(
             subscribers.c.id.in_(sa.bindparam("c_ids", expanding=True)),
             *_ACTIVE,

@@ -27,6 +27,8 @@ subscribers = sa.Table(
     sa.Column("confirmed_ip", sa.String(64), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("forgotten_at", sa.DateTime(timezone=True), nullable=True),
+    # How the reader reads their topics: all (theirs first, marked) | only (just theirs).
+    sa.Column("topic_mode", sa.String(10), nullable=False, server_default="all"),
 )
 
 # Every status change (and other notable change) with its reason: why a person is suppressed.
@@ -91,6 +93,8 @@ deliveries = sa.Table(
     sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),  # from webhooks
     # Times this row was sent again after being unconfirmed (--resend-unconfirmed): possible twins.
     sa.Column("resent", sa.Integer, nullable=False, server_default="0"),
+    # Which variant of the issue the reader was sent (newsletter/variants.py), e.g. "2*,1".
+    sa.Column("variant", sa.String(200), nullable=True),
     sa.UniqueConstraint("send_id", "subscriber_id", name="uq_deliveries_send_subscriber"),
     sa.Index("ix_deliveries_send_status", "send_id", "status"),
 )

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from newsletter.errors import SubscriberError
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.models import Subscriber, SubscriberStatus, TopicMode
 from newsletter.store import bulk
 from newsletter.store.schema import deliveries, subscriber_events, subscribers
 from newsletter.store.values import (
@@ -53,6 +54,15 @@ __all__ = [
     "normalise_email",
     "subscribed_event",
 ]
+
+
+@dataclass(frozen=True)
+class TopicStats:
+    """Active readers per topic (most followed first), with any topics, and reading ``only``."""
+
+    followers: tuple[tuple[str, int], ...]
+    with_topics: int
+    only: int
 
 
 class SubscriberStore:
@@ -176,6 +186,38 @@ class SubscriberStore:
                 counts[SubscriberStatus(status)] = int(count)
         return counts
 
+    def topic_stats(self) -> TopicStats:
+        """How many active readers follow each topic, and how many read only their topics.
+
+        One grouped query (by the stored topic list): the work in Python is per distinct
+        choice of topics, not per reader.
+        """
+        query = (
+            sa.select(subscribers.c.topics, subscribers.c.topic_mode, sa.func.count())
+            .where(
+                subscribers.c.status == SubscriberStatus.ACTIVE.value,
+                subscribers.c.email.is_not(None),
+            )
+            .group_by(subscribers.c.topics, subscribers.c.topic_mode)
+        )
+        followers: dict[str, int] = {}
+        with_topics = only = 0
+        with self.engine.connect() as conn:
+            for topics_json, mode, count in conn.execute(query):
+                try:
+                    chosen = [str(t) for t in json.loads(topics_json or "[]")]
+                except ValueError:
+                    chosen = []
+                if not chosen:
+                    continue
+                with_topics += int(count)
+                if mode == TopicMode.ONLY.value:
+                    only += int(count)
+                for topic in dict.fromkeys(chosen):
+                    followers[topic] = followers.get(topic, 0) + int(count)
+        ranked = sorted(followers.items(), key=lambda item: (-item[1], item[0]))
+        return TopicStats(tuple(ranked), with_topics, only)
+
     def count_forgotten(self) -> int:
         with self.engine.connect() as conn:
             count = conn.scalar(
@@ -216,6 +258,7 @@ class SubscriberStore:
         source_detail: str | None = None,
         ip: str | None = None,
         topics: Sequence[str] = (),
+        topic_mode: TopicMode = TopicMode.ALL,
     ) -> Subscriber:
         """Put a new person on the list; ``AlreadySubscribedError`` if the address is known."""
         address = normalise_email(email)
@@ -230,6 +273,7 @@ class SubscriberStore:
             ip=ip,
             topics=topics,
             at=now_utc(),
+            topic_mode=topic_mode,
         )
         try:
             with self.engine.begin() as conn:
@@ -388,14 +432,18 @@ class SubscriberStore:
         topics: Sequence[str],
         known_topics: Collection[str] | None = None,
         source: str = "web",
+        topic_mode: TopicMode | None = None,
     ) -> Subscriber:
-        """Set name and topics (checked against ``known_topics`` when given); records an event."""
+        """Set name, topics (checked against ``known_topics`` when given) and, when given, how
+        the reader reads them (``topic_mode``); records an event."""
         topic_list = canonical_topics(topics, known_topics)
-        values = {
+        values: dict[str, Any] = {
             "name": clean_name(name),
             "topics": json.dumps(topic_list),
             "updated_at": now_utc(),
         }
+        if topic_mode is not None:
+            values["topic_mode"] = topic_mode.value
         with self.engine.begin() as conn:
             result = conn.execute(
                 subscribers.update()
@@ -409,7 +457,9 @@ class SubscriberStore:
                     subscriber_id=subscriber_id,
                     at=values["updated_at"],
                     kind="preferences",
-                    reason="topics: " + ("; ".join(topic_list) or "all"),
+                    reason="topics: "
+                    + ("; ".join(topic_list) or "all")
+                    + (f" ({topic_mode.value})" if topic_mode is not None else ""),
                     source=source,
                 )
             )

@@ -16,7 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from newsletter.errors import InvalidNameError, SubscriberError
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.issues.common import hint
+from newsletter.models import Subscriber, SubscriberStatus, TopicMode
 from newsletter.names import MAX_NAME_LENGTH as MAX_NAME_LENGTH  # re-exported for the store
 from newsletter.names import character_problem, name_problem
 from newsletter.values.address import AddressError, normalise_address
@@ -103,6 +104,7 @@ def to_subscriber(row: sa.Row[Any]) -> Subscriber:
         topics=tuple(json.loads(row.topics or "[]")),
         subscribed_at=as_utc(row.subscribed_at),
         confirmed_at=as_utc(row.confirmed_at),
+        topic_mode=TopicMode(row.topic_mode or TopicMode.ALL),
     )
 
 
@@ -125,11 +127,20 @@ def canonical_topics(topics: Iterable[str], known: Collection[str] | None) -> li
             continue
         if by_key is not None:
             if topic.casefold() not in by_key:
-                raise SubscriberError(f"unknown topic {topic!r}")
+                raise SubscriberError(f"unknown topic {topic!r}{hint(topic, list(known or ()))}")
             topic = by_key[topic.casefold()]
         if topic not in result:
             result.append(topic)
     return result
+
+
+def parse_topic_mode(raw: str | None) -> TopicMode:
+    """``all`` (also when blank) or ``only``, any case; ``SubscriberError`` otherwise."""
+    value = (raw or "").strip().lower() or TopicMode.ALL.value
+    try:
+        return TopicMode(value)
+    except ValueError:
+        raise SubscriberError(f"topic_mode {raw!r}: expected all or only") from None
 
 
 def new_subscriber_values(
@@ -142,6 +153,7 @@ def new_subscriber_values(
     ip: str | None,
     topics: Sequence[str],
     at: datetime,
+    topic_mode: TopicMode = TopicMode.ALL,
 ) -> dict[str, Any]:
     """The column values of a new ``subscribers`` row for a normalised address."""
     if source not in SOURCES:
@@ -153,6 +165,7 @@ def new_subscriber_values(
         "name": clean_name(name),  # every new row passes the one name rule
         "status": status.value,
         "topics": json.dumps(canonical_topics(topics, None)),
+        "topic_mode": topic_mode.value,
         "source": source,
         "source_detail": source_detail[:500] if source_detail else None,
         "source_ip": ip,

@@ -71,6 +71,13 @@ def archive_topic(request: Request) -> Response:
     return HTMLResponse(page)
 
 
+def archive_topic_feed(request: Request) -> Response:
+    feed = _site(request).topic_feed(request.path_params["slug"])
+    if feed is None:
+        raise HTTPException(404)
+    return Response(feed, media_type="application/atom+xml; charset=utf-8")
+
+
 def archive_issue(request: Request) -> Response:
     month = request.path_params["month"]
     path = _site(request).issue_file(month) if is_month(month) else None
@@ -113,6 +120,7 @@ ROUTES = [
     Route("/archive/feed.xml", archive_feed),
     Route("/archive/topics/", archive_topics),
     Route("/archive/topics/{slug:str}/", archive_topic),
+    Route("/archive/topics/{slug:str}/feed.xml", archive_topic_feed),
     Route("/archive/{month}/", archive_issue),
 ]
 

@@ -1,4 +1,7 @@
-"""The public archive: every sent issue, the articles on each topic, an Atom feed; served or exported.
+"""The public archive: every sent issue, the articles on each topic, Atom feeds; served or exported.
+
+Besides the feed of every issue (``feed.xml``), each topic has its own (``topics/SLUG/feed.xml``):
+one entry per article on that topic, newest first.
 
 The pages come from ``archive/YYYY-MM/`` (written by each send, see ``newsletter.archive``):
 ``issue.md`` gives the articles and topics, ``index.html`` is the web version as it was sent.
@@ -193,6 +196,15 @@ class ArchiveSite:
         entries = self.entries() if entries is None else entries
         return atom_feed(self.settings, entries)
 
+    def topic_feed(self, slug: str, entries: Sequence[Entry] | None = None) -> str | None:
+        """The Atom feed of one topic's articles, or None for an unknown topic."""
+        entries = self.entries() if entries is None else entries
+        found = self.topics(entries).get(slug)
+        if found is None:
+            return None
+        topic, articles = found
+        return topic_feed(self.settings, slug, topic, articles)
+
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
     element = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", attributes)
@@ -248,6 +260,45 @@ def atom_feed(settings: Settings, entries: Sequence[Entry]) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="unicode") + "\n"
 
 
+def topic_feed(
+    settings: Settings, slug: str, topic: str, articles: Sequence[tuple[Entry, Article]]
+) -> str:
+    """An Atom 1.0 document of the articles on one topic (newest issue first), one entry each."""
+    ET.register_namespace("", ATOM_NS)
+    links = settings.links
+    home = f"{links.archive_url}/topics/{slug}/"
+    feed = ET.Element(f"{{{ATOM_NS}}}feed")
+    _sub(feed, "id", home)
+    _sub(feed, "title", f"{settings.sender.name}: {topic}")
+    _sub(feed, "subtitle", f"Research summaries on {topic}, as each issue is sent")
+    _sub(feed, "updated", _stamp(max((e.sent_at for e, _ in articles), default=_EPOCH)))
+    _sub(feed, "link", rel="self", type="application/atom+xml", href=home + FEED_FILE)
+    _sub(feed, "link", rel="alternate", type="text/html", href=home)
+    author = _sub(feed, "author")
+    _sub(author, "name", settings.sender.name)
+    for entry, article in articles:
+        number = entry.issue.articles.index(article) + 1
+        item = _sub(feed, "entry")
+        _sub(item, "id", f"{links.issue_url(entry.month)}#article-{number}")
+        _sub(item, "title", article.title)
+        _sub(item, "updated", _stamp(entry.sent_at))
+        _sub(item, "published", _stamp(entry.sent_at))
+        _sub(item, "link", rel="alternate", type="text/html", href=links.issue_url(entry.month))
+        if article.url:
+            _sub(item, "link", rel="related", type="text/html", href=article.url)
+        body = (
+            f"<p>{markdown.inline_to_html(article.citation)}</p>"
+            + markdown.to_html(article.summary)
+            + "<h3>Practice Implications</h3>"
+            + markdown.to_html(article.implications)
+        )
+        _sub(item, "content", body, type="html")
+        for other in article.topics:
+            _sub(item, "category", term=topic_slug(other), label=other)
+    ET.indent(feed)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="unicode") + "\n"
+
+
 # --- static export ---------------------------------------------------------------------------------
 
 
@@ -261,6 +312,9 @@ def _pages(site: ArchiveSite) -> Iterator[tuple[str, str | Path]]:
         page = site.topic_page(slug, entries)
         if page is not None:
             yield f"topics/{slug}/index.html", page
+        feed = site.topic_feed(slug, entries)
+        if feed is not None:
+            yield f"topics/{slug}/{FEED_FILE}", feed
     for entry in entries:
         yield f"{entry.month}/index.html", entry.archived.web_path
 

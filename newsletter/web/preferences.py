@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from newsletter.errors import InvalidNameError, NewsletterError, SubscriberError, TokenError
 from newsletter.issues import load_topics
-from newsletter.models import Subscriber
+from newsletter.models import Subscriber, TopicMode
 from newsletter.tokens import Purpose
 from newsletter.web.pages import WebContext, context_of, rate_limited
 from newsletter.web.security import CSRF_FIELD, CsrfError
@@ -42,6 +42,7 @@ def _page(
     error: str = "",
     name: str | None = None,
     chosen: Sequence[str] | None = None,
+    mode: str | None = None,
 ) -> Response:
     nonce, is_new = ctx.csrf.nonce_for(request)
     topics = known_topics(ctx)
@@ -57,6 +58,7 @@ def _page(
         name=(subscriber.name or "") if name is None else name,
         topics=(*topics, *extra),
         chosen=set(chosen),
+        topic_mode=subscriber.topic_mode.value if mode is None else mode,
         action=f"/preferences/{request.path_params['token']}",
         unsubscribe_action=f"/unsubscribe/{ctx.signer.sign(Purpose.UNSUBSCRIBE, subscriber.id)}",
     )
@@ -91,12 +93,21 @@ async def preferences_submit(request: Request) -> Response:
     form = await request.form()
     name = str(form.get("name", ""))  # checked by the store: a refused name is a form error
     chosen = [str(topic) for topic in form.getlist("topics")]
+    mode = str(form.get("topic_mode", TopicMode.ALL.value))
     csrf = str(form.get(CSRF_FIELD, ""))
-    return await run_in_threadpool(_save, ctx, request, name, chosen, csrf)
+    return await run_in_threadpool(_save, ctx, request, name, chosen, csrf, mode)
 
 
-def _save(ctx: WebContext, request: Request, name: str, chosen: list[str], csrf: str) -> Response:
+def _save(
+    ctx: WebContext,
+    request: Request,
+    name: str,
+    chosen: list[str],
+    csrf: str,
+    mode: str = TopicMode.ALL.value,
+) -> Response:
     """Check the token and the form, store the choice, answer with the form again."""
+    topic_mode = TopicMode.ONLY if mode == TopicMode.ONLY.value else TopicMode.ALL
     subscriber = _subscriber(ctx, request)
     if subscriber is None:
         return ctx.error_page(400, INVALID)
@@ -112,6 +123,7 @@ def _save(ctx: WebContext, request: Request, name: str, chosen: list[str], csrf:
             name=name or None,
             topics=chosen,
             known_topics=(*known_topics(ctx), *subscriber.topics),
+            topic_mode=topic_mode,
         )
     except InvalidNameError as err:
         error = f"Not saved. {name_error(err)}"

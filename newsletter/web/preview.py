@@ -5,6 +5,10 @@ phone-wide frame, the plain text and the check findings, and polls ``/version`` 
 issue file, the topics file and every template) to reload itself within half a second of a save;
 the page it reloads renders the files again.
 A broken file shows its findings on the page; the server keeps answering.
+
+Any variant of the issue can be shown (``newsletter/variants.py``): the page has a topic picker
+(the issue's topics and a mode), which adds ``?topic=…&mode=only`` to the page and its frames;
+``?variant=2*,1`` names a variant by its key, as ``send --dry-run`` and ``report`` list them.
 """
 
 from __future__ import annotations
@@ -19,15 +23,16 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from newsletter.checks import check_rendered
 from newsletter.config import Links, Sender
 from newsletter.errors import NewsletterError
 from newsletter.issues import lint_issue, load_topics
-from newsletter.models import Finding, personalise
+from newsletter.models import Finding, Issue, TopicMode, personalise
 from newsletter.render import render_issue
 from newsletter.render.files import sample_recipient
+from newsletter.variants import SKIP, Variant, Variants
 
 POLL_MS = 400
 HOST = "127.0.0.1"
@@ -47,6 +52,42 @@ class PreviewSource:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """Which variant to show: a reader's topics and mode, or a variant key (wins when given)."""
+
+    topics: tuple[str, ...] = ()
+    mode: TopicMode = TopicMode.ALL
+    key: str | None = None
+
+    @classmethod
+    def from_query(cls, query: str) -> Choice:
+        found = parse_qs(query)
+        topics = tuple(t for raw in found.get("topic", ()) for t in raw.split(";") if t.strip())
+        mode = TopicMode.ONLY if found.get("mode", [""])[0] == "only" else TopicMode.ALL
+        key = found.get("variant", [None])[0]
+        return cls(topics, mode, key.strip() if key and key.strip() else None)
+
+    @property
+    def query(self) -> str:
+        """The query string that names this choice (empty for the default)."""
+        pairs: list[tuple[str, str]] = [("topic", topic) for topic in self.topics]
+        if self.mode is TopicMode.ONLY:
+            pairs.append(("mode", "only"))
+        if self.key is not None:
+            pairs.append(("variant", self.key))
+        return urlencode(pairs)
+
+    def variant(self, issue: Issue) -> Variant | None:
+        """The variant chosen (None: the default); ``ValueError`` for a bad key."""
+        if self.key is not None:
+            return Variant.parse(self.key, len(issue.articles))
+        if not self.topics:
+            return None
+        variants = Variants(issue)
+        return variants.variant(variants.key_for(self.topics, self.mode))
+
+
+@dataclass(frozen=True)
 class PreviewState:
     """One rendering of the watched files, identified by their fingerprint."""
 
@@ -57,6 +98,9 @@ class PreviewState:
     html: str | None = None  # placeholders filled with a sample reader's links
     text: str | None = None
     error: str | None = None  # a failure that is not a finding (templates, topics file)
+    choice: Choice = Choice()
+    issue_topics: tuple[str, ...] = ()  # the topics of the issue's articles, for the picker
+    variant: str = ""  # the key shown (the default's too)
 
     @property
     def errors(self) -> int:
@@ -69,7 +113,7 @@ class Previewer:
     def __init__(self, source: PreviewSource) -> None:
         self.source = source
         self._lock = threading.Lock()
-        self._state: PreviewState | None = None
+        self._states: dict[Choice, PreviewState] = {}  # of the current version only
 
     def fingerprint(self) -> str:
         """A hash of the contents of every watched file (content, not mtime: no missed saves)."""
@@ -84,15 +128,20 @@ class Previewer:
                 digest.update(b"\0missing\0")
         return digest.hexdigest()
 
-    def state(self) -> PreviewState:
-        """The current rendering, redone first if a watched file changed."""
+    def state(self, choice: Choice | None = None) -> PreviewState:
+        """The current rendering (of the variant ``choice``), redone if a watched file changed."""
         version = self.fingerprint()
+        choice = choice or Choice()
         with self._lock:
-            if self._state is None or self._state.version != version:
-                self._state = self._render(version)
-            return self._state
+            found = self._states.get(choice)
+            if found is None or found.version != version:
+                if found is None and len(self._states) > 64:
+                    self._states.clear()
+                found = self._states[choice] = self._render(version, choice)
+            return found
 
-    def _render(self, version: str) -> PreviewState:
+    def _render(self, version: str, choice: Choice | None = None) -> PreviewState:
+        choice = choice or Choice()
         source = self.source
         try:
             topics = load_topics(source.topics_file)
@@ -100,12 +149,24 @@ class Previewer:
                 source.issue_path, topics, display_path=source.display_path
             )
             if issue is None:
-                return PreviewState(version, findings=findings)
+                return PreviewState(version, findings=findings, choice=choice)
+            picker = tuple(dict.fromkeys(t for a in issue.articles for t in a.topics))
+            try:
+                variant = choice.variant(issue)
+            except ValueError as err:
+                return PreviewState(version, error=str(err), choice=choice, issue_topics=picker)
+            if variant is not None and variant.key == SKIP:
+                why = "a reader with these topics who reads only them is not sent this issue"
+                return PreviewState(version, error=why, choice=choice, issue_topics=picker)
             rendered = render_issue(
-                issue, templates_dir=source.templates_dir, sender=source.sender, links=source.links
+                issue,
+                templates_dir=source.templates_dir,
+                sender=source.sender,
+                links=source.links,
+                variant=variant,
             )
         except NewsletterError as err:
-            return PreviewState(version, error=str(err))
+            return PreviewState(version, error=str(err), choice=choice)
         values = sample_recipient(source.sender, source.links).substitutions
         checks = tuple(check_rendered(rendered, path=source.display_path))
         return PreviewState(
@@ -115,6 +176,9 @@ class Previewer:
             preheader=rendered.preheader,
             html=personalise(rendered.html, values),
             text=personalise(rendered.text, values),
+            choice=choice,
+            issue_topics=picker,
+            variant=variant.key if variant is not None else Variants(issue).default,
         )
 
 
@@ -122,13 +186,13 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
-        route = urlsplit(self.path).path
+        parts = urlsplit(self.path)
         try:
-            self._route(route)
+            self._route(parts.path, Choice.from_query(parts.query))
         except Exception as err:  # never let one bad request stop the author's preview
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", f"preview failed: {err}")
 
-    def _route(self, route: str) -> None:
+    def _route(self, route: str, choice: Choice) -> None:
         previewer = self.server.previewer
         if route == "/version":  # the files' hash only: the signal never waits for a render
             body = json.dumps({"version": previewer.fingerprint()})
@@ -137,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
         if route not in ("/", "/email.html", "/email.txt", "/findings.json"):
             self._send(HTTPStatus.NOT_FOUND, "text/plain", "not found")
             return
-        state = previewer.state()
+        state = previewer.state(choice)
         if route == "/":
             self._send(HTTPStatus.OK, "text/html", page(previewer.source, state))
         elif route == "/email.html":
@@ -227,6 +291,7 @@ def page(source: PreviewSource, state: PreviewState) -> str:
         "status_class": "bad" if state.errors else "good",
         "findings": _findings_html(state),
         "email": _email_html(state),
+        "picker": _picker_html(state),
         "version": esc(state.version),
         "version_json": json.dumps(state.version),
         "poll_ms": str(POLL_MS),
@@ -242,7 +307,35 @@ def _email_html(state: PreviewState) -> str:
             '<p class="none">Fix the errors above to see the email; this page reloads itself.</p>'
         )
     version = html.escape(state.version)
-    return _FRAMES.replace("{{version}}", version).replace("{{text}}", html.escape(state.text))
+    extra = html.escape(f"&{state.choice.query}" if state.choice.query else "")
+    return (
+        _FRAMES.replace("{{version}}", version + extra)
+        .replace("{{text}}", html.escape(state.text))
+        .replace("{{variant}}", html.escape(state.variant))
+    )
+
+
+def _picker_html(state: PreviewState) -> str:
+    """A form that shows the email a reader of some topics gets (a GET of this page)."""
+    esc = html.escape
+    chosen = set(state.choice.topics)
+    boxes = "".join(
+        f'<label><input type="checkbox" name="topic" value="{esc(t)}"'
+        f"{' checked' if t in chosen else ''}> {esc(t)}</label> "
+        for t in state.issue_topics
+    )
+    only = state.choice.mode is TopicMode.ONLY
+    return (
+        '<form class="picker" method="get" action="/"><fieldset><legend>Show the email of a '
+        f"reader who follows</legend>{boxes}<br>"
+        f'<label><input type="radio" name="mode" value="all"{"" if only else " checked"}> '
+        "every article, theirs first</label> "
+        f'<label><input type="radio" name="mode" value="only"{" checked" if only else ""}> '
+        "only their topics</label> "
+        f'<label>or variant <input type="text" name="variant" size="10" '
+        f'value="{esc(state.choice.key or "")}"></label> '
+        '<button type="submit">Show</button> <a href="/">default</a></fieldset></form>'
+    )
 
 
 def _summary(state: PreviewState) -> str:
@@ -263,7 +356,8 @@ def _findings_html(state: PreviewState) -> str:
     return '<ul class="findings">' + "".join(items) + "</ul>"
 
 
-_FRAMES = """<section class="frames" aria-label="The HTML email">
+_FRAMES = """<p id="variant">Variant: <code>{{variant}}</code></p>
+<section class="frames" aria-label="The HTML email">
   <figure class="desktop"><figcaption>Desktop, 700 px</figcaption>
     <iframe src="/email.html?v={{version}}" title="The email at desktop width"></iframe></figure>
   <figure class="phone"><figcaption>Phone, 375 px</figcaption>
@@ -314,6 +408,7 @@ PAGE = """<!doctype html>
   <h2 id="checks">Checks</h2>
   {{findings}}
 </section>
+{{picker}}
 {{email}}
 <script>
   const shown = {{version_json}};

@@ -34,6 +34,7 @@ from newsletter.tokens import Purpose
 from newsletter.values.address import AddressError, normalise_address
 from newsletter.web.pages import WebContext, context_of, rate_limited
 from newsletter.web.security import CSRF_FIELD, CsrfError, client_ip
+from newsletter.welcome import send_welcome
 
 log = logging.getLogger("newsletter.web.subscribe")
 
@@ -317,7 +318,24 @@ def _confirm(ctx: WebContext, request: Request, csrf: str) -> Response:
     already = subscriber.status is SubscriberStatus.ACTIVE
     if not already and ctx.store.confirm(subscriber.id, ip=client_ip(request)):
         log.info("subscriber %s confirmed", subscriber.id)
+        _welcome(ctx, subscriber.id)
     return _confirmed_page(ctx, subscriber.id, already=already)
+
+
+def _welcome(ctx: WebContext, subscriber_id: int) -> None:
+    """The latest issue, in the reader's variant (``welcome`` in schedule.yaml); never fails the page."""
+    try:
+        outcome = send_welcome(
+            ctx.settings,
+            ctx.database,
+            subscriber_id,
+            transport=ctx.transport,
+            signer=ctx.signer,
+        )
+    except Exception:  # the reader is subscribed whatever happens to the welcome copy
+        log.exception("the welcome issue to subscriber %s failed", subscriber_id)
+        return
+    log.info("welcome issue for subscriber %s: %s", subscriber_id, outcome)
 
 
 def _confirmed_page(ctx: WebContext, subscriber_id: int, *, already: bool) -> Response:

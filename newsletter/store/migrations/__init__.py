@@ -15,12 +15,17 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from newsletter.store.migrations import m0001_initial, m0002_send_lease
+from newsletter.store.migrations import (
+    m0001_initial,
+    m0002_send_lease,
+    m0003_topic_variants,
+)
 from newsletter.values.clock import now_utc
 
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("0001_initial", m0001_initial.apply),
     ("0002_send_lease", m0002_send_lease.apply),
+    ("0003_topic_variants", m0003_topic_variants.apply),
 ]
 
 
