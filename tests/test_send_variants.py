@@ -152,7 +152,7 @@ def test_dry_run_lists_the_variants_and_their_readers(project: Path, settings: S
 def test_outbox_messages_carry_each_readers_variant(settings: Settings) -> None:
     readers = add_readers(settings)
     send_issue(settings, db(settings), write_issue(settings))
-    messages = read_maildir(settings.delivery.outbox.path)
+    messages = read_maildir(settings.delivery.section("outbox").path)
     assert Counter(str(m["To"]).split("<")[-1].rstrip(">") for m in messages) == Counter(SENT_TO)
     for message in messages:
         text, html = bodies(message)

@@ -316,10 +316,13 @@ def _confirm(ctx: WebContext, request: Request, csrf: str) -> Response:
         message = "This form expired or your browser did not send its cookie. Please try again."
         return _confirm_page(ctx, request, 400, message)
     already = subscriber.status is SubscriberStatus.ACTIVE
-    if not already and ctx.store.confirm(subscriber.id, ip=client_ip(request)):
+    confirmed = not already and ctx.store.confirm(subscriber.id, ip=client_ip(request))
+    page = _confirmed_page(ctx, subscriber.id, already=already)
+    if confirmed:
         log.info("subscriber %s confirmed", subscriber.id)
-        _welcome(ctx, subscriber.id)
-    return _confirmed_page(ctx, subscriber.id, already=already)
+        # After the answer: the reader's page never waits for the mail server.
+        page.background = BackgroundTask(_welcome, ctx, subscriber.id)
+    return page
 
 
 def _welcome(ctx: WebContext, subscriber_id: int) -> None:
