@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from newsletter.errors import SubscriberError
 from newsletter.models import Subscriber, SubscriberStatus, TopicMode
 from newsletter.store import bulk
+from newsletter.store.bulk import StatusChange
 from newsletter.store.schema import deliveries, subscriber_events, subscribers
 from newsletter.store.values import (
     EVENT_KINDS,
@@ -43,6 +44,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "SOURCES",
     "AlreadySubscribedError",
+    "StatusChange",
     "SubscriberEvent",
     "SubscriberRecord",
     "SubscriberStore",
@@ -167,6 +169,31 @@ class SubscriberStore:
                 row.email_key: (row.id, row.email, SubscriberStatus(row.status))
                 for row in conn.execute(query)
             }
+
+    def by_ids(self, ids: Collection[int]) -> dict[int, Subscriber]:
+        """The people with these ids (forgotten ones left out), by id: one query a 500 ids."""
+        found: dict[int, Subscriber] = {}
+        wanted = sorted(set(ids))
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                query = sa.select(subscribers).where(
+                    subscribers.c.id.in_(wanted[start : start + 500]),
+                    subscribers.c.email.is_not(None),
+                )
+                found.update((row.id, to_subscriber(row)) for row in conn.execute(query))
+        return found
+
+    def by_addresses(self, addresses: Collection[str]) -> dict[str, Subscriber]:
+        """The people with these addresses, by ``email_key``: one query a 500 addresses."""
+        found: dict[str, Subscriber] = {}
+        keys = sorted({email_key(address) for address in addresses})
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                query = sa.select(subscribers).where(
+                    subscribers.c.email_key.in_(keys[start : start + 500])
+                )
+                found.update((row.email_key, to_subscriber(row)) for row in conn.execute(query))
+        return found
 
     def count_active(self) -> int:
         with self.engine.connect() as conn:
@@ -345,6 +372,32 @@ class SubscriberStore:
         except sa.exc.IntegrityError:
             # Another process recorded the same external event between our check and insert.
             if external_id is not None and self._seen(external_id):
+                return False
+            raise
+
+    def set_statuses(self, changes: Sequence[StatusChange]) -> list[bool]:
+        """Many ``set_status`` in ONE transaction (one durable commit); for each, whether it changed.
+
+        Each change is recorded with its reason, source and ``external_id`` like ``set_status``'s.
+        Should another process record one of the same external events meanwhile, the batch is
+        rolled back and applied one change at a time (each then sees the other's event).
+        """
+        if not changes:
+            return []
+        try:
+            with self.engine.begin() as conn:
+                return bulk.set_statuses(conn, changes)
+        except sa.exc.IntegrityError:
+            if not any(change.external_id for change in changes):
+                raise
+        return [self._one_of_many(change) for change in changes]
+
+    def _one_of_many(self, change: StatusChange) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                return bulk.set_statuses(conn, [change])[0]
+        except sa.exc.IntegrityError:
+            if change.external_id is not None and self._seen(change.external_id):
                 return False
             raise
 

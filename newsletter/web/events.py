@@ -1,8 +1,8 @@
 """Apply verified provider events: suppress bounced, complaining and unsubscribing readers; update the ledger.
 
 Events arrive in the program's words (``InboundEvent``, made by the provider's ``Webhook`` hook).
-Every status change goes through ``SubscriberStore.set_status`` with the provider's event id
-as ``external_id``, so a replayed event changes nothing twice; ledger updates are conditional
+Every status change goes through ``SubscriberStore.set_statuses`` (one transaction a post) with
+the provider's event id as ``external_id``, so a replayed event changes nothing twice; ledger updates are conditional
 (only from another state), so they are idempotent too. A webhook never weakens a suppression:
 a complaint is not turned back into a mere unsubscription.
 """
@@ -17,23 +17,15 @@ from typing import TYPE_CHECKING
 
 from newsletter.delivery.hooks import InboundEvent
 from newsletter.errors import SubscriberError
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.models import Subscriber
 from newsletter.store.delivery_events import DeliveryEvent
-from newsletter.store.subscribers import SubscriberStore, email_key
+from newsletter.store.subscribers import StatusChange, SubscriberStore, email_key
 
 if TYPE_CHECKING:
     from newsletter.store.database import Database
 
 log = logging.getLogger("newsletter.web.events")
 
-# How strongly a status keeps a person off the list; a webhook only ever moves upwards.
-_STRENGTH = {
-    SubscriberStatus.PENDING: 0,
-    SubscriberStatus.ACTIVE: 0,
-    SubscriberStatus.UNSUBSCRIBED: 1,
-    SubscriberStatus.BOUNCED: 2,
-    SubscriberStatus.COMPLAINED: 3,
-}
 MAX_REASON = 400
 
 
@@ -57,48 +49,37 @@ class Outcome:
 
 def find_subscriber(store: SubscriberStore, event: InboundEvent) -> Subscriber | None:
     """The subscriber an event is about: by the echoed id (checked against the address), else by address."""
-    if event.subscriber_id is not None:
-        by_id = store.get_by_id(event.subscriber_id)
-        if by_id is not None and (
-            not event.email or email_key(by_id.email) == email_key(event.email)
+    return _People(store, [event]).find(event)
+
+
+class _People:
+    """The people a post's events are about, read with one query per 500 ids and per 500 addresses."""
+
+    def __init__(self, store: SubscriberStore, events: list[InboundEvent]) -> None:
+        self.by_id = store.by_ids({e.subscriber_id for e in events if e.subscriber_id is not None})
+        addresses = {e.email for e in events if self._wants_address(e)}
+        self.by_key = store.by_addresses(addresses) if addresses else {}
+
+    def _by_echoed_id(self, event: InboundEvent) -> Subscriber | None:
+        if event.subscriber_id is None:
+            return None
+        found = self.by_id.get(event.subscriber_id)
+        if found is not None and (
+            not event.email or email_key(found.email) == email_key(event.email)
         ):
-            return by_id
-    return store.get(event.email) if event.email and "@" in event.email else None
-
-
-def _change_status(store: SubscriberStore, subscriber: Subscriber, event: InboundEvent) -> bool:
-    status = event.status
-    if status is None:
-        return False
-    if _STRENGTH[status] <= _STRENGTH[subscriber.status] and subscriber.status.is_suppressed:
-        return False
-    return store.set_status(
-        subscriber.id,
-        status,
-        reason=event.reason[:MAX_REASON],
-        source="webhook",
-        external_id=event.external_id,
-    )
-
-
-def _ledger_subscriber(store: SubscriberStore, event: InboundEvent) -> int | None:
-    """Whose ledger row a delivery event is about; the echoed id needs no lookup (SQL checks the address)."""
-    if event.subscriber_id is not None:
-        return event.subscriber_id
-    found = find_subscriber(store, event)
-    return found.id if found is not None else None
-
-
-def _apply_status(store: SubscriberStore, event: InboundEvent) -> bool | None:
-    """Change the subscriber's status for this event; None when nobody matches."""
-    subscriber = find_subscriber(store, event)
-    if subscriber is None:
+            return found
         return None
-    try:
-        return _change_status(store, subscriber, event)
-    except SubscriberError as err:
-        log.warning("event %s not applied: %s", event.external_id, err)
-        return False
+
+    def _wants_address(self, event: InboundEvent) -> bool:
+        return bool(event.email and "@" in event.email) and self._by_echoed_id(event) is None
+
+    def find(self, event: InboundEvent) -> Subscriber | None:
+        found = self._by_echoed_id(event)
+        if found is not None:
+            return found
+        if event.email and "@" in event.email:
+            return self.by_key.get(email_key(event.email))
+        return None
 
 
 def _delivery_event(event: InboundEvent, subscriber_id: int) -> DeliveryEvent | None:
@@ -116,31 +97,67 @@ def _delivery_event(event: InboundEvent, subscriber_id: int) -> DeliveryEvent | 
     )
 
 
+def _status_changes(store: SubscriberStore, changes: list[StatusChange]) -> list[bool]:
+    try:
+        return store.set_statuses(changes)
+    except SubscriberError as err:  # a person gone between our read and our write
+        log.warning("%d status changes not applied: %s", len(changes), err)
+        return [False] * len(changes)
+
+
 def apply_events(database: Database, events: Iterable[InboundEvent | None]) -> Outcome:
     """Apply each event once; unknown people and event kinds (None) are counted, not errors.
 
-    Status changes are few (one transaction each, through the store); ledger updates are most of
-    the traffic (one ``delivered`` per recipient) and share one transaction.
+    Two transactions a post whatever its size: the status changes (each still its own recorded
+    ``subscriber_events`` row, applied in order, never weakening a suppression) and the ledger
+    updates (most of the traffic: one ``delivered`` per recipient).
     """
     store = database.subscribers
     outcome = Outcome()
-    changed: list[bool] = []
-    ledger_work: list[tuple[int, DeliveryEvent]] = []
-    for event in events:
-        outcome.received += 1
-        if event is None:
-            outcome.ignored += 1
-            continue
-        status_changed = _apply_status(store, event) if event.status is not None else False
-        subscriber_id = _ledger_subscriber(store, event)
-        if status_changed is None or subscriber_id is None:
+    given = list(events)
+    outcome.received = len(given)
+    real = [event for event in given if event is not None]
+    outcome.ignored = len(given) - len(real)
+    people = _People(store, real)
+    changes: list[StatusChange] = []
+    matched: list[tuple[InboundEvent, int, int | None]] = []  # event, ledger id, change index
+    for event in real:
+        change_index: int | None = None
+        if event.status is not None:
+            subscriber = people.find(event)
+            if subscriber is None:
+                outcome.unmatched += 1
+                continue
+            change_index = len(changes)
+            changes.append(
+                StatusChange(
+                    subscriber.id,
+                    event.status,
+                    reason=event.reason[:MAX_REASON],
+                    source="webhook",
+                    external_id=event.external_id,
+                    only_stronger=True,
+                )
+            )
+        if event.subscriber_id is not None:
+            subscriber_id: int | None = event.subscriber_id  # SQL checks the address
+        else:
+            found = people.find(event)
+            subscriber_id = found.id if found is not None else None
+        if subscriber_id is None:
             outcome.unmatched += 1
             continue
-        outcome.status_changes += status_changed
+        matched.append((event, subscriber_id, change_index))
+    status_changed = _status_changes(store, changes)
+    changed: list[bool] = []
+    ledger_work: list[tuple[int, DeliveryEvent]] = []
+    for event, subscriber_id, change_index in matched:
+        did = change_index is not None and status_changed[change_index]
+        outcome.status_changes += did
         reported = _delivery_event(event, subscriber_id)
         if reported is not None:
             ledger_work.append((len(changed), reported))
-        changed.append(status_changed)
+        changed.append(did)
     applied = database.apply_delivery_events([e for _, e in ledger_work], datetime.now(UTC))
     for (index, _), did in zip(ledger_work, applied, strict=True):
         if did:

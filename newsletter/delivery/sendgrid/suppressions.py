@@ -25,7 +25,7 @@ from newsletter.delivery.sendgrid.settings import SendGridSettings
 from newsletter.delivery.sendgrid.transport import SendGridAPI
 from newsletter.errors import PermanentDeliveryError
 from newsletter.models import SubscriberStatus
-from newsletter.store.subscribers import SubscriberStore, email_key
+from newsletter.store.subscribers import StatusChange, SubscriberStore, email_key
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +68,9 @@ def sync_suppressions(
     for suppression in LISTS:
         report = ListReport(suppression.name)
         for page in _pages(api, suppression):
-            known = _on_our_list(store, page)
-            for record in page:
-                report.fetched += 1
-                _apply(store, suppression, record, known, report)
-                if progress is not None:
-                    progress(suppression.name, report.fetched)
+            _apply_page(store, suppression, page, report)
+            if progress is not None and page:
+                progress(suppression.name, report.fetched)
         log.info(
             "SendGrid %s: %d fetched, %d suppressed now, %d already, %d not on the list",
             suppression.title,
@@ -129,34 +126,44 @@ class _Known:
     status: SubscriberStatus
 
 
-def _apply(
+def _apply_page(
     store: SubscriberStore,
     suppression: SuppressionList,
-    record: dict[str, Any],
-    known: dict[str, _Known],
+    page: list[dict[str, Any]],
     report: ListReport,
 ) -> None:
-    email = record["email"].strip()
-    person = known.get(email_key(email))
-    if person is None:
-        report.unknown += 1
-        return
-    if person.status.is_suppressed:
-        report.already += 1
-        return
-    changed = store.set_status(
-        person.id,
-        suppression.status,
-        reason=_reason(suppression, record),
-        source="sync",
-        external_id=_external_id(suppression, email, record),
-    )
-    if changed:
-        person.status = suppression.status
-        report.suppressed.append(person.email)
-        log.info("%s: %s (SendGrid %s)", person.email, suppression.status, suppression.title)
-    else:
-        report.already += 1
+    """One page's changes in ONE transaction: a durable commit a page, not one a record."""
+    known = _on_our_list(store, page)
+    changes: list[StatusChange] = []
+    people: list[_Known] = []
+    for record in page:
+        report.fetched += 1
+        email = record["email"].strip()
+        person = known.get(email_key(email))
+        if person is None:
+            report.unknown += 1
+            continue
+        if person.status.is_suppressed:
+            report.already += 1
+            continue
+        changes.append(
+            StatusChange(
+                person.id,
+                suppression.status,
+                reason=_reason(suppression, record),
+                source="sync",
+                external_id=_external_id(suppression, email, record),
+                only_mailable=True,
+            )
+        )
+        people.append(person)
+    for person, changed in zip(people, store.set_statuses(changes), strict=True):
+        if changed:
+            person.status = suppression.status
+            report.suppressed.append(person.email)
+            log.info("%s: %s (SendGrid %s)", person.email, suppression.status, suppression.title)
+        else:
+            report.already += 1
 
 
 def _reason(suppression: SuppressionList, record: dict[str, Any]) -> str:
