@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from newsletter import __version__
-from newsletter.config import Settings, load_settings
 from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
+    from newsletter.config import Settings
     from newsletter.store.database import Database
 
 
@@ -40,6 +40,8 @@ class Project:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from newsletter.config import load_settings  # YAML and the providers on first use
+
             self._settings = load_settings(self.root)
         return self._settings
 
@@ -76,12 +78,51 @@ LAZY_COMMANDS = {
     "archive": "web",
 }
 
+# What `newsletter --help` says of each command, so that listing them imports none of them
+# (tests/test_cli_startup.py checks each against the command's own help).
+SUMMARIES = {
+    "archive": "Write the archive of sent issues (pages, topic pages, Atom feed) as static files.",
+    "build": "Render ISSUE into email.html, email.txt, email.mjml and email.eml "
+    "(a sample reader's copy).",
+    "check": "Check ISSUE files and the emails they render to; exit 1 when there is an error.",
+    "preview": "Serve a live preview of ISSUE on 127.0.0.1: desktop and phone widths, text, checks.",
+    "report": "The send ledger of ISSUE: counts by status, when, transport, "
+    "unconfirmed/failed addresses.",
+    "schedule": "List the next send times (local and UTC), the issue each sends, "
+    "and whether it is ready.",
+    "scheduler": "Run in the foreground and send each month's issue at its send time "
+    "(SIGTERM stops it).",
+    "send": "Send ISSUE to every active subscriber (once: a sent issue is never sent again).",
+    "serve": "Run the public web app: subscribe, confirm, unsubscribe, preferences, webhooks, "
+    "archive.",
+    "subscribers": "Manage the subscriber list: add, remove, import, export, list, show, stats.",
+}
+
 
 class FunnelGroup(click.Group):
     """A click group that turns our errors into one-line messages and exit codes."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from ``SUMMARIES``: ``--help`` loads no command module."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            loaded = self.commands.get(name)
+            if loaded is not None:
+                if loaded.hidden:
+                    continue
+                rows.append((name, loaded.get_short_help_str(limit)))
+            else:
+                stand_in = click.Command(name, help=SUMMARIES[name])
+                rows.append((name, stand_in.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import re
 
-from premailer import Premailer
-
 from newsletter.errors import RenderError
 
 DOCTYPE = "<!DOCTYPE html>"
@@ -15,6 +13,8 @@ _DOCTYPE_RE = re.compile(r"^\s*<!doctype html>\s*", re.IGNORECASE)
 
 def inline_css(html: str) -> str:
     """Move CSS rules into ``style`` attributes; media queries (responsive, dark mode) stay in <style>."""
+    from premailer import Premailer  # on first render: commands that render nothing never load it
+
     body = _DOCTYPE_RE.sub("", html)
     premailer = Premailer(
         base_url=None,  # never rewrite links: the placeholders must reach personalise() intact

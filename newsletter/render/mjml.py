@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 
-from mjml import mjml_to_html
-
 from newsletter.errors import RenderError
 
 
 def to_html(source: str) -> str:
     """Compile an MJML document; its errors (and its crashes on bad markup) become ``RenderError``."""
+    from mjml import mjml_to_html  # on first render: commands that render nothing never load it
+
     noise = io.StringIO()
     try:
         # mjml prints "No matching component" to stdout instead of raising: capture it.
