@@ -151,3 +151,41 @@ def test_many_changes_cross_the_in_chunk(store: SubscriberStore) -> None:
     assert all(store.set_statuses(changes))
     assert commits[0] == 1
     assert store.counts_by_status()[UNSUBSCRIBED] == len(people)
+
+
+def test_one_webhook_post_applies_in_order_and_never_weakens(database_url: str) -> None:
+    """Several events about one reader in one post; replays, strangers and forgotten readers."""
+    from newsletter.delivery.hooks import InboundEvent
+    from newsletter.store.database import Database
+    from newsletter.web.events import apply_events
+
+    with Database.open(database_url) as database:
+        store = database.subscribers
+        a, b, c = (store.add(f"{n}@example.org") for n in "abc")
+        store.forget("c@example.org")
+        commits = _commits(store)
+        post = [
+            InboundEvent("a@example.org", a.id, UNSUBSCRIBED, "unsubscribed", "sg:1"),
+            InboundEvent("A@Example.org", None, COMPLAINED, "spam", "sg:2"),
+            InboundEvent("a@example.org", a.id, BOUNCED, "550", "sg:3"),  # weaker: no change
+            InboundEvent("b@example.org", a.id, BOUNCED, "550", "sg:4"),  # id of a, address of b
+            InboundEvent("c@example.org", c.id, BOUNCED, "550", "sg:5"),  # forgotten: unmatched
+            InboundEvent("nobody@example.org", None, BOUNCED, "550", "sg:6"),
+            None,
+        ]
+        first = apply_events(database, post)
+        assert commits[0] == 1  # the status changes; no ledger rows to touch
+        assert first.as_dict() == {
+            "received": 7,
+            "status_changes": 3,
+            "ledger_changes": 0,
+            "unchanged": 1,
+            "unmatched": 2,
+            "ignored": 1,
+        }
+        assert store.get_by_id(a.id).status is COMPLAINED  # type: ignore[union-attr]
+        assert store.get_by_id(b.id).status is BOUNCED  # type: ignore[union-attr]
+        assert [e.external_id for e in store.events(a.id)[1:]] == ["sg:1", "sg:2"]
+        again = apply_events(database, post)
+        assert again.status_changes == 0
+        assert again.unchanged == 4

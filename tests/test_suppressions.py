@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -37,8 +38,11 @@ def sg_env(sendgrid_server: SendGridServer) -> dict[str, str]:
 
 
 @pytest.fixture
-def sg_settings(project: Path, clean_env: None, sg_env: dict[str, str]) -> Settings:
-    return load_settings(project, env=sg_env)
+def sg_settings(
+    project: Path, clean_env: None, sg_env: dict[str, str], database_url: str
+) -> Settings:
+    """SendGrid's stand-in, on each kind of database (SQLite, PostgreSQL)."""
+    return dataclasses.replace(load_settings(project, env=sg_env), database_url=database_url)
 
 
 @pytest.fixture
@@ -184,6 +188,7 @@ def test_cli_sync_reports_each_list(
     store.add("quit@example.com")
     lists.add("unsubscribes", "quit@example.com")
     lists.add("bounces", "nobody@example.com")
+    sg_env = {**sg_env, "NEWSLETTER_DATABASE_URL": sg_settings.database_url}
 
     result = CliRunner().invoke(
         main,

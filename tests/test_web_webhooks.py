@@ -72,8 +72,9 @@ def with_sendgrid(settings: Settings, **changes: Any) -> Settings:
 
 
 @pytest.fixture
-def keyed(settings: Settings, signing_key: ec.EllipticCurvePrivateKey) -> Settings:
-    return with_sendgrid(settings, webhook_key=public_key_text(signing_key))
+def keyed(db_settings: Settings, signing_key: ec.EllipticCurvePrivateKey) -> Settings:
+    """The signed webhook's settings on each kind of database (SQLite, PostgreSQL)."""
+    return with_sendgrid(db_settings, webhook_key=public_key_text(signing_key))
 
 
 @dataclasses.dataclass
