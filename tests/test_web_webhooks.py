@@ -490,3 +490,17 @@ def test_signed_deeply_nested_json_is_a_400(world: World) -> None:
         )
         assert answer.status_code == 400
         assert answer.json() == {"error": "the body is nested too deeply"}
+
+
+def test_a_ledger_event_must_name_the_rows_address(world: World) -> None:
+    """The echoed id of one reader with another's address changes no ledger row."""
+    forged = event(world, "delivered", "delivered", "f1")
+    forged["email"] = "quiet@example.com"
+    answer = world.post([forged])
+    assert answer.json()["ledger_changes"] == 0
+    assert world.ledger("delivered").delivered_at is None
+    honest = event(world, "delivered", "delivered", "f2")
+    honest["email"] = "Delivered@Example.com"
+    assert world.post([honest]).json()["ledger_changes"] == 1
+    assert world.ledger("delivered").delivered_at is not None
+    assert world.post([honest]).json()["ledger_changes"] == 0
