@@ -206,6 +206,8 @@ def _cell(fields: list[str], index: int | None) -> str:
 
 def _row_status(raw: str, default: SubscriberStatus) -> SubscriberStatus:
     """The file's status for a new row when it is less mailable than ``default``."""
+    if not raw:
+        return default
     try:
         given = SubscriberStatus(raw.strip().lower())
     except ValueError:
@@ -243,11 +245,15 @@ def _decide(plan: _Plan, line: int, fields: list[str], columns: _Columns) -> Row
         return _existing(plan, line, address, name, plan.known[key])
     try:
         row_status = _row_status(_cell(fields, columns.status), plan.status)
-        topics = canonical_topics(
-            _cell(fields, columns.topics).split(TOPIC_SEPARATOR), plan.known_topics
+        topic_cell = _cell(fields, columns.topics)
+        topics = (
+            canonical_topics(topic_cell.split(TOPIC_SEPARATOR), plan.known_topics)
+            if topic_cell
+            else []
         )
         subscribed_at = _subscribed_at(_cell(fields, columns.subscribed_at), plan.at)
-        topic_mode = parse_topic_mode(_cell(fields, columns.topic_mode))
+        mode_cell = _cell(fields, columns.topic_mode)
+        topic_mode = parse_topic_mode(mode_cell) if mode_cell else TopicMode.ALL
     except SubscriberError as err:
         del plan.first_line[key]
         return RowOutcome(line, address, Outcome.INVALID, str(err))
@@ -257,9 +263,9 @@ def _decide(plan: _Plan, line: int, fields: list[str], columns: _Columns) -> Row
 
 def _new_rows(plan: _Plan) -> Iterator[dict[str, Any]]:
     for address, name, status, topics, subscribed_at, topic_mode in plan.new:
-        yield new_subscriber_values(
+        row = new_subscriber_values(
             address,
-            name=name,
+            name=None,  # already checked by clean_name in _decide: not twice
             status=status,
             source="import",
             source_detail=plan.source_detail,
@@ -268,6 +274,8 @@ def _new_rows(plan: _Plan) -> Iterator[dict[str, Any]]:
             at=subscribed_at,
             topic_mode=topic_mode,
         )
+        row["name"] = name
+        yield row
 
 
 def _existing(
