@@ -15,7 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from newsletter.cli import Project, pass_project
 from newsletter.errors import InvalidNameError, SubscriberError
-from newsletter.issues import load_topics
 from newsletter.models import SubscriberStatus, TopicMode
 from newsletter.store.csv_io import (
     TOPIC_SEPARATOR,
@@ -185,7 +184,11 @@ def import_(project: Project, file: Path, status: str, dry_run: bool, strict: bo
 def _known_topics(project: Project) -> tuple[str, ...] | None:
     """The topic vocabulary, when the project has one (a list may be kept without issues)."""
     topics_file = project.settings.topics_file
-    return load_topics(topics_file) if topics_file.exists() else None
+    if not topics_file.exists():
+        return None
+    from newsletter.issues import load_topics  # the issue parser only for commands that take topics
+
+    return load_topics(topics_file)
 
 
 @subscribers.command("export")
