@@ -79,7 +79,7 @@ def _same_answer(text: str) -> None:
         assert fast == expected
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(plain)
 @example("Person.Name@Example.COM")
 @example("a@x.c")
@@ -92,7 +92,7 @@ def test_plain_addresses_get_email_validators_answer(text: str) -> None:
     _same_answer(text)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(near_misses())
 @example("a..b@x.com")
 @example(".a@x.com")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from newsletter.errors import SubscriberError
 from newsletter.models import SubscriberStatus
 from newsletter.store import bulk
 from newsletter.store.engine import open_database
-from newsletter.store.subscribers import StatusChange, SubscriberStore
+from newsletter.store.subscribers import StatusChange, SubscriberStore, new_subscriber_values
 
 ACTIVE = SubscriberStatus.ACTIVE
 BOUNCED = SubscriberStatus.BOUNCED
@@ -142,15 +143,31 @@ def test_a_race_on_an_external_id_falls_back_to_one_change_at_a_time(
 
 def test_many_changes_cross_the_in_chunk(store: SubscriberStore) -> None:
     """More ids than one IN (…) takes: read in chunks, still one commit."""
-    people = [store.add(f"p{n}@example.org") for n in range(bulk._IN_CHUNK + 20)]
+    at = datetime.now(UTC)
+    rows = [
+        new_subscriber_values(
+            f"p{n}@example.org",
+            name=None,
+            status=ACTIVE,
+            source="import",
+            source_detail=None,
+            ip=None,
+            topics=(),
+            at=at,
+        )
+        for n in range(bulk._IN_CHUNK + 20)
+    ]
+    store.bulk_apply(rows, (), source="import", source_detail=None)
+    ids = [person.id for person in store.iter_all()]
+    assert len(ids) == len(rows)
     commits = _commits(store)
     changes = [
-        StatusChange(p.id, UNSUBSCRIBED, reason="r", source="sync", external_id=f"c{p.id}")
-        for p in people
+        StatusChange(i, UNSUBSCRIBED, reason="r", source="sync", external_id=f"c{i}") for i in ids
     ]
     assert all(store.set_statuses(changes))
     assert commits[0] == 1
-    assert store.counts_by_status()[UNSUBSCRIBED] == len(people)
+    assert store.counts_by_status()[UNSUBSCRIBED] == len(ids)
+    assert len(store.events(ids[-1])) == 2  # subscribed, unsubscribed
 
 
 def test_one_webhook_post_applies_in_order_and_never_weakens(database_url: str) -> None:
