@@ -74,6 +74,8 @@ LAZY_COMMANDS = {
     "scheduler": "schedule",
     "serve": "web",
     "archive": "web",
+    "cite": "doi",
+    "doi": "doi",
 }
 
 
