@@ -129,6 +129,27 @@ def refresh(ctx: click.Context, project: Project, issues: tuple[str, ...], every
     ctx.exit(1 if failed else 0)
 
 
+@doi.command()
+@pass_project
+@click.pass_context
+def watch(ctx: click.Context, project: Project) -> None:
+    """Re-check every DOI of the sent issues for new retractions, corrections and concerns."""
+    from newsletter.watch import watch_archive
+
+    settings = project.settings
+    result = watch_archive(settings.archive_dir, settings.issues_dir, client_for(settings))
+    for change in result.changes:
+        click.secho(str(change), fg="red" if change.update.kind == "retraction" else "yellow")
+    for missing in result.not_found:
+        click.secho(f"{missing}: not found at Crossref (kept the stored record)", fg="yellow")
+    if result.failed:
+        raise DoiLookupError(
+            f"cannot reach Crossref: {result.failed}; {result.checked} DOI(s) checked before"
+        )
+    noun = "change" if len(result.changes) == 1 else "changes"
+    click.echo(f"{result.checked} DOI(s) of the archive checked: {len(result.changes)} new {noun}")
+
+
 def _changes(old: Record | None, new: Record) -> str:
     if old is None:
         return "stored"

@@ -28,8 +28,8 @@ _UPDATE_KINDS = {
     "expression-of-concern": CONCERN,
 }
 UPDATE_LABELS = {
-    RETRACTION: "Retracted",
-    CORRECTION: "Corrected",
+    RETRACTION: "Retraction",
+    CORRECTION: "Correction",
     CONCERN: "Expression of concern",
 }
 
@@ -194,7 +194,9 @@ def with_unpaywall(record: Record, answer: Mapping[str, Any] | None) -> Record:
     if answer and answer.get("is_oa"):
         best = answer.get("best_oa_location") or {}
         url = best.get("url_for_landing_page") or best.get("url") or best.get("url_for_pdf")
-    return replace(record, free_url=str(url) if url else None)
+    if not (isinstance(url, str) and url.lower().startswith(("https://", "http://"))):
+        url = None  # only web addresses go into a link
+    return replace(record, free_url=url)
 
 
 def _first(value: Any) -> str:
