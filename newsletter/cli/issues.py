@@ -11,7 +11,6 @@ from newsletter.checks import check_rendered, merge_findings
 from newsletter.cli import Project, pass_project
 from newsletter.codes import CODES
 from newsletter.config import Settings
-from newsletter.doi.client import Client
 from newsletter.doi.compare import check_issue_dois
 from newsletter.doi.store import MetadataStore
 from newsletter.errors import RenderError
@@ -161,7 +160,11 @@ def issue_findings(
     if issue is None:
         return list(findings)
     merged = merge_findings(findings, check_rendered(_render(settings, issue), path=shown))
-    client = Client.from_env(settings.sender.email) if online else None
+    client = None
+    if online:
+        from newsletter.doi.client import Client  # urllib.request only when it may be used
+
+        client = Client.from_env(settings.sender.email)
     dois = check_issue_dois(issue, MetadataStore.beside(path), path=shown, client=client)
     return merged + dois.findings
 

@@ -21,21 +21,16 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from newsletter import __version__
+from newsletter.doi.faults import NotFound, Unreachable
 from newsletter.doi.record import Record, from_crossref, with_unpaywall
+
+__all__ = ["Client", "NotFound", "Unreachable"]
 
 CROSSREF_URL = "https://api.crossref.org"
 UNPAYWALL_URL = "https://api.unpaywall.org"
 TIMEOUT = 10.0  # seconds per request
 ATTEMPTS = 3  # a 5xx, 429 or a timeout is tried again, at most this many times in all
 BACKOFF = 0.5  # seconds before the second attempt, doubled after each
-
-
-class NotFound(Exception):
-    """The DOI is not known (HTTP 404)."""
-
-
-class Unreachable(Exception):
-    """No answer: no network, a timeout, or the service failed every attempt."""
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,16 @@ import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from newsletter.codes import CODES
-from newsletter.doi.client import Client, NotFound, Unreachable
+from newsletter.doi.faults import NotFound, Unreachable
 from newsletter.doi.record import CONCERN, Record
 from newsletter.doi.store import MetadataStore
 from newsletter.models import Article, Finding, Issue
+
+if TYPE_CHECKING:
+    from newsletter.doi.client import Client
 
 TITLE_SIMILARITY = 0.85  # difflib ratio of the normalised titles
 
