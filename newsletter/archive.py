@@ -3,7 +3,7 @@
 ``archive/YYYY-MM/`` holds ``index.html`` (the web version: the email's HTML with the personal
 links made generic), ``email.txt`` (the text version, likewise), ``issue.md`` (the source file
 as written), ``send.json`` (times, transport, counts; no subscriber data, no secrets) and
-``.metadata/`` (the DOI records of its articles, as when it was sent; ``doi watch`` updates them). Each
+``records/`` (the DOI records of its articles, as when it was sent; ``doi watch`` updates them). Each
 file is written to a temporary name and renamed, so a reader never sees half of one.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from newsletter.config import Links
-from newsletter.doi.store import FOLDER, MetadataStore
+from newsletter.doi.store import MetadataStore
 from newsletter.models import Issue, LedgerStatus, Placeholder, RenderedIssue, personalise
 from newsletter.values.month import is_month
 
@@ -27,6 +27,7 @@ WEB_FILE = "index.html"
 TEXT_FILE = "email.txt"
 SOURCE_FILE = "issue.md"
 RECORD_FILE = "send.json"
+RECORDS_DIR = "records"  # the articles' DOI records as sent (``doi watch`` refreshes them)
 
 
 class SendInfo(Protocol):
@@ -99,10 +100,10 @@ def write_archive(
 
 
 def _keep_records(issue: Issue, folder: Path) -> None:
-    """Copy the issue's DOI records into ``folder/.metadata/``: the archive page's references,
+    """Copy the issue's DOI records into ``folder/records/``: the archive page's references,
     meta tags and notices come from them, and ``newsletter doi watch`` refreshes them."""
     dois = [article.doi for article in issue.articles if article.doi]
-    kept = MetadataStore(folder / FOLDER)
+    kept = MetadataStore(folder / RECORDS_DIR)
     for record in MetadataStore.beside(issue.path).records(dois).values():
         kept.put(record)
 

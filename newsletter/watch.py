@@ -1,7 +1,7 @@
 """After sending: re-check every DOI of the archive for new retractions, corrections and concerns.
 
 ``newsletter doi watch`` and the scheduler's monthly job (beside the send) call ``watch_archive``.
-Each sent issue keeps its records in ``archive/YYYY-MM/.metadata/``; a fresh record replaces the
+Each sent issue keeps its records in ``archive/YYYY-MM/records/``; a fresh record replaces the
 kept one (and the one in ``issues/.metadata/``, if any), and every update not known before is a
 ``Change``. The archive page of that issue then shows a dated notice (``web/archive.py``).
 """
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter.archive import list_archived
+from newsletter.archive import RECORDS_DIR, list_archived
 from newsletter.doi.client import Client, NotFound, Unreachable
 from newsletter.doi.record import Update
 from newsletter.doi.store import FOLDER, MetadataStore
@@ -62,7 +62,7 @@ def watch_archive(archive_dir: Path, issues_dir: Path, client: Client) -> WatchR
     result = WatchResult()
     current = MetadataStore(issues_dir / FOLDER)
     for archived in sorted(list_archived(archive_dir), key=lambda item: item.month):
-        kept = MetadataStore(archived.folder / FOLDER)
+        kept = MetadataStore(archived.folder / RECORDS_DIR)
         try:
             source = archived.source_path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError):

@@ -136,7 +136,7 @@ def test_a_send_keeps_the_records_in_the_archive(settings: Settings) -> None:
         record=Info(),
         counts={LedgerStatus.SENT: 1},
     )
-    kept = MetadataStore(folder / ".metadata")
+    kept = MetadataStore(folder / "records")
     assert kept.get(PELUSO) is not None and kept.get(SIMPSON) is not None
 
 
@@ -183,7 +183,7 @@ def test_watch_lists_a_new_correction_and_the_archive_page_shows_it(
     assert result.exit_code == 0, result.output
     assert f"2020-11: {PELUSO}: new correction {CORRECTION_NOTICE} (2021-02-09)" in result.output
     assert "2 DOI(s) of the archive checked: 1 new change" in result.output
-    kept = MetadataStore(archived.archive_dir / MONTH / ".metadata").get(PELUSO)
+    kept = MetadataStore(archived.archive_dir / MONTH / "records").get(PELUSO)
     assert kept is not None and kept.notices
     with in_process(create_app(archived)) as http:
         page = http.get(f"/archive/{MONTH}/").text

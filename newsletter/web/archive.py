@@ -30,7 +30,7 @@ from xml.etree import ElementTree as ET
 from jinja2 import Environment
 
 from newsletter import markdown
-from newsletter.archive import ArchivedIssue, list_archived
+from newsletter.archive import RECORDS_DIR, ArchivedIssue, list_archived
 from newsletter.config import Settings
 from newsletter.doi.export import bibtex, highwire_tags, ris
 from newsletter.doi.record import Record
@@ -202,7 +202,7 @@ class ArchiveSite:
     def records(self, entry: Entry) -> list[Record]:
         """The DOI records of a sent issue's articles, in article order: the archive folder's
         copies (refreshed by ``doi watch``), else those in ``issues/.metadata/``."""
-        kept = MetadataStore(entry.archived.folder / FOLDER)
+        kept = MetadataStore(entry.archived.folder / RECORDS_DIR)
         current = MetadataStore(self.settings.issues_dir / FOLDER)
         found = []
         for article in entry.issue.articles:
