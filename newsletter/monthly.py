@@ -197,9 +197,9 @@ def recheck_dois(settings: Settings, check: IssueCheck) -> IssueCheck:
     for finding in dois.findings:
         if finding.code == "doi-not-checked":
             doi_log.warning(
-                "issue %s: DOIs %s; sending on the stored records",
+                "issue %s: %s; sending on the stored records",
                 issue.month,
-                finding.message.removeprefix("not checked online: "),
+                finding.message,
             )
     if dois.has_errors:
         return _retracted(shown, dois)

@@ -23,6 +23,7 @@ TORONTO = ZoneInfo("America/Toronto")
 MONTH = "2026-12"
 FIRED = datetime(2026, 12, 1, 9, tzinfo=TORONTO)
 SUMMERS = "10.1002/cpp.2509"  # an article of the sample issue 2021-01
+BRUGNERA = "10.1080/10503307.2020.1762946"  # the other one
 
 
 def retract_stored(project: Path, doi: str = SUMMERS) -> None:
@@ -90,13 +91,21 @@ def test_the_scheduler_finds_a_new_retraction_online_before_sending(
 
 
 def test_offline_the_scheduler_sends_on_the_stored_records_with_a_warning(
-    ready: Settings, caplog: pytest.LogCaptureFixture
+    project: Path, ready: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
+    store = MetadataStore(project / "issues" / ".metadata")
+    for doi, stamp in ((SUMMERS, "2026-11-20T08:00:00Z"), (BRUGNERA, "2026-11-02T08:00:00Z")):
+        path = store.path(doi)
+        data = json.loads(path.read_text())
+        data["fetched_at"] = stamp
+        path.write_text(json.dumps(data))
     with caplog.at_level(logging.WARNING, logger="newsletter.monthly"):
         assert run(ready) is Outcome.SENT
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(
-        "no network" in message and "sending on the stored records" in message
+        "no network" in message
+        and "the stored records were last checked 2026-11-02T08:00:00Z" in message
+        and "sending on the stored records" in message
         for message in warnings
     ), warnings
     assert outbox_recipients(ready) == sorted(ACTIVE)

@@ -92,17 +92,22 @@ def check_issue_dois(
 
 
 def _not_checked(path: str, result: DoiCheck, store: MetadataStore) -> Finding:
+    """One warning for the file: which DOIs went unchecked and why; when the records date from."""
+    count = len(result.unchecked)
+    parts = []
+    if count:
+        why = (
+            f"no network ({result.offline})"
+            if result.offline
+            else ("no stored record (run `newsletter doi refresh`)")
+        )
+        parts.append(f"{count} DOI{'s' if count != 1 else ''} not checked: {why}")
     if result.offline and result.records:
         stamps = sorted(r.fetched_at for r in result.records.values() if r.fetched_at)
-        when = f"; the records were last checked {stamps[0]}" if stamps else ""
-        reason = f"not checked online: no network ({result.offline}){when}"
-    elif result.offline:
-        reason = f"not checked: no network ({result.offline})"
-    else:
-        reason = "no stored record (run `newsletter doi refresh`)"
-    count = len(result.unchecked)
-    dois = f"{count} DOI{'s' if count != 1 else ''} not checked: " if count else ""
-    return _finding(path, 0, "doi-not-checked", f"{dois}{reason}")
+        when = f"last checked {stamps[0]}" if stamps else "written by hand, never fetched"
+        online = f"no network ({result.offline}); " if not count else ""
+        parts.append(f"not checked online: {online}the stored records were {when}")
+    return _finding(path, 0, "doi-not-checked", "; ".join(parts))
 
 
 def compare_article(article: Article, record: Record, path: str) -> list[Finding]:
