@@ -70,3 +70,20 @@ def test_a_free_url_that_is_no_web_address_is_dropped() -> None:
 
     answer = {"is_oa": True, "best_oa_location": {"url": "javascript:alert(1)"}}
     assert with_unpaywall(Record(doi="10.1/x"), answer).free_url is None
+
+
+def test_the_preview_lists_the_stored_records_findings(project: Path, settings: Settings) -> None:
+    from newsletter.web.preview import Previewer, PreviewSource
+
+    annotate(project, updates=(Update(CORRECTION, "10.1037/pst0000999", "2021-02-09"),))
+    source = PreviewSource(
+        issue_path=settings.issues_dir / "2020-11.md",
+        topics_file=settings.topics_file,
+        templates_dir=settings.templates_dir,
+        sender=settings.sender,
+        links=settings.links,
+        display_path="issues/2020-11.md",
+    )
+    state = Previewer(source).state()
+    assert [finding.code for finding in state.findings] == ["corrected"]
+    assert "Correction" in state.html
