@@ -2,7 +2,8 @@
 
 ``archive/YYYY-MM/`` holds ``index.html`` (the web version: the email's HTML with the personal
 links made generic), ``email.txt`` (the text version, likewise), ``issue.md`` (the source file
-as written) and ``send.json`` (times, transport, counts; no subscriber data, no secrets). Each
+as written), ``send.json`` (times, transport, counts; no subscriber data, no secrets) and
+``records/`` (the DOI records of its articles, as when it was sent; ``doi watch`` updates them). Each
 file is written to a temporary name and renamed, so a reader never sees half of one.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from newsletter.config import Links
+from newsletter.doi.store import MetadataStore
 from newsletter.models import Issue, LedgerStatus, Placeholder, RenderedIssue, personalise
 from newsletter.values.month import is_month
 
@@ -25,6 +27,7 @@ WEB_FILE = "index.html"
 TEXT_FILE = "email.txt"
 SOURCE_FILE = "issue.md"
 RECORD_FILE = "send.json"
+RECORDS_DIR = "records"  # the articles' DOI records as sent (``doi watch`` refreshes them)
 
 
 class SendInfo(Protocol):
@@ -88,11 +91,21 @@ def write_archive(
     _write(folder / WEB_FILE, personalise(rendered.html, generic))
     _write(folder / TEXT_FILE, personalise(rendered.text, generic))
     _write(folder / SOURCE_FILE, source)
+    _keep_records(issue, folder)
     _write(
         folder / RECORD_FILE,
         json.dumps(_send_json(issue, record, counts), indent=2, ensure_ascii=False) + "\n",
     )
     return folder
+
+
+def _keep_records(issue: Issue, folder: Path) -> None:
+    """Copy the issue's DOI records into ``folder/records/``: the archive page's references,
+    meta tags and notices come from them, and ``newsletter doi watch`` refreshes them."""
+    dois = [article.doi for article in issue.articles if article.doi]
+    kept = MetadataStore(folder / RECORDS_DIR)
+    for record in MetadataStore.beside(issue.path).records(dois).values():
+        kept.put(record)
 
 
 def _send_json(

@@ -19,6 +19,7 @@ class Where(enum.StrEnum):
 
     FILE = "issue file"
     EMAIL = "rendered email"
+    RECORD = "DOI record"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Code:
 
 _E, _W = Severity.ERROR, Severity.WARNING
 _F, _M, _FM = (Where.FILE,), (Where.EMAIL,), (Where.FILE, Where.EMAIL)
+_R = (Where.RECORD,)
 
 _TABLE: tuple[Code, ...] = (
     # the file as a whole
@@ -97,6 +99,17 @@ _TABLE: tuple[Code, ...] = (
     Code("missing-implications", _E, _F, "an article without `### Practice Implications`"),
     Code("duplicate-implications", _E, _F, "a second `### Practice Implications` in an article"),
     Code("empty-implications", _E, _F, "`### Practice Implications` with nothing under it"),
+    # the article against its DOI's record (issues/.metadata/, Crossref, Unpaywall)
+    Code("citation-mismatch", _W, _R, "the Citation's first author, year, title or journal "
+         "differs from the DOI's record (the message gives the expected reference)"),
+    Code("doi-not-found", _E, _R, "the DOI does not resolve: Crossref does not know it"),
+    Code("retracted", _E, _R, "the article was retracted (the message names the notice and its "
+         "date): `send` and the scheduler refuse the issue"),
+    Code("corrected", _W, _R, "the article has a correction: the email shows a dated notice"),
+    Code("expression-of-concern", _W, _R, "the article has an expression of concern: the email "
+         "shows a dated notice"),
+    Code("doi-not-checked", _W, _R, "DOIs not checked: no network and no stored record, or the "
+         "online re-check failed (the message says when the records were last checked)"),
     # the rendered email
     Code("email-clipped", _E, _M, "the HTML email is over 102 KB: Gmail clips it"),
     Code("email-size", _W, _M, "the HTML email is over 90 KB, close to Gmail's 102 KB"),

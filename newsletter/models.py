@@ -55,6 +55,7 @@ class Article:
     summary: str  # Markdown
     implications: str  # Markdown ("Practice Implications")
     line: int = 0  # line of the "## Title" heading
+    citation_line: int = 0  # line of the "Citation:" field (0: unknown)
 
     @property
     def url(self) -> str:

@@ -23,6 +23,9 @@ from datetime import datetime, timedelta
 
 from newsletter.config import Settings
 from newsletter.delivery import get_provider, get_transport
+from newsletter.doi.client import Client
+from newsletter.doi.compare import DoiCheck, check_issue_dois
+from newsletter.doi.store import MetadataStore
 from newsletter.errors import AlreadySentError, DeliveryError, NewsletterError
 from newsletter.issues import lint_issue, load_topics
 from newsletter.models import Issue, IssueStatus
@@ -33,6 +36,7 @@ from newsletter.store.ledger import SendStatus
 from newsletter.tokens import load_signer
 
 log = logging.getLogger(__name__)
+doi_log = logging.getLogger(f"{__name__}.dois")  # the online re-check of an issue's DOIs
 
 
 class Outcome(enum.StrEnum):
@@ -125,6 +129,9 @@ def _decide(
     if now > deadline and (claim is not None or not ready):
         claims.finish(month, window_start, Claim.GAVE_UP, only_waiting=True)
         return Decision(month, Outcome.GAVE_UP, _gave_up_reason(settings, check, window_start))
+    if ready and check.issue is not None:
+        check = recheck_dois(settings, check)
+        ready = check.readiness is Readiness.READY
     if not ready or check.issue is None:
         claims.insert(month, window_start, Claim.WAITING)
         until = _local(deadline, settings)
@@ -168,7 +175,41 @@ def check_issue(settings: Settings, month: str) -> IssueCheck:
         return IssueCheck(Readiness.ERRORS, detail, errors=len(errors))
     if issue.status is not IssueStatus.READY:
         return IssueCheck(Readiness.DRAFT, f"{shown} is a {issue.status} (status: ready sends it)")
+    dois = check_issue_dois(issue, MetadataStore.beside(path), path=shown)
+    if dois.has_errors:
+        return _retracted(shown, dois)
     return IssueCheck(Readiness.READY, f"{shown} is ready", issue)
+
+
+def recheck_dois(settings: Settings, check: IssueCheck) -> IssueCheck:
+    """Re-check a ready issue's DOIs online before it is sent (records refreshed in the store).
+
+    A retraction found now makes the issue not ready. When the network fails the stored records
+    stand: a warning names when they were last checked, and the send goes ahead.
+    """
+    issue = check.issue
+    assert issue is not None
+    shown = f"issues/{issue.month}.md"
+    client = Client.from_env(settings.sender.email)
+    dois = check_issue_dois(
+        issue, MetadataStore.beside(issue.path), path=shown, client=client, refresh=True
+    )
+    for finding in dois.findings:
+        if finding.code == "doi-not-checked":
+            doi_log.warning(
+                "issue %s: %s; sending on the stored records",
+                issue.month,
+                finding.message,
+            )
+    if dois.has_errors:
+        return _retracted(shown, dois)
+    return check
+
+
+def _retracted(shown: str, dois: DoiCheck) -> IssueCheck:
+    errors = [finding for finding in dois.findings if finding.is_error]
+    detail = f"{shown} has {len(errors)} DOI error(s) (first: {errors[0]})"
+    return IssueCheck(Readiness.ERRORS, detail, errors=len(errors))
 
 
 def month_status(settings: Settings, database: Database, month: str) -> str:

@@ -30,6 +30,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from newsletter.config import SendRule, Settings
+from newsletter.doi.client import Client
 from newsletter.errors import ConfigError
 from newsletter.monthly import (
     Decision,
@@ -40,6 +41,7 @@ from newsletter.monthly import (
 )
 from newsletter.store.database import Database
 from newsletter.store.failures import DATABASE_ERRORS
+from newsletter.watch import watch_archive
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +367,26 @@ def _monthly_fire() -> None:
     now = datetime.now(settings.timezone)
     fired_at = latest_fire_time(settings, now, settings.send.misfire_grace) or now
     _fire(context, month_of(fired_at), fired_at, now)
+    _watch_dois(settings)
+
+
+def _watch_dois(settings: Settings) -> None:
+    """Beside the monthly send: re-check the archive's DOIs; log each new notice (never fails)."""
+    try:
+        result = watch_archive(
+            settings.archive_dir, settings.issues_dir, Client.from_env(settings.sender.email)
+        )
+    except Exception:
+        log.exception("doi watch: error: the archive's DOIs could not be re-checked")
+        return
+    for change in result.changes:
+        log.warning("doi watch: %s (the archive page shows a notice)", change)
+    if result.failed:
+        log.warning("doi watch: stopped after %d DOI(s): %s", result.checked, result.failed)
+    else:
+        log.info(
+            "doi watch: %d DOI(s) checked, %d new notice(s)", result.checked, len(result.changes)
+        )
 
 
 def _one_fire(month: str, fired_at: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from newsletter.config import Settings, load_settings
 from tests.dbkit import close_all
+from tests.doikit import closed_port_url
 
 pytest_plugins = ["tests.peers.fixtures", "tests.peers.postgres"]
 
@@ -66,6 +67,20 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("NEWSLETTER_", "SENDGRID_")):
             monkeypatch.delenv(name)
+    _no_doi_network(monkeypatch)
+
+
+def _no_doi_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crossref and Unpaywall at a loopback port where nothing listens: tests never go online."""
+    nowhere = closed_port_url()
+    monkeypatch.setenv("NEWSLETTER_CROSSREF_URL", nowhere)
+    monkeypatch.setenv("NEWSLETTER_UNPAYWALL_URL", nowhere)
+
+
+@pytest.fixture(autouse=True)
+def _offline_dois(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without the internet for DOI look-ups (a stand-in overrides this)."""
+    _no_doi_network(monkeypatch)
 
 
 @pytest.fixture

@@ -91,6 +91,6 @@ def test_field_tables_and_models_are_in_step() -> None:
     issue_fields = {field.name for field in dataclasses.fields(Issue)}
     article_fields = {field.name for field in dataclasses.fields(Article)}
     own_issue = {"month", "path", "intro", "articles", "findings", "source"}
-    own_article = {"title", "summary", "implications", "line"}
+    own_article = {"title", "summary", "implications", "line", "citation_line"}
     assert {field.attr for field in FRONT_MATTER} == issue_fields - own_issue
     assert {field.attr for field in ARTICLE_FIELDS} == article_fields - own_article

@@ -288,6 +288,7 @@ def test_archive_is_written_without_personal_data(db_settings: Settings) -> None
         "email.txt",
         "index.html",
         "issue.md",
+        "records",  # the articles' DOI records (public metadata)
         "send.json",
     ]
     assert (folder / "issue.md").read_text(encoding="utf-8") == issue.path.read_text(
@@ -302,7 +303,7 @@ def test_archive_is_written_without_personal_data(db_settings: Settings) -> None
         + [v for _, r in transport.delivered for v in r.substitutions.values()]
     )
     assert secrets
-    for path in folder.iterdir():
+    for path in (p for p in folder.rglob("*") if p.is_file()):
         text = path.read_text(encoding="utf-8")
         assert "__NL_" not in text
         assert not any(token in text for token in secrets), path

@@ -76,6 +76,8 @@ LAZY_COMMANDS = {
     "scheduler": "schedule",
     "serve": "web",
     "archive": "web",
+    "cite": "doi",
+    "doi": "doi",
 }
 
 # What `newsletter --help` says of each command, so that listing them imports none of them

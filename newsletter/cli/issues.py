@@ -11,6 +11,8 @@ from newsletter.checks import check_rendered, merge_findings
 from newsletter.cli import Project, pass_project
 from newsletter.codes import CODES
 from newsletter.config import Settings
+from newsletter.doi.compare import check_issue_dois
+from newsletter.doi.store import MetadataStore
 from newsletter.errors import RenderError
 from newsletter.issues import lint_issue, load_topics, read_issue, resolve_issue
 from newsletter.issues.common import closest, display
@@ -101,18 +103,31 @@ def build(project: Project, issue: str, out: Path | None, ignore: frozenset[str]
 @click.command(epilog=ISSUE_HELP)
 @click.argument("issues", metavar="ISSUE...", nargs=-1, required=True)
 @ignore_option
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Compare with the stored DOI records only (issues/.metadata/); fetch none.",
+)
 @pass_project
 @click.pass_context
 def check(
-    ctx: click.Context, project: Project, issues: tuple[str, ...], ignore: frozenset[str]
+    ctx: click.Context,
+    project: Project,
+    issues: tuple[str, ...],
+    ignore: frozenset[str],
+    offline: bool,
 ) -> None:
-    """Check ISSUE files and the emails they render to; exit 1 when there is an error."""
+    """Check ISSUE files, the emails they render to and their DOIs; exit 1 when there is an error.
+
+    Each article is compared with its DOI's record in issues/.metadata/; a DOI without one is
+    fetched from Crossref and stored (not with --offline).
+    """
     settings = project.settings
     paths = [resolve_issue(settings.issues_dir, issue) for issue in issues]
     topics = load_topics(settings.topics_file)
     errors = warnings = ignored = 0
     for path in paths:
-        findings = issue_findings(settings, path, topics)
+        findings = issue_findings(settings, path, topics, online=not offline)
         shown = [finding for finding in findings if finding.code not in ignore]
         for finding in shown:
             click.secho(str(finding), fg="red" if finding.is_error else "yellow")
@@ -136,13 +151,22 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'s' if number != 1 else ''}"
 
 
-def issue_findings(settings: Settings, path: Path, topics: tuple[str, ...]) -> list[Finding]:
-    """The file's own findings, then (if it parses) the rendered email's, without repeats."""
+def issue_findings(
+    settings: Settings, path: Path, topics: tuple[str, ...], *, online: bool = False
+) -> list[Finding]:
+    """The file's own findings, the rendered email's (without repeats), then its DOIs'."""
     shown = display(path)
     issue, findings = lint_issue(path, topics, display_path=shown)
     if issue is None:
         return list(findings)
-    return merge_findings(findings, check_rendered(_render(settings, issue), path=shown))
+    merged = merge_findings(findings, check_rendered(_render(settings, issue), path=shown))
+    client = None
+    if online:
+        from newsletter.doi.client import Client  # urllib.request only when it may be used
+
+        client = Client.from_env(settings.sender.email)
+    dois = check_issue_dois(issue, MetadataStore.beside(path), path=shown, client=client)
+    return merged + dois.findings
 
 
 @click.command(epilog=ISSUE_HELP)

@@ -27,8 +27,11 @@ from newsletter.cli import Project, pass_project
 from newsletter.cli.signals import stop_on_signals
 from newsletter.config import Settings
 from newsletter.delivery.registry import names as transport_names
+from newsletter.doi.compare import check_issue_dois
+from newsletter.doi.store import MetadataStore
 from newsletter.errors import AlreadySentError, IssueError
 from newsletter.issues import load_topics, month_of, read_issue, resolve_issue
+from newsletter.issues.common import display
 from newsletter.models import Issue, IssueStatus, LedgerStatus
 from newsletter.send import (
     Progress,
@@ -142,7 +145,21 @@ def _load(settings: Settings, ref: str) -> Issue:
         ) from None
     for finding in issue.findings:
         click.secho(str(finding), fg="yellow", err=True)
+    _refuse_retracted(issue, path)
     return issue
+
+
+def _refuse_retracted(issue: Issue, path: Path) -> None:
+    """The stored DOI records' findings (no network); a retracted article refuses the send."""
+    dois = check_issue_dois(issue, MetadataStore.beside(path), path=display(path))
+    for finding in dois.findings:
+        if finding.code != "doi-not-checked":  # `newsletter check` says that one
+            click.secho(str(finding), fg="red" if finding.is_error else "yellow", err=True)
+    if dois.has_errors:
+        errors = [finding for finding in dois.findings if finding.is_error]
+        raise IssueError(
+            f"{display(path)}: {len(errors)} retracted article(s); nothing was sent", errors
+        )
 
 
 def _when(moment: datetime | None) -> str:

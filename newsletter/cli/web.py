@@ -121,13 +121,13 @@ def check_transport(settings: Settings, allow_no_mail: bool) -> None:
 )
 @pass_project
 def archive(project: Project, out_dir: Path | None) -> None:
-    """Write the archive of sent issues (pages, topic pages, Atom feed) as static files."""
+    """Write the archive of sent issues (pages, topic pages, Atom feed, references) as static files."""
     from newsletter.web.archive import export_static
 
     settings = project.settings
     target = out_dir if out_dir is not None else settings.build_dir / "archive"
     written = export_static(settings, target)
-    issues = sum(1 for path in written if is_month(path.parent.name))
+    issues = sum(1 for path in written if is_month(path.parent.name) and path.name == "index.html")
     click.echo(f"wrote {len(written)} files ({issues} issues) to {target}")
 
 

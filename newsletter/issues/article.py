@@ -46,6 +46,7 @@ def parse_article(
         summary=_summary(body, summary_start, summary_end, title_line, start.title),
         implications=_implications(body, inner, end, title_line, start.title),
         line=title_line,
+        citation_line=found["Citation"].line if "Citation" in found else 0,
         **values,
     )
 

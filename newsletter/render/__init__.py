@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.config import Links, Sender
+from newsletter.doi.record import Record
+from newsletter.doi.store import MetadataStore
 from newsletter.models import Article, Issue, Placeholder, RenderedIssue
 from newsletter.render import inline, mjml
 from newsletter.render.jinja import month_name, render_template
@@ -65,6 +67,7 @@ def email_context(
     return {
         "issue": issue,
         "articles": articles,
+        "records": doi_records(issue),
         "marked": marked,
         "partial": len(articles) < len(issue.articles),
         "month_label": month_name(issue.month),
@@ -75,6 +78,16 @@ def email_context(
         "unsubscribe_url": Placeholder.UNSUBSCRIBE_URL.value,
         "preferences_url": Placeholder.PREFERENCES_URL.value,
     }
+
+
+def doi_records(issue: Issue) -> dict[str, Record]:
+    """The stored DOI records of the issue's articles (beside its file, in ``.metadata/``).
+
+    The templates show a record's free full text link and its dated notices (corrections,
+    expressions of concern, retractions); an article without a record shows neither.
+    """
+    store = MetadataStore.beside(issue.path)
+    return store.records(article.doi for article in issue.articles if article.doi)
 
 
 def _fallback_preheader(issue: Issue, articles: tuple[Article, ...]) -> str:

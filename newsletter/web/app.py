@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from newsletter.config import Settings
@@ -80,10 +80,26 @@ def archive_topic_feed(request: Request) -> Response:
 
 def archive_issue(request: Request) -> Response:
     month = request.path_params["month"]
-    path = _site(request).issue_file(month) if is_month(month) else None
-    if path is None:
+    page = _site(request).issue_page(month) if is_month(month) else None
+    if page is None:
         raise HTTPException(404)
-    return FileResponse(path, media_type="text/html; charset=utf-8")
+    return HTMLResponse(page)
+
+
+_REFERENCE_TYPES = {
+    "references.ris": ("ris", "application/x-research-info-systems; charset=utf-8"),
+    "references.bib": ("bib", "application/x-bibtex; charset=utf-8"),
+}
+
+
+def archive_references(request: Request) -> Response:
+    month, name = request.path_params["month"], request.path_params["name"]
+    kind, media_type = _REFERENCE_TYPES.get(name, ("", ""))
+    text = _site(request).references(month, kind) if kind and is_month(month) else None
+    if text is None:
+        raise HTTPException(404)
+    disposition = f'attachment; filename="{month}-{name}"'
+    return Response(text, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
 def archive_feed(request: Request) -> Response:
@@ -122,6 +138,7 @@ ROUTES = [
     Route("/archive/topics/{slug:str}/", archive_topic),
     Route("/archive/topics/{slug:str}/feed.xml", archive_topic_feed),
     Route("/archive/{month}/", archive_issue),
+    Route("/archive/{month}/{name:str}", archive_references),
 ]
 
 

@@ -30,12 +30,16 @@ from xml.etree import ElementTree as ET
 from jinja2 import Environment
 
 from newsletter import markdown
-from newsletter.archive import ArchivedIssue, list_archived
+from newsletter.archive import RECORDS_DIR, ArchivedIssue, list_archived
 from newsletter.config import Settings
+from newsletter.doi.export import bibtex, highwire_tags, ris
+from newsletter.doi.record import Record
+from newsletter.doi.store import FOLDER, MetadataStore
 from newsletter.errors import ConfigError, IssueError, NewsletterError
 from newsletter.issues import load_topics, read_issue
 from newsletter.models import Article, Issue
 from newsletter.values.clock import aware
+from newsletter.values.doi import doi_url
 from newsletter.values.month import parse_month
 from newsletter.web.pages import render, template_environment
 
@@ -192,6 +196,42 @@ class ArchiveSite:
                 return entry.archived.web_path
         return None
 
+    def entry(self, month: str) -> Entry | None:
+        return next((entry for entry in self.entries() if entry.month == month), None)
+
+    def records(self, entry: Entry) -> list[Record]:
+        """The DOI records of a sent issue's articles, in article order: the archive folder's
+        copies (refreshed by ``doi watch``), else those in ``issues/.metadata/``."""
+        kept = MetadataStore(entry.archived.folder / RECORDS_DIR)
+        current = MetadataStore(self.settings.issues_dir / FOLDER)
+        found = []
+        for article in entry.issue.articles:
+            if article.doi:
+                record = kept.get(article.doi) or current.get(article.doi)
+                if record is not None:
+                    found.append(record)
+        return found
+
+    def issue_page(self, month: str) -> str | None:
+        """The web version of one sent issue, with citation meta tags, reference downloads and a
+        dated notice of each retraction or correction found after it was sent."""
+        entry = self.entry(month)
+        if entry is None:
+            return None
+        page = entry.archived.web_path.read_text(encoding="utf-8")
+        records = self.records(entry)
+        if not records:
+            return page
+        return with_references(page, entry.issue, records)
+
+    def references(self, month: str, kind: str) -> str | None:
+        """``references.ris`` or ``references.bib`` of one sent issue (None: no such issue)."""
+        entry = self.entry(month)
+        if entry is None:
+            return None
+        records = self.records(entry)
+        return ris(records) if kind == "ris" else bibtex(records)
+
     def feed(self, entries: Sequence[Entry] | None = None) -> str:
         entries = self.entries() if entries is None else entries
         return atom_feed(self.settings, entries)
@@ -299,6 +339,54 @@ def topic_feed(
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="unicode") + "\n"
 
 
+# --- references and notices on an issue's page ---------------------------------------------------
+
+RIS_FILE = "references.ris"
+BIBTEX_FILE = "references.bib"
+_NOTICE_STYLE = (
+    "max-width: 600px; margin: 16px auto; padding: 10px 14px; border-left: 4px solid #b26a00; "
+    "font: 15px/1.5 Helvetica, Arial, sans-serif; color: #1f2933; background: #fff;"
+)
+
+
+def with_references(page: str, issue: Issue, records: Sequence[Record]) -> str:
+    """``page`` with Highwire meta tags and RIS/BibTeX links in its head, a notice for each
+    update the page does not show yet (found after sending), and the download links at its end."""
+    head = (
+        highwire_tags(records)
+        + f'\n<link rel="alternate" type="application/x-research-info-systems" href="{RIS_FILE}"'
+        + ' title="References (RIS)">'
+        + f'\n<link rel="alternate" type="application/x-bibtex" href="{BIBTEX_FILE}"'
+        + ' title="References (BibTeX)">\n'
+    )
+    page = _insert_before(page, "</head>", head)
+    titles = {(a.doi or "").lower(): a.title for a in issue.articles}
+    notices = [
+        f'<p class="nl-archive-notice" style="{_NOTICE_STYLE}"><strong>{html.escape(update.label)}'
+        f"</strong> ({html.escape(update.date or 'undated')}) of “"
+        f"{html.escape(titles.get(record.doi.lower(), record.title))}”: "
+        f'<a href="{html.escape(doi_url(update.doi))}">read the notice</a></p>'
+        for record in records
+        for update in record.updates
+        if doi_url(update.doi) not in page
+    ]
+    downloads = (
+        f'<p class="nl-references" style="{_NOTICE_STYLE} border-left-color: #1d5a6e;">'
+        f'Save this issue\'s references: <a href="{RIS_FILE}" download>RIS</a> · '
+        f'<a href="{BIBTEX_FILE}" download>BibTeX</a></p>\n'
+    )
+    if notices:
+        page = re.sub(
+            r"(<body[^>]*>)", lambda m: m.group(1) + "\n" + "\n".join(notices), page, count=1
+        )
+    return _insert_before(page, "</body>", downloads)
+
+
+def _insert_before(page: str, marker: str, text: str) -> str:
+    at = page.lower().rfind(marker)
+    return page + text if at < 0 else page[:at] + text + page[at:]
+
+
 # --- static export ---------------------------------------------------------------------------------
 
 
@@ -316,7 +404,10 @@ def _pages(site: ArchiveSite) -> Iterator[tuple[str, str | Path]]:
         if feed is not None:
             yield f"topics/{slug}/{FEED_FILE}", feed
     for entry in entries:
-        yield f"{entry.month}/index.html", entry.archived.web_path
+        yield f"{entry.month}/index.html", site.issue_page(entry.month) or entry.archived.web_path
+        if site.records(entry):
+            yield f"{entry.month}/{RIS_FILE}", site.references(entry.month, "ris") or ""
+            yield f"{entry.month}/{BIBTEX_FILE}", site.references(entry.month, "bib") or ""
 
 
 def export_static(settings: Settings, out_dir: Path) -> list[Path]:

@@ -27,6 +27,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from newsletter.checks import check_rendered
 from newsletter.config import Links, Sender
+from newsletter.doi.compare import check_issue_dois
+from newsletter.doi.store import MetadataStore
 from newsletter.errors import NewsletterError
 from newsletter.issues import lint_issue, load_topics
 from newsletter.models import Finding, Issue, TopicMode, personalise
@@ -169,9 +171,11 @@ class Previewer:
             return PreviewState(version, error=str(err), choice=choice)
         values = sample_recipient(source.sender, source.links).substitutions
         checks = tuple(check_rendered(rendered, path=source.display_path))
+        store = MetadataStore.beside(source.issue_path)  # the stored records only: no network
+        dois = tuple(check_issue_dois(issue, store, path=source.display_path).findings)
         return PreviewState(
             version,
-            findings=(*findings, *checks),
+            findings=(*findings, *checks, *dois),
             subject=rendered.subject,
             preheader=rendered.preheader,
             html=personalise(rendered.html, values),
