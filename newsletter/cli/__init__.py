@@ -83,10 +83,15 @@ LAZY_COMMANDS = {
 # What `newsletter --help` says of each command, so that listing them imports none of them
 # (tests/test_cli_startup.py checks each against the command's own help).
 SUMMARIES = {
-    "archive": "Write the archive of sent issues (pages, topic pages, Atom feed) as static files.",
+    "archive": "Write the archive of sent issues (pages, topic pages, Atom feed, references) "
+    "as static files.",
     "build": "Render ISSUE into email.html, email.txt, email.mjml and email.eml "
     "(a sample reader's copy).",
-    "check": "Check ISSUE files and the emails they render to; exit 1 when there is an error.",
+    "check": "Check ISSUE files, the emails they render to and their DOIs; "
+    "exit 1 when there is an error.",
+    "cite": "Print the formatted reference of DOI, from its Crossref record "
+    "(stored in issues/.metadata/).",
+    "doi": "Keep the issues' DOI records (issues/.metadata/) up to date.",
     "preview": "Serve a live preview of ISSUE on 127.0.0.1: desktop and phone widths, text, checks.",
     "report": "The send ledger of ISSUE: counts by status, when, transport, "
     "unconfirmed/failed addresses.",
