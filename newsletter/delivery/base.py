@@ -42,6 +42,8 @@ class Transport(ABC):
 
     name: ClassVar[str]
     max_batch: int = 1
+    # Batches the run may hand to send_batch at once, from as many threads (1: one at a time).
+    concurrency: int = 1
 
     def open(self) -> None:
         """Connect or prepare (log in, create folders); called once before the first batch."""

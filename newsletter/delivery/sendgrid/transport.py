@@ -13,12 +13,13 @@ import json
 import logging
 import random
 import ssl
+import threading
 import time
 import urllib.error
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import python_http_client.exceptions
 from sendgrid import SendGridAPIClient
@@ -144,6 +145,23 @@ class SendGridAPI:
         self._cap = backoff_cap
         self._clock = clock
         self._jitter = jitter
+        # The library's own client says where (host, version) and with what headers (the key);
+        # Mail Send goes over our keep-alive connections with exactly those.
+        mail_send = self._client.client._("mail")._("send")
+        self._kept = _Connections(mail_send._build_url(None), timeout)
+        self._kept_headers = {
+            **dict(self._client.client.request_headers),
+            "Content-Type": JSON_CONTENT_TYPE,
+        }
+
+    def close(self) -> None:
+        """Close the keep-alive connections (any thread's)."""
+        self._kept.close_all()
+
+    def mail_send(self, data: bytes) -> Headers:
+        """POST a Mail Send body (JSON bytes) on this thread's keep-alive connection, retried."""
+        _, headers = self.request("POST", "/v3/mail/send", data=data, kept=True)
+        return headers
 
     def get(self, path: str, query: Mapping[str, str | int] | None = None) -> tuple[Any, Headers]:
         """GET ``path`` (e.g. ``/v3/suppression/bounces``) with optional query parameters."""
@@ -164,15 +182,23 @@ class SendGridAPI:
         *,
         query: Mapping[str, str | int] | None = None,
         body: Any = None,
-        data: str | None = None,
+        data: str | bytes | None = None,
+        kept: bool = False,
     ) -> tuple[Any, Headers]:
-        """One API call, retried on 429/5xx/timeouts; ``data`` is ``body`` already as JSON text."""
+        """One API call, retried on 429/5xx/timeouts; ``data`` is ``body`` already as JSON text.
+
+        ``kept``: Mail Send on a keep-alive connection (one per thread), not a new one per call.
+        """
         if data is None and body is not None:
             data = json.dumps(body)
         where = f"{method} {_display_path(path)}"
         for attempt in range(1, self._attempts + 1):
             try:
-                return self._once(method, path, query, data)
+                if kept and data is not None:
+                    raw = data if isinstance(data, bytes) else data.encode("utf-8")
+                    return None, self._once_kept(method, path, raw)
+                text = data.decode("utf-8") if isinstance(data, bytes) else data
+                return self._once(method, path, query, text)
             except _Retry as err:
                 wait = self._delay(attempt, err.wait)
                 if attempt == self._attempts or wait > self._cap:
@@ -218,10 +244,36 @@ class SendGridAPI:
                 timeout=self._timeout,
             )
         except python_http_client.exceptions.HTTPError as err:
-            raise self._translate_status(method, path, err) from err
+            raise self._translate_status(
+                method,
+                path,
+                int(err.status_code),
+                Headers(dict(err.headers.items()) if err.headers else {}),
+                err.body,
+                err.reason,
+            ) from err
         except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
             raise self._translate_network(err) from err
         return _decode(response.body), Headers(dict(response.headers.items()))
+
+    def _once_kept(self, method: str, path: str, data: bytes) -> Headers:
+        """One attempt on this thread's keep-alive connection; no debug strings are built."""
+        conn = self._kept.get()
+        try:
+            conn.request(method, self._kept.path, body=data, headers=self._kept_headers)
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as err:
+            self._kept.drop()  # a new connection for the next attempt
+            raise self._translate_network(err) from err
+        if response.will_close:
+            self._kept.drop()
+        headers = Headers(dict(response.getheaders()))
+        if response.status >= 400:
+            raise self._translate_status(
+                method, path, response.status, headers, body, response.reason
+            )
+        return headers
 
     def _endpoint(self, path: str) -> Any:
         segments = [s for s in path.split("?", 1)[0].split("/") if s]
@@ -233,11 +285,15 @@ class SendGridAPI:
         return endpoint
 
     def _translate_status(
-        self, method: str, path: str, err: python_http_client.exceptions.HTTPError
+        self,
+        method: str,
+        path: str,
+        status: int,
+        headers: Headers,
+        body: bytes | None,
+        reason: str | None,
     ) -> Exception:
-        status = int(err.status_code)
-        headers = Headers(dict(err.headers.items()) if err.headers else {})
-        said = _error_messages(err.body)
+        said = _error_messages(body)
         if status in (408, 429) or (status >= 500 and status not in PERMANENT_5XX):
             return _Retry(f"HTTP {status}{': ' + said if said else ''}", self._asked_wait(headers))
         hint = {
@@ -249,7 +305,7 @@ class SendGridAPI:
         return PermanentDeliveryError(
             self._redact(
                 f"SendGrid refused {method} {_display_path(path)} with HTTP {status}{hint}: "
-                f"{said or err.reason or 'no reason given'}"
+                f"{said or reason or 'no reason given'}"
             )
         )
 
@@ -275,6 +331,45 @@ class SendGridAPI:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "[redacted]") if self._api_key else text
+
+
+class _Connections:
+    """Keep-alive HTTP connections to one URL, one per thread that uses them."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urlsplit(url)
+        self.path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self._https = parts.scheme == "https"
+        self._netloc = parts.netloc
+        self._timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[http.client.HTTPConnection] = set()
+
+    def get(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            conn = kind(self._netloc, timeout=self._timeout)  # HTTPS: certificates verified
+            self._local.conn = conn
+            with self._lock:
+                self._open.add(conn)
+        return conn
+
+    def drop(self) -> None:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+            with self._lock:
+                self._open.discard(conn)
+
+    def close_all(self) -> None:
+        with self._lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
 
 
 def _display_path(path: str) -> str:
@@ -330,8 +425,13 @@ class SendGridTransport(Transport):
         api: SendGridAPI | None = None,
     ) -> None:
         self.max_batch = min(settings.batch_size, MAX_PERSONALIZATIONS)
+        # Batches in flight at once: send_batch is thread-safe (a connection per thread).
+        self.concurrency = settings.concurrency
         self.sandbox = settings.sandbox
         self.api = api or SendGridAPI(settings, sleep=sleep, timeout=timeout)
+
+    def close(self) -> None:
+        self.api.close()
 
     def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
         """Send ``message`` in one request: all sendable recipients accepted, or an exception.
@@ -350,7 +450,7 @@ class SendGridTransport(Transport):
             return failed
         data = json.dumps(self.payload(replace(message, recipients=sendable)))
         check_payload_size(data)
-        _, headers = self.api.request("POST", "/v3/mail/send", data=data)
+        headers = self.api.mail_send(data.encode("utf-8"))
         message_id = headers.get("X-Message-Id")
         accepted = [
             DeliveryResult(recipient=r, accepted=True, provider_message_id=message_id)
