@@ -118,7 +118,8 @@ class Delivery:
         except (TemporaryDeliveryError, PermanentDeliveryError):
             self.ledger.release(self.send_id, batch)
             raise
-        sent = sum(1 for result in results if result.accepted)
+        counted = getattr(results, "accepted_count", None)  # BatchResults: no need to look
+        sent = counted if counted is not None else sum(1 for r in results if r.accepted)
         with self._counting:
             self.tally.sent += sent
             self.tally.failed += len(results) - sent

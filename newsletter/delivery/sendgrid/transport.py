@@ -16,15 +16,16 @@ import ssl
 import threading
 import time
 import urllib.error
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
+import orjson
 import python_http_client.exceptions
 from sendgrid import SendGridAPIClient
 
-from newsletter.delivery.base import DeliveryResult, Transport, not_built
+from newsletter.delivery.base import BatchResults, DeliveryResult, Transport, not_built
 from newsletter.delivery.sendgrid.settings import MAX_BATCH, SendGridSettings
 from newsletter.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from newsletter.mime import check_address, check_header
@@ -73,6 +74,11 @@ PERMANENT_5XX = {
 # custom_args keys: SendGrid hands them back in event webhooks, so other modules read these.
 CUSTOM_ARG_ISSUE = "newsletter_issue"
 CUSTOM_ARG_SUBSCRIBER = "newsletter_subscriber_id"
+
+
+def dumps(value: Any) -> bytes:
+    """JSON as UTF-8 bytes (orjson: several times faster than ``json.dumps`` for Mail Send)."""
+    return orjson.dumps(value)
 
 
 class _NoSecretsInDebugLog(logging.Filter):
@@ -433,10 +439,12 @@ class SendGridTransport(Transport):
     def close(self) -> None:
         self.api.close()
 
-    def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
+    def send_batch(self, message: OutgoingMessage) -> Sequence[DeliveryResult]:
         """Send ``message`` in one request: all sendable recipients accepted, or an exception.
 
-        A recipient whose name or address cannot go in a To field fails alone, unsent.
+        A recipient whose name or address cannot go in a To field fails alone, unsent. The
+        outcome is one ``BatchResults`` value (accepted under the request's X-Message-Id, and the
+        failures), still one result per recipient when read.
         """
         if not message.recipients:
             return []
@@ -448,15 +456,10 @@ class SendGridTransport(Transport):
         sendable, failed = _sendable(message.recipients)
         if not sendable:
             return failed
-        data = json.dumps(self.payload(replace(message, recipients=sendable)))
+        data = dumps(self.payload(replace(message, recipients=sendable)))
         check_payload_size(data)
-        headers = self.api.mail_send(data.encode("utf-8"))
-        message_id = headers.get("X-Message-Id")
-        accepted = [
-            DeliveryResult(recipient=r, accepted=True, provider_message_id=message_id)
-            for r in sendable
-        ]
-        return [*accepted, *failed]
+        headers = self.api.mail_send(data)
+        return BatchResults(sendable, headers.get("X-Message-Id"), failed)
 
     def payload(self, message: OutgoingMessage) -> dict[str, Any]:
         """The Mail Send body, checked against SendGrid's limits (``PermanentDeliveryError``)."""
@@ -518,8 +521,8 @@ def _personalization(message: OutgoingMessage, recipient: Recipient) -> dict[str
     # Per-recipient work of every send: kept lean (1,000 of these per request).
     entry: dict[str, Any] = {"to": [_address("To", recipient.email, recipient.name)]}
     if recipient.substitutions:
-        # Placeholder is a str enum: the member serialises as its value, the substitution key.
-        subs: dict[str, str] = {key: value for key, value in recipient.substitutions.items()}
+        # Placeholder is a str enum: its value (a plain str) is the substitution key.
+        subs: dict[str, str] = {key.value: value for key, value in recipient.substitutions.items()}
         _check_bytes(subs, MAX_SUBSTITUTION_BYTES, "substitutions", recipient)
         entry["substitutions"] = subs
     # Our Message-ID (kept in the ledger), so a copy sent again can be recognised as the same.
@@ -579,9 +582,9 @@ def _check_recipients(recipients: tuple[Recipient, ...]) -> None:
         seen.add(key)
 
 
-def check_payload_size(data: str) -> None:
+def check_payload_size(data: str | bytes) -> None:
     """SendGrid refuses a request over 20 MB; say so before sending it."""
-    size = len(data.encode("utf-8"))
+    size = len(data if isinstance(data, bytes) else data.encode("utf-8"))
     if size > MAX_PAYLOAD_BYTES:
         raise PermanentDeliveryError(
             f"the SendGrid request would be {size / 1e6:.1f} MB; SendGrid allows at most "
