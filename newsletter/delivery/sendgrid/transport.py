@@ -453,21 +453,28 @@ class SendGridTransport(Transport):
                 f"a SendGrid batch holds at most {self.max_batch} recipients, "
                 f"got {len(message.recipients)}"
             )
-        sendable, failed = _sendable(message.recipients)
+        sendable, to, failed = _sendable(message.recipients)
         if not sendable:
             return failed
-        data = dumps(self.payload(replace(message, recipients=sendable)))
+        data = dumps(self._payload(replace(message, recipients=sendable), to))
         check_payload_size(data)
         headers = self.api.mail_send(data)
         return BatchResults(sendable, headers.get("X-Message-Id"), failed)
 
     def payload(self, message: OutgoingMessage) -> dict[str, Any]:
         """The Mail Send body, checked against SendGrid's limits (``PermanentDeliveryError``)."""
+        to = [_address("To", r.email, r.name) for r in message.recipients]
+        return self._payload(message, to)
+
+    def _payload(self, message: OutgoingMessage, to: list[dict[str, str]]) -> dict[str, Any]:
+        """``payload`` with each recipient's To object already checked (``to``, in order)."""
         check_header("Subject", message.subject)
         if not message.subject.strip():
             raise PermanentDeliveryError("the message has an empty subject; SendGrid refuses it")
         body: dict[str, Any] = {
-            "personalizations": [_personalization(message, r) for r in message.recipients],
+            "personalizations": [
+                _personalization(message, r, t) for r, t in zip(message.recipients, to, strict=True)
+            ],
             "from": _address("From", message.sender_email, message.sender_name),
             "subject": message.subject,
             "content": _content(message),
@@ -483,18 +490,20 @@ class SendGridTransport(Transport):
 
 def _sendable(
     recipients: tuple[Recipient, ...],
-) -> tuple[tuple[Recipient, ...], list[DeliveryResult]]:
-    """The recipients whose name and address fit a To field, and failed results for the rest."""
+) -> tuple[tuple[Recipient, ...], list[dict[str, str]], list[DeliveryResult]]:
+    """The recipients whose name and address fit a To field, their To objects (checked once),
+    and failed results for the rest."""
     sendable: list[Recipient] = []
+    to: list[dict[str, str]] = []
     failed: list[DeliveryResult] = []
     for recipient in recipients:
         try:
-            check_address("To", recipient.name, recipient.email)
+            to.append(_address("To", recipient.email, recipient.name))
         except Exception as err:  # only this reader: the others still go
             failed.append(not_built(recipient, err))
         else:
             sendable.append(recipient)
-    return tuple(sendable), failed
+    return tuple(sendable), to, failed
 
 
 def _address(header: str, email: str, name: str | None) -> dict[str, str]:
@@ -517,9 +526,11 @@ def _content(message: OutgoingMessage) -> list[dict[str, str]]:
     return content
 
 
-def _personalization(message: OutgoingMessage, recipient: Recipient) -> dict[str, Any]:
+def _personalization(
+    message: OutgoingMessage, recipient: Recipient, to: dict[str, str]
+) -> dict[str, Any]:
     # Per-recipient work of every send: kept lean (1,000 of these per request).
-    entry: dict[str, Any] = {"to": [_address("To", recipient.email, recipient.name)]}
+    entry: dict[str, Any] = {"to": [to]}
     if recipient.substitutions:
         # Placeholder is a str enum: its value (a plain str) is the substitution key.
         subs: dict[str, str] = {key.value: value for key, value in recipient.substitutions.items()}
@@ -539,7 +550,8 @@ def _personalization(message: OutgoingMessage, recipient: Recipient) -> dict[str
     if recipient.subscriber_id is not None:
         args[CUSTOM_ARG_SUBSCRIBER] = str(recipient.subscriber_id)
     if args:
-        _check_bytes(args, MAX_CUSTOM_ARGS_BYTES, "custom_args", recipient)
+        if len(message.issue_month or "") > _SHORT:  # else a month and an id: far below the limit
+            _check_bytes(args, MAX_CUSTOM_ARGS_BYTES, "custom_args", recipient)
         entry["custom_args"] = args
     return entry
 
@@ -555,9 +567,12 @@ _ONE_CLICK = {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 _check_header_names({"Message-ID": "", "List-Unsubscribe": "", **_ONE_CLICK})  # the names we set
 
 
+_SHORT = 1000  # custom_args of a value this long plus an id stay far below 10,000 bytes
+
+
 def _check_bytes(value: dict[str, str], limit: int, what: str, recipient: Recipient) -> None:
     # Fast path: even if every character needed a 6-byte JSON escape it would fit.
-    if sum(len(k) + len(v) + 6 for k, v in value.items()) * 6 < limit:
+    if (sum(map(len, value)) + sum(map(len, value.values())) + 6 * len(value)) * 6 < limit:
         return
     size = len(json.dumps(value).encode("utf-8"))
     if size > limit:
