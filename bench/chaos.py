@@ -110,7 +110,7 @@ class ChaosServer(SendGridServer):
         headers = {"X-RateLimit-Reset": str(math.ceil(time.time()) + 1)} if status == 429 else {}
         return Fault(status=status, headers=headers, delay=delay)
 
-    def _mail_send(self, body: Any) -> Answer:
+    def _mail_send_now(self, body: Any) -> Answer:
         with self._lock:
             self._mail_sends += 1
             check = (self._mail_sends - 1) % self.validate_every == 0

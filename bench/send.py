@@ -11,6 +11,14 @@ its light mode: every request is checked against SendGrid's limits but only one 
 ``--validate-every`` against the full JSON Schema (the schema validator would otherwise be the
 bottleneck of the benchmark, not the sender); the output says so.
 
+``--latency S`` makes the stand-in hold every Mail Send request S seconds (SendGrid's own latency)
+and ``--concurrency N`` sets ``delivery.sendgrid.concurrency`` (default: the schedule.yaml's, 8).
+
+``--floor`` also times, in the same run and against the same stand-in, the least any sender must
+do: stream the readers from SQLite (one cursor), sign the two tokens, build the same Mail Send
+JSON (same fields, same JSON library) and POST it over one keep-alive connection. No ledger, no
+checks, no threads. The sender's target is at most 1.5× that.
+
 ``--topics`` gives the readers random topics and modes (a realistic mix, seeded: 70 % no topics,
 20 % ``all`` with 1–3 topics, 10 % ``only`` with 1–3 topics), so the send renders several
 variants and batches readers by variant; ``only`` readers with none of the issue's topics are
@@ -20,6 +28,7 @@ recorded skipped, and the check counts them.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -28,10 +37,12 @@ import random
 import resource
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -45,34 +56,38 @@ from newsletter.store.engine import open_database  # noqa: E402
 MONTH = "2021-01"
 
 
-def serve(conn: multiprocessing.connection.Connection, validate_every: int, light: bool) -> None:
+def serve(
+    conn: multiprocessing.connection.Connection,
+    validate_every: int,
+    light: bool,
+    latency: float = 0.0,
+) -> None:
     """The stand-in's process: report its URL, serve until told to stop, report counts."""
-    from typing import Any
 
     from tests.peers.sendgrid_server import Answer, SendGridServer
 
     class LightServer(SendGridServer):
         """Checks one request in ``validate_every`` fully (schema + limits); counts the rest."""
 
-        def _mail_send(self, body: Any) -> Answer:
+        def _mail_send_now(self, body: Any) -> Answer:
             with self._lock:
                 self._light_seen = getattr(self, "_light_seen", 0) + 1
                 sampled = (self._light_seen - 1) % max(1, validate_every) == 0
             if sampled:
-                return super()._mail_send(body)
+                return super()._mail_send_now(body)
             with self._lock:
                 self.accepted_count += 1
                 self.recipient_count += len(body["personalizations"])
             return Answer(202, None, {"X-Message-Id": f"light-{self._light_seen}"})
 
     kind = LightServer if light else SendGridServer
-    with kind(validate_every=validate_every, record=False) as server:
+    with kind(validate_every=validate_every, record=False, latency=latency) as server:
         conn.send((server.url, server.api_key))
         conn.recv()
         conn.send((server.accepted_count, server.recipient_count, len(server.rejected)))
 
 
-def make_project(folder: Path, batch_size: int) -> Path:
+def make_project(folder: Path, batch_size: int, concurrency: int | None = None) -> Path:
     root = folder / "project"
     root.mkdir()
     for name in ("issues", "templates"):
@@ -80,6 +95,8 @@ def make_project(folder: Path, batch_size: int) -> Path:
     text = (REPO / "schedule.yaml").read_text(encoding="utf-8")
     text = text.replace("transport: outbox", "transport: sendgrid")
     text = text.replace("batch_size: 1000", f"batch_size: {batch_size}")
+    if concurrency is not None:
+        text = text.replace("concurrency: 8 ", f"concurrency: {concurrency} ")
     (root / "schedule.yaml").write_text(text, encoding="utf-8")
     return root
 
@@ -158,11 +175,18 @@ class Ticker(Progress):
 
 
 def run(
-    count: int, batch_size: int, validate_every: int, light: bool, topics: bool = False
-) -> tuple[SendSummary, float, float, float]:
-    """One benchmark run; returns (summary, seconds, seeding seconds, sender CPU seconds)."""
+    count: int,
+    batch_size: int,
+    validate_every: int,
+    light: bool,
+    topics: bool = False,
+    latency: float = 0.0,
+    concurrency: int | None = None,
+    floor: bool = False,
+) -> tuple[SendSummary, float, float, float, float | None]:
+    """One benchmark run: (summary, seconds, seeding seconds, sender CPU seconds, floor seconds)."""
     with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
-        root = make_project(Path(tmp), batch_size)
+        root = make_project(Path(tmp), batch_size, concurrency)
         database = root / "subscribers" / "subscribers.db"
         env = {"NEWSLETTER_SECRET_KEY": "bench-" + "k" * 32}
         url = f"sqlite:///{database}"
@@ -171,13 +195,16 @@ def run(
         seeding = seed_apart(database, count, load_topics(settings.topics_file) if topics else None)
         parent, child = multiprocessing.Pipe()
         server = multiprocessing.Process(
-            target=serve, args=(child, validate_every, light), daemon=True
+            target=serve, args=(child, validate_every, light, latency), daemon=True
         )
         server.start()
         host, key = parent.recv()
         env |= {"NEWSLETTER_SENDGRID_HOST": host, "SENDGRID_API_KEY": key}
         settings = load_settings(root, env=env)
         issue = read_issue(root / "issues" / f"{MONTH}.md", load_topics(settings.topics_file))
+        floor_seconds = None
+        if floor:
+            floor_seconds = run_floor(settings, issue, database, host, key, batch_size)
         started, cpu = time.perf_counter(), _cpu_seconds()
         with Database.open(settings.database_url) as database:
             summary = send_issue(settings, database, issue, progress=Ticker())
@@ -187,12 +214,89 @@ def run(
         requests, recipients, rejected = parent.recv()
         server.join(timeout=10)
         expected = count - summary.skipped
+        if floor:
+            recipients -= count  # the floor's copies
         if recipients != expected or rejected or summary.sent != expected:
             raise SystemExit(
                 f"MISMATCH: sent {summary.sent:,} (skipped {summary.skipped:,}), stand-in got "
                 f"{recipients:,} in {requests:,} requests, {rejected} rejected"
             )
-        return summary, seconds, seeding, cpu
+        return summary, seconds, seeding, cpu, floor_seconds
+
+
+def run_floor(
+    settings: Any, issue: Any, database: Path, host: str, key: str, batch_size: int
+) -> float:
+    """The lean floor: stream, sign, the same JSON, one keep-alive connection; seconds."""
+    from urllib.parse import urlsplit
+
+    from newsletter.delivery.sendgrid import transport as sg
+    from newsletter.models import Placeholder
+    from newsletter.send import _render
+    from newsletter.store.ledger import MessageIds
+    from newsletter.tokens import Purpose, load_signer
+
+    dumps = sg.dumps  # the sender's JSON encoder (bytes)
+    rendered = _render(settings, issue)
+    signer = load_signer(settings)
+    sign, unsubscribe, preferences = signer.sign, Purpose.UNSUBSCRIBE, Purpose.PREFERENCES
+    unsub_base = settings.links.unsubscribe_url("")
+    prefs_base = settings.links.preferences_url("")
+    message_id = MessageIds(issue.month, settings.sender.email).for_id
+    sender = {"email": settings.sender.email, "name": settings.sender.name}
+    content = [{"type": "text/plain", "value": rendered.text}]
+    if rendered.html is not None:
+        content.append({"type": "text/html", "value": rendered.html})
+    unsub_key, prefs_key = str(Placeholder.UNSUBSCRIBE_URL), str(Placeholder.PREFERENCES_URL)
+    one_click = "List-Unsubscribe=One-Click"
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Content-Type": "application/json; charset=utf-8",
+    }
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection(urlsplit(host).netloc)
+    db = sqlite3.connect(database)
+    cursor = db.execute(
+        "SELECT id, email, name FROM subscribers WHERE status = 'active' ORDER BY id"
+    )
+    while rows := cursor.fetchmany(batch_size):
+        personalizations = []
+        for sid, email, name in rows:
+            unsub = unsub_base + sign(unsubscribe, sid)
+            personalizations.append(
+                {
+                    "to": [{"email": email, "name": name}],
+                    "substitutions": {
+                        unsub_key: unsub,
+                        prefs_key: prefs_base + sign(preferences, sid),
+                    },
+                    "headers": {
+                        "Message-ID": message_id(sid),
+                        "List-Unsubscribe": f"<{unsub}>",
+                        "List-Unsubscribe-Post": one_click,
+                    },
+                    "custom_args": {
+                        sg.CUSTOM_ARG_ISSUE: issue.month,
+                        sg.CUSTOM_ARG_SUBSCRIBER: str(sid),
+                    },
+                }
+            )
+        body = {
+            "personalizations": personalizations,
+            "from": sender,
+            "subject": rendered.subject,
+            "content": content,
+            "tracking_settings": {"subscription_tracking": {"enable": False}},
+            "mail_settings": {"sandbox_mode": {"enable": False}},
+        }
+        conn.request("POST", "/v3/mail/send", dumps(body), headers)
+        answer = conn.getresponse()
+        answer.read()
+        if answer.status != 202:
+            raise SystemExit(f"floor: HTTP {answer.status}")
+    conn.close()
+    db.close()
+    return time.perf_counter() - started
 
 
 def _cpu_seconds() -> float:
@@ -221,6 +325,10 @@ def main() -> None:
         action="store_true",
         help="readers with random topics and modes (70 %% none, 20 %% all, 10 %% only)",
     )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument("--concurrency", type=int, default=None, help="requests in flight")
+    parser.add_argument("--floor", action="store_true", help="also time the lean floor")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size (min/median)")
     args = parser.parse_args()
     mode = "every request" if args.validate_every == 1 else f"1 in {args.validate_every} requests"
     checked = (
@@ -231,22 +339,38 @@ def main() -> None:
     print(f"SendGrid stand-in in its own process; JSON Schema validation of {mode}, {checked}")
     readers = "random topics and modes" if args.topics else "no topics (one variant)"
     print(f"cores: {os.cpu_count()}, batch size {args.batch_size}, readers: {readers}")
+    print(f"latency {args.latency:g} s per request, concurrency {args.concurrency or 'default'}")
     print(
-        "| recipients | seconds | readers/s | CPU µs/reader | peak RSS (MB) | seeding (s) "
-        "| sent | skipped |"
+        "| recipients | seconds | readers/s | CPU µs/reader | peak RSS (MB) | floor (s) | ×floor "
+        "| load avg | sent | skipped |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for count in args.sizes:
-        summary, seconds, seeding, cpu = run(
-            count, args.batch_size, args.validate_every, light=not args.full, topics=args.topics
-        )
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(
-            f"| {count:,} | {seconds:.1f} | {count / seconds:,.0f} "
-            f"| {cpu / count * 1e6:.0f} | {peak:.0f} | {seeding:.1f} "
-            f"| {summary.sent:,} | {summary.skipped:,} |",
-            flush=True,
-        )
+        times: list[float] = []
+        for _ in range(args.repeat):
+            load = os.getloadavg()[0]
+            summary, seconds, _seeding, cpu, floor = run(
+                count,
+                args.batch_size,
+                args.validate_every,
+                light=not args.full,
+                topics=args.topics,
+                latency=args.latency,
+                concurrency=args.concurrency,
+                floor=args.floor,
+            )
+            times.append(seconds)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            ratio = f"{seconds / floor:.2f}" if floor else "–"
+            floor_text = f"{floor:.1f}" if floor else "–"
+            print(
+                f"| {count:,} | {seconds:.1f} | {count / seconds:,.0f} "
+                f"| {cpu / count * 1e6:.0f} | {peak:.0f} | {floor_text} | {ratio} | {load:.2f} "
+                f"| {summary.sent:,} | {summary.skipped:,} |",
+                flush=True,
+            )
+        if len(times) > 1:
+            print(f"  {count:,}: min {min(times):.1f} s, median {statistics.median(times):.1f} s")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,12 @@ said (one transaction) while the next batch is already on the wire. A batch is c
 just before the transport gets it, so after a crash the ``pending`` rows are the batch in flight
 plus at most the two delivered batches waiting to be recorded: all of them may have gone out,
 which is what ``unconfirmed`` means. Nobody who surely did not get it is ever marked so.
+
+A transport whose ``concurrency`` is above 1 (SendGrid: ``delivery.sendgrid.concurrency``) gets
+that many batches at once: stage 2 still claims each batch, one at a time, before it hands it to
+one of ``concurrency`` delivering threads, and claims no more while that many are claimed and not
+yet handed to the recorder. The ``pending`` rows after a crash are then up to ``concurrency``
+batches in flight plus the two waiting to be recorded.
 """
 
 from __future__ import annotations
@@ -101,6 +107,7 @@ class Delivery:
         self.on_batch = on_batch
         self.on_skip = on_skip
         self.tally = Tally()
+        self._counting = threading.Lock()  # batches may be delivered on several threads at once
 
     def deliver(
         self, batch: int, recipients: tuple[Recipient, ...], variant: str | None = None
@@ -111,10 +118,12 @@ class Delivery:
         except (TemporaryDeliveryError, PermanentDeliveryError):
             self.ledger.release(self.send_id, batch)
             raise
-        sent = sum(1 for result in results if result.accepted)
-        self.tally.sent += sent
-        self.tally.failed += len(results) - sent
-        self.on_batch(sent, len(results) - sent)
+        counted = getattr(results, "accepted_count", None)  # BatchResults: no need to look
+        sent = counted if counted is not None else sum(1 for r in results if r.accepted)
+        with self._counting:
+            self.tally.sent += sent
+            self.tally.failed += len(results) - sent
+            self.on_batch(sent, len(results) - sent)
         return Outcome(batch, len(recipients), results)
 
 
@@ -231,6 +240,10 @@ class Pipeline:
     # --- stage 2: claim and send (worker thread) -------------------------------------------
 
     def _send_all(self) -> None:
+        width = max(1, int(getattr(self.delivery.transport, "concurrency", 1)))
+        if width > 1:
+            self._send_in_flight(width)
+            return
         done: Outcome | None = None  # delivered, not yet handed to the recorder
         skips: Prepared | None = None  # readers to record skipped with the next claim
         try:
@@ -261,6 +274,72 @@ class Pipeline:
         finally:
             if done is not None:
                 _put(self.delivered, done, self._recorder)
+
+    def _send_in_flight(self, width: int) -> None:
+        """Stage 2 with up to ``width`` batches on the wire: claim here, deliver on workers."""
+        slots = threading.Semaphore(width)  # claimed batches not yet handed to the recorder
+        claimed: queue.Queue[tuple[Prepared, tuple[Recipient, ...]] | None] = queue.Queue()
+        workers = [
+            threading.Thread(
+                target=self._deliver_claimed,
+                args=(claimed, slots),
+                name=f"send-deliver-{n}",
+                daemon=True,
+            )
+            for n in range(width)
+        ]
+        for worker in workers:
+            worker.start()
+        skips: Prepared | None = None
+        try:
+            while (item := self.prepared.get()) is not None:
+                if self.stop.is_set() or not self._recorder.is_alive() or self.errors:
+                    self.cut_short = True
+                    return
+                if item.variant == SKIP:
+                    if skips is not None:
+                        self._skip(skips)
+                    skips = item
+                    continue
+                while not slots.acquire(timeout=POLL_SECONDS):
+                    if self.errors or not self._recorder.is_alive():
+                        self.cut_short = True
+                        return
+                try:
+                    recipients = self._claim(item, skips)
+                except BaseException:
+                    slots.release()
+                    raise
+                skips = None
+                if recipients:
+                    claimed.put((item, recipients))  # a free worker takes it at once
+                else:
+                    slots.release()
+            if skips is not None:
+                self._skip(skips)
+        except BaseException as err:  # handed to the caller's thread by run()
+            self.errors.append(err)
+        finally:
+            for _ in workers:
+                claimed.put(None)
+            for worker in workers:
+                worker.join()
+
+    def _deliver_claimed(
+        self,
+        claimed: queue.Queue[tuple[Prepared, tuple[Recipient, ...]] | None],
+        slots: threading.Semaphore,
+    ) -> None:
+        """A delivering thread: send claimed batches, hand what happened to the recorder."""
+        while (job := claimed.get()) is not None:
+            item, recipients = job
+            try:
+                outcome = self.delivery.deliver(item.batch, recipients, item.variant)
+                _put(self.delivered, outcome, self._recorder)
+            except BaseException as err:
+                self.errors.append(err)
+            finally:
+                slots.release()
 
     def _claim(self, item: Prepared, skips: Prepared | None = None) -> tuple[Recipient, ...]:
         """Claim the prepared batch; those no longer active (or claimed elsewhere) drop out.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from newsletter.batches import Personaliser
 from newsletter.config import Settings
@@ -113,7 +113,7 @@ def send_welcome(
         recipients=(recipient,),
         issue_month=issue.month,
     )
-    results: list[DeliveryResult] | None
+    results: Sequence[DeliveryResult] | None
     try:
         with transport() as chosen:
             results = chosen.send_batch(message)

@@ -59,11 +59,16 @@ def wait_for(condition: object, what: str) -> None:
 
 
 def sendgrid_project(
-    project: Path, server: SendGridServer
+    project: Path, server: SendGridServer, concurrency: int = 1
 ) -> tuple[Settings, set[int], dict[str, str]]:
-    """The project switched to SendGrid with small batches, PEOPLE seeded; the child's environment."""
+    """The project switched to SendGrid with small batches, PEOPLE seeded; the child's environment.
+
+    One request at a time unless ``concurrency`` says otherwise: most tests here stop the sender
+    during one particular request.
+    """
     path = project / "schedule.yaml"
     text = path.read_text(encoding="utf-8").replace("transport: outbox", "transport: sendgrid")
+    text = text.replace("concurrency: 8 ", f"concurrency: {concurrency} ")
     path.write_text(text.replace("batch_size: 1000", f"batch_size: {BATCH}"), encoding="utf-8")
     settings = load_settings(project, env={})
     active, _ = seed(settings, PEOPLE)
@@ -127,6 +132,46 @@ def test_sigkill_mid_send_then_resume_loses_no_one(
 
     code, output = finish(newsletter(project, env, "send", MONTH, "--yes"))
     assert code == 0 and "already sent on" in output and "nothing to do" in output
+
+
+@pytest.mark.slow
+def test_sigkill_with_batches_in_flight_leaves_them_all_unconfirmed_none_lost(
+    project: Path, clean_env: None, sendgrid_server: SendGridServer
+) -> None:
+    """Four requests in flight when the sender dies: every batch that may have gone out is
+    ``pending``, so ``unconfirmed`` after ``--resume``; nobody is lost or silently doubled."""
+    settings, active, env = sendgrid_project(project, sendgrid_server, concurrency=4)
+    sendgrid_server.latency = 0.5  # the stand-in still answers (and counts) after the kill
+    sender = newsletter(project, env, "send", MONTH, "--yes")
+    try:
+        wait_for(lambda: sendgrid_server.accepted_count >= 2, "two batches")
+        wait_for(lambda: sendgrid_server.in_flight >= 3, "batches in flight")
+        sender.send_signal(signal.SIGKILL)
+    finally:
+        sender.wait(timeout=TIMEOUT)
+    wait_for(lambda: sendgrid_server.in_flight == 0, "the batches in flight")
+    received = set(sendgrid_server.recipients())
+    rows = ledger_rows(settings)
+    pending = {email for email, status in rows.items() if status == "pending"}
+    sent = {email for email, status in rows.items() if status == "sent"}
+    assert sent <= received <= sent | pending  # whatever went out is in the ledger
+    assert 3 * BATCH <= len(pending) <= (4 + 2) * BATCH  # the window: up to 4 + 2 batches
+    sendgrid_server.latency = 0.0
+
+    code, output = finish(newsletter(project, env, "send", MONTH, "--yes", "--resume"))
+    assert code == 0, output
+    counted = Counter(sendgrid_server.recipients())
+    everyone = {f"person{i}@example.com" for i in active}
+    assert set(counted.values()) == {1} and everyone - set(counted) <= pending
+    report = send_report(db(settings), MONTH)
+    assert {e for e, status, _ in report.problems if status == "unconfirmed"} == pending
+
+    args = ("send", MONTH, "--yes", "--resume", "--resend-unconfirmed")
+    code, output = finish(newsletter(project, env, *args))
+    assert code == 0, output
+    counted = Counter(sendgrid_server.recipients())
+    assert set(counted) == everyone  # no one lost
+    assert {e for e, n in counted.items() if n == 2} <= pending  # doubled only when asked
 
 
 @pytest.mark.slow

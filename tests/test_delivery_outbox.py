@@ -142,3 +142,44 @@ def test_unwritable_outbox_is_permanent_and_leaves_no_temp_files(tmp_path):
         transport.send_batch(make_message(2))
     transport.close()
     assert list((box / "tmp").iterdir()) == []
+
+
+def test_one_sync_per_batch_after_the_files_are_in_new(tmp_path, monkeypatch):
+    """Durable before the run records the batch sent: one file-system sync, none per message."""
+    import newsletter.delivery.outbox as outbox
+
+    synced: list[int] = []
+    real = outbox.sync_folder
+
+    def counting(folder):
+        synced.append(len(list(folder.iterdir())))  # the files already renamed into new/
+        real(folder)
+
+    monkeypatch.setattr(outbox, "sync_folder", counting)
+    with OutboxTransport(OutboxSettings(tmp_path / "box")) as transport:
+        transport.send_batch(make_message(30))
+        transport.send_batch(make_message(20, start=31))
+    assert synced == [30, 50]
+
+
+def test_outbox_files_equal_what_the_email_package_builds(tmp_path):
+    from datetime import datetime
+
+    from newsletter.mime import build_message
+
+    message = make_message(5)
+    with OutboxTransport(OutboxSettings(tmp_path / "box")) as transport:
+        results = transport.send_batch(message)
+    box = mailbox.Maildir(tmp_path / "box", create=False)
+    for result in results:
+        raw = box.get_bytes(result.provider_message_id)
+        ours = email.message_from_bytes(raw, policy=email.policy.default)
+        date = datetime.fromisoformat(ours["Date"].datetime.isoformat())
+        built = build_message(message, result.recipient, date=date)
+        same_lines = built.as_bytes(policy=built.policy.clone(linesep="\n"))
+        theirs = email.message_from_bytes(same_lines, policy=email.policy.default)
+        assert [(k, str(v)) for k, v in ours.items() if k != "Content-Type"] == [
+            (k, str(v)) for k, v in theirs.items() if k != "Content-Type"
+        ]
+        for a, b in zip(ours.iter_parts(), theirs.iter_parts(), strict=True):
+            assert list(a.items()) == list(b.items()) and a.get_content() == b.get_content()

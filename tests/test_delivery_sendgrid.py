@@ -472,3 +472,58 @@ def test_standin_answers_413_to_a_body_over_20_mb(sendgrid_server, sendgrid_sett
     api = SendGridAPI(sendgrid_settings, sleep=Sleeps())
     with pytest.raises(PermanentDeliveryError, match=r"HTTP 413 \(the request is too large\)"):
         api.request("POST", "/v3/mail/send", data='"' + "a" * 20_000_001 + '"')
+
+
+# --- the lean path: one outcome value, kept connections, no debug strings -----------------------
+
+
+def test_a_batch_outcome_is_one_value_yet_one_result_per_recipient(
+    sendgrid_server, sendgrid_settings
+):
+    from newsletter.delivery.base import BatchResults
+
+    sender, _ = transport(sendgrid_settings)
+    message = make_message(4)
+    bad = replace(message.recipients[2], name="Evil\r\nBcc: x@example.com")
+    recipients = (*message.recipients[:2], bad, message.recipients[3])
+    results = sender.send_batch(replace(message, recipients=recipients))
+
+    assert isinstance(results, BatchResults) and not results.uniform
+    assert results.accepted_count == 3 and len(results) == 4 == len(list(results))
+    assert {r.recipient.email for r in results} == {r.email for r in recipients}
+    assert [r.accepted for r in results] == [True, True, True, False]
+    assert results[-1].recipient == bad and "could not be built" in (results[-1].error or "")
+    assert results[0].provider_message_id == sendgrid_server.message_ids[0]
+    assert [r.recipient for r in results[:2]] == list(recipients[:2])
+
+    whole = sender.send_batch(make_message(3, start=10))
+    assert isinstance(whole, BatchResults) and whole.uniform and len(whole) == 3
+
+
+def test_requests_reuse_one_connection_and_build_no_debug_strings(
+    sendgrid_server, sendgrid_settings, monkeypatch
+):
+    import python_http_client.client
+
+    calls: list[object] = []
+    monkeypatch.setattr(python_http_client.client.Client, "_make_request", calls.append)
+    sender, _ = transport(sendgrid_settings)
+    for start in range(0, 30, 3):
+        sender.send_batch(make_message(3, start=start + 1))
+    sender.close()
+    assert sendgrid_server.accepted_count == 10 and sendgrid_server.connections == 1
+    assert calls == []  # Mail Send never goes through python_http_client's per-call path
+
+
+def test_the_mail_send_body_is_compact_utf8_json(sendgrid_server, sendgrid_settings):
+    import json
+
+    from newsletter.delivery.sendgrid.transport import dumps
+
+    message = make_message(2)
+    sender, _ = transport(sendgrid_settings)
+    body = sender.payload(message)
+    assert json.loads(dumps(body)) == json.loads(json.dumps(body))
+    named = replace(message.recipients[0], name="Zoë Ångström")
+    sender.send_batch(replace(message, recipients=(named,)))
+    assert sendgrid_server.accepted[0]["personalizations"][0]["to"][0]["name"] == "Zoë Ångström"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import Settings, load_settings
+from newsletter.delivery.sendgrid.settings import SendGridSettings
 from newsletter.delivery.sendgrid.transport import (
     ATTEMPTS,
     CUSTOM_ARG_ISSUE,
@@ -116,8 +118,10 @@ def test_outage_beyond_retries_interrupts_and_resume_finishes(
 ) -> None:
     active, _ = seed(sg_settings, 1000)
     issue = load_issue(sg_settings)
-    # No waiting between retries here; the retry policy itself is D1's test.
-    impatient = SendGridTransport(sg_settings.delivery.section("sendgrid"), sleep=lambda _: None)
+    # No waiting between retries here; the retry policy itself is D1's test. One batch at a
+    # time, so the one request after the first batch meets all the faults.
+    one_at_a_time = replace(sg_settings.delivery.of(SendGridSettings), concurrency=1)
+    impatient = SendGridTransport(one_at_a_time, sleep=lambda _: None)
     outage = InjectAfterFirstBatch(sendgrid_server, *[Fault(502)] * ATTEMPTS)
     with pytest.raises(TemporaryDeliveryError, match="--resume"):
         send_issue(sg_settings, db(sg_settings), issue, transport=impatient, progress=outage)
@@ -179,3 +183,78 @@ def test_the_unsubscribe_links_sent_work_on_the_web_app(
         assert subscriber is not None
         expected = SubscriberStatus.UNSUBSCRIBED if address in left else SubscriberStatus.ACTIVE
         assert subscriber.status is expected
+
+
+def test_batches_go_out_concurrently_on_kept_connections_each_claimed_first(
+    sg_settings: Settings, sendgrid_server: SendGridServer
+) -> None:
+    """``delivery.sendgrid.concurrency`` requests in flight, on keep-alive connections.
+
+    With 0.3 s per request, 12 batches one at a time would take 3.6 s; 4 in flight take ~1 s.
+    Every request the stand-in holds is of a batch already claimed (``pending``) in the ledger.
+    """
+    active, _ = seed(sg_settings, 3300)  # 2970 active: 12 batches of at most 250
+    sendgrid_server.latency = 0.3
+    engine = open_database(sg_settings.database_url)
+    pending_seen: list[int] = []
+
+    class Watch(Progress):
+        def advance(self, sent: int, failed: int) -> None:
+            with engine.connect() as conn:
+                pending_seen.append(
+                    conn.execute(
+                        sa.select(sa.func.count()).where(deliveries.c.status == "pending")
+                    ).scalar_one()
+                )
+
+    settings = replace_sendgrid(sg_settings, concurrency=4)
+    started = time.perf_counter()
+    summary = send_issue(settings, db(settings), load_issue(settings), progress=Watch())
+    seconds = time.perf_counter() - started
+
+    assert summary.status == "completed" and summary.sent == len(active)
+    assert sendgrid_server.recipient_count == len(active) and sendgrid_server.rejected == []
+    assert sendgrid_server.peak_in_flight == 4
+    assert sendgrid_server.connections <= 4  # one kept connection per delivering thread
+    assert seconds < 3.0
+    # Each batch was pending (claimed) before its request: a finished one is still pending
+    # while up to three more are on the wire; never more than 4 + 2 batches at once.
+    assert max(pending_seen) <= 6 * BATCH
+    assert ledger_rows(settings) and all(s == "sent" for s in ledger_statuses(settings))
+
+
+def test_concurrency_one_sends_one_batch_at_a_time(
+    sg_settings: Settings, sendgrid_server: SendGridServer
+) -> None:
+    seed(sg_settings, 1100)
+    sendgrid_server.latency = 0.05
+    settings = replace_sendgrid(sg_settings, concurrency=1)
+    summary = send_issue(settings, db(settings), load_issue(settings), progress=Progress())
+    assert summary.status == "completed"
+    assert sendgrid_server.peak_in_flight == 1 and sendgrid_server.connections == 1
+
+
+def test_a_refused_batch_among_concurrent_ones_stops_the_run_and_is_given_back(
+    sg_settings: Settings, sendgrid_server: SendGridServer
+) -> None:
+    """One batch refused (400) while others are in flight: the run stops; the others are recorded."""
+    active, _ = seed(sg_settings, 3300)
+    sendgrid_server.latency = 0.05
+    sendgrid_server.inject(Fault(delay=0.0, process=True), Fault(400))
+    settings = replace_sendgrid(sg_settings, concurrency=4)
+    with pytest.raises(Exception, match="HTTP 400"):
+        send_issue(settings, db(settings), load_issue(settings), progress=Progress())
+    statuses = Counter(ledger_statuses(settings))
+    assert statuses["pending"] == 0  # the refused batch was given back, the others recorded
+    assert statuses["sent"] == sendgrid_server.recipient_count < len(active)
+
+
+def replace_sendgrid(settings: Settings, **changes: object) -> Settings:
+    sendgrid = replace(settings.delivery.of(SendGridSettings), **changes)  # type: ignore[arg-type]
+    sections = {**settings.delivery.sections, "sendgrid": sendgrid}
+    return replace(settings, delivery=replace(settings.delivery, sections=sections))
+
+
+def ledger_statuses(settings: Settings) -> list[str]:
+    with open_database(settings.database_url).connect() as conn:
+        return [str(s) for s in conn.execute(sa.select(deliveries.c.status)).scalars()]

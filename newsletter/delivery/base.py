@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Self, overload
 
 from newsletter.errors import NewsletterError
 from newsletter.models import OutgoingMessage, Recipient
@@ -33,6 +33,64 @@ class DeliveryResult:
     error: str | None = None  # why it was refused (accepted is False)
 
 
+class BatchResults(Sequence[DeliveryResult]):
+    """A batch's outcome as one value: ``accepted`` all accepted under one provider id, and the
+    ``failed`` results of the few that were not (each with its reason).
+
+    Still a sequence of one ``DeliveryResult`` per recipient (made when read), so the transport
+    contract holds; the ledger reads ``uniform`` instead of looking at 1,000 results.
+    """
+
+    __slots__ = ("accepted", "failed", "provider_message_id")
+
+    def __init__(
+        self,
+        accepted: Sequence[Recipient],
+        provider_message_id: str | None,
+        failed: Sequence[DeliveryResult] = (),
+    ) -> None:
+        self.accepted = accepted
+        self.provider_message_id = provider_message_id
+        self.failed = failed
+
+    @property
+    def uniform(self) -> bool:
+        """Every recipient accepted, under the one provider id."""
+        return not self.failed
+
+    @property
+    def accepted_count(self) -> int:
+        return len(self.accepted)
+
+    def __len__(self) -> int:
+        return len(self.accepted) + len(self.failed)
+
+    @overload
+    def __getitem__(self, index: int) -> DeliveryResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[DeliveryResult]: ...
+
+    def __getitem__(self, index: int | slice) -> DeliveryResult | Sequence[DeliveryResult]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if index < len(self.accepted):
+            return DeliveryResult(
+                self.accepted[index], accepted=True, provider_message_id=self.provider_message_id
+            )
+        return self.failed[index - len(self.accepted)]
+
+    def __iter__(self) -> Iterator[DeliveryResult]:
+        mid = self.provider_message_id
+        for recipient in self.accepted:
+            yield DeliveryResult(recipient, accepted=True, provider_message_id=mid)
+        yield from self.failed
+
+
 class Transport(ABC):
     """Delivers messages. ``send_batch`` takes at most ``max_batch`` recipients per call.
 
@@ -42,6 +100,8 @@ class Transport(ABC):
 
     name: ClassVar[str]
     max_batch: int = 1
+    # Batches the run may hand to send_batch at once, from as many threads (1: one at a time).
+    concurrency: int = 1
 
     def open(self) -> None:
         """Connect or prepare (log in, create folders); called once before the first batch."""
@@ -50,7 +110,7 @@ class Transport(ABC):
         """Release connections; called once, also after a failure."""
 
     @abstractmethod
-    def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
+    def send_batch(self, message: OutgoingMessage) -> Sequence[DeliveryResult]:
         """Deliver ``message`` to each of its recipients; one result per recipient."""
 
     def __enter__(self) -> Self:

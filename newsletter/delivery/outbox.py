@@ -12,13 +12,14 @@ message file 0600, whatever the umask. A run killed mid-write leaves a half-writ
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import logging
 import os
 import re
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,8 +28,9 @@ from typing import ClassVar
 from newsletter.config import Section
 from newsletter.delivery.base import DeliveryResult, Transport, not_built
 from newsletter.delivery.registry import Provider
+from newsletter.delivery.template import TemplateCache
 from newsletter.errors import PermanentDeliveryError
-from newsletter.mime import build_message, check_message
+from newsletter.mime import check_message
 from newsletter.models import OutgoingMessage, Recipient
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,7 @@ class OutboxTransport(Transport):
     def __init__(self, settings: OutboxSettings) -> None:
         self.path = Path(settings.path)
         self._open = False
+        self._templates = TemplateCache(linesep="\n")  # LF line ends, as Maildir readers expect
 
     def open(self) -> None:
         """Create the Maildir (and its parents) if missing; clear debris from its tmp/."""
@@ -162,11 +165,12 @@ class OutboxTransport(Transport):
         # written; a reader whose own message cannot be built fails alone.
         check_message(message)
         now = datetime.now(UTC)
+        templates = self._templates.templates(message, now)
         built: list[tuple[Recipient, bytes]] = []
         failed: list[DeliveryResult] = []
         for recipient in message.recipients:
             try:
-                built.append((recipient, _file_bytes(message, recipient, now)))
+                built.append((recipient, templates.render(recipient, now)))
             except Exception as err:  # only this reader's message: the others still go
                 failed.append(not_built(recipient, err))
         results: list[DeliveryResult] = []
@@ -174,6 +178,10 @@ class OutboxTransport(Transport):
             for recipient, data in built:
                 key = self._add(data)
                 results.append(DeliveryResult(recipient, accepted=True, provider_message_id=key))
+            if results:
+                # On disk before the run records them sent: one sync for the batch's files and
+                # renames, none per message.
+                sync_folder(self.path / "new")
         except OSError as err:
             self._discard(results)
             raise PermanentDeliveryError(
@@ -203,7 +211,30 @@ class OutboxTransport(Transport):
                 (self.path / "new" / result.provider_message_id).unlink(missing_ok=True)
 
 
-def _file_bytes(message: OutgoingMessage, recipient: Recipient, date: datetime) -> bytes:
-    """One reader's message as the file holds it: LF line ends, as Maildir readers expect."""
-    mail = build_message(message, recipient, date=date)
-    return mail.as_bytes(policy=mail.policy.clone(linesep="\n"))  # the SMTP policy writes CRLF
+def sync_folder(folder: Path) -> None:
+    """Make the files written and renamed into ``folder`` durable: one call for all of them.
+
+    ``syncfs`` (Linux) flushes the folder's file system once; elsewhere ``sync``.
+    """
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        if _SYNCFS is not None:
+            if _SYNCFS(descriptor) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, os.strerror(error))
+        else:  # pragma: no cover - not Linux
+            os.sync()
+    finally:
+        os.close(descriptor)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function: Callable[[int], int] = libc.syncfs
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
+    return function
+
+
+_SYNCFS = _load_syncfs()

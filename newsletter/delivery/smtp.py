@@ -15,19 +15,21 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from newsletter.config import OutOfRange, Section, checked
 from newsletter.delivery.base import DeliveryResult, Transport, not_built
 from newsletter.delivery.registry import Provider
+from newsletter.delivery.template import TemplateCache
 from newsletter.errors import (
     ConfigError,
     DeliveryError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
-from newsletter.mime import build_message, check_message, needs_smtputf8
+from newsletter.mime import check_message
 from newsletter.models import OutgoingMessage, Recipient
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,7 @@ class SmtpTransport(Transport):
         self._interval = 1.0 / settings.rate
         self._next_send = 0.0
         self._conn: smtplib.SMTP | None = None
+        self._templates = TemplateCache()  # each variant's bytes built once, CRLF as SMTP wants
         self.connects = 0  # how many connections were opened (one, unless the server dropped us)
 
     @property
@@ -154,14 +157,16 @@ class SmtpTransport(Transport):
     # --- one message ---------------------------------------------------------------------------
 
     def _send_one(self, message: OutgoingMessage, recipient: Recipient) -> DeliveryResult:
+        now = datetime.now(UTC)
         try:
-            mail = build_message(message, recipient)
-            data = mail.as_bytes()
+            data = self._templates.templates(message, now).render(recipient, now)
         except Exception as err:  # only this reader's message: the others still go
             return not_built(recipient, err)
         # A non-ASCII address makes an SMTPUTF8 message (RFC 6531); smtplib refuses it to a
         # server without the extension (SMTPNotSupportedError, below).
-        options = ["SMTPUTF8", "BODY=8BITMIME"] if needs_smtputf8(mail) else []
+        addresses = (recipient.email, message.sender_email, message.reply_to or "")
+        utf8 = not all(address.isascii() for address in addresses)
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if utf8 else []
         for attempt in (1, 2):
             self.open()
             assert self._conn is not None

@@ -698,6 +698,9 @@ _CLAIM_IDS = (
 
 def _uniform(results: Sequence[DeliveryResult], claimed: int) -> bool:
     """Every claimed recipient accepted under one provider id (SendGrid: one per request)."""
+    uniform = getattr(results, "uniform", None)  # delivery.base.BatchResults: one value
+    if uniform is not None:
+        return bool(uniform) and len(results) == claimed
     if len(results) != claimed or not all(r.accepted for r in results):
         return False
     first = results[0].provider_message_id

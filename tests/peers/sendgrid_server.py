@@ -308,8 +308,13 @@ class SendGridServer:
         *,
         validate_every: int = 1,
         record: bool = True,
+        latency: float = 0.0,
     ) -> None:
         self.api_key = api_key
+        self.latency = latency  # seconds every Mail Send request waits before its answer
+        self.connections = 0  # TCP connections accepted (keep-alive: far fewer than requests)
+        self.in_flight = 0  # Mail Send requests being handled now
+        self.peak_in_flight = 0
         self.validate_every = validate_every  # 1: validate every request; n: one in n (benchmarks)
         self.record = record  # False: only count (benchmarks, so memory stays flat)
         self.accepted: list[dict[str, Any]] = []  # valid Mail Send bodies, in order
@@ -401,6 +406,18 @@ class SendGridServer:
 
     def _mail_send(self, body: Any) -> Answer:
         with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            return self._mail_send_now(body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _mail_send_now(self, body: Any) -> Answer:
+        with self._lock:
             self._mail_sends += 1
             check = (self._mail_sends - 1) % max(1, self.validate_every) == 0
         errors = mail_send_errors(body) if check else limit_errors(body)
@@ -425,6 +442,12 @@ class SendGridServer:
 class _Handler(BaseHTTPRequestHandler):
     peer: SendGridServer
     server_version = "SendGridStandIn/1.0"
+    protocol_version = "HTTP/1.1"  # keep-alive, as SendGrid's API
+
+    def setup(self) -> None:
+        super().setup()
+        with self.peer._lock:
+            self.peer.connections += 1
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

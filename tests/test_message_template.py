@@ -1,0 +1,151 @@
+"""Message bytes from a per-variant template equal, parsed back, what ``mime.build_message`` makes.
+
+Every header (the multipart boundary aside, which the ``email`` package draws at random for each
+message) and every part's headers and content, for the fixture messages, the real rendered sample
+issue and the hostile names and addresses of tests/test_names_in_headers.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+import pytest
+from hypothesis import given
+
+from newsletter.config import Settings
+from newsletter.delivery.template import MessageTemplate, Templates
+from newsletter.mime import build_message
+from newsletter.models import OutgoingMessage, Placeholder, Recipient
+from newsletter.send import _outgoing, _render
+from newsletter.tokens import Purpose, load_signer
+from tests.peers.fixtures import make_message, make_recipient
+from tests.sendkit import load_issue
+from tests.test_names_in_headers import (
+    EXAMPLES,
+    addresses,
+    check_parsed,
+    check_wire,
+    names,
+    parse,
+    recipient_named,
+    the_rule,
+)
+
+DATE = datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
+
+
+def headers(mail: EmailMessage) -> list[tuple[str, str]]:
+    out = []
+    for name, value in mail.items():
+        if name.lower() == "content-type" and mail.is_multipart():
+            value = f"{mail.get_content_type()} (boundary aside)"
+        out.append((name, str(value)))
+    return out
+
+
+def parts(mail: EmailMessage) -> list[EmailMessage]:
+    return list(mail.iter_parts()) if mail.is_multipart() else [mail]  # type: ignore[arg-type]
+
+
+def assert_same(ours: bytes, theirs: bytes) -> None:
+    a, b = parse(ours), parse(theirs)
+    assert headers(a) == headers(b)
+    assert len(parts(a)) == len(parts(b))
+    for mine, reference in zip(parts(a), parts(b), strict=True):
+        assert list(mine.items()) == list(reference.items())
+        assert mine.get_content() == reference.get_content()
+
+
+def reference(message: OutgoingMessage, recipient: Recipient, linesep: str) -> bytes:
+    mail = build_message(message, recipient, date=DATE)
+    return mail.as_bytes(policy=mail.policy.clone(linesep=linesep))
+
+
+@pytest.mark.parametrize("linesep", ["\r\n", "\n"])
+@pytest.mark.parametrize("html", [True, False])
+def test_fixture_messages_equal_the_email_package(linesep: str, html: bool) -> None:
+    message = make_message(50) if html else make_message(50, html=None)
+    template = Templates(message, date=DATE, linesep=linesep)
+    for recipient in message.recipients:
+        ours = template.render(recipient)
+        assert ours.count(b"\r\n" if linesep == "\r\n" else b"\n") > 5
+        assert_same(ours, reference(message, recipient, linesep))
+        check_wire(ours, linesep.encode())
+
+
+def test_the_rendered_sample_issue_equals_the_email_package(settings: Settings) -> None:
+    rendered = _render(settings, load_issue(settings))
+    signer = load_signer(settings)
+    recipients = []
+    for number in (1, 42, 99_999, 123_456_789):
+        unsubscribe = settings.links.unsubscribe_url(signer.sign(Purpose.UNSUBSCRIBE, number))
+        recipients.append(
+            Recipient.with_links(
+                subscriber_id=number,
+                email=f"reader{number}@example.com",
+                name=f"Reader Nº {number}",
+                unsubscribe_url=unsubscribe,
+                preferences_url=settings.links.preferences_url(
+                    signer.sign(Purpose.PREFERENCES, number)
+                ),
+                message_id=f"<2021-01.{number}.abcdef@example.org>",
+            )
+        )
+    message = _outgoing(settings, rendered, tuple(recipients), rendered.subject)
+    for linesep in ("\r\n", "\n"):
+        templates = Templates(message, date=DATE, linesep=linesep)
+        for recipient in recipients:
+            assert_same(templates.render(recipient), reference(message, recipient, linesep))
+
+
+def test_a_link_with_an_equals_sign_in_a_quoted_printable_part() -> None:
+    long_line = "x" * 90 + " é " + "y" * 90  # long and not ASCII: quoted-printable or base64
+    message = replace(
+        make_message(2),
+        text=f"{long_line}\nUnsubscribe: {Placeholder.UNSUBSCRIBE_URL.value}\n",
+        html=f"<p>{long_line}</p><a href='{Placeholder.PREFERENCES_URL.value}'>p</a>",
+    )
+    recipient = make_recipient(7)
+    odd = {p: v + "?a=b&c=d" for p, v in recipient.substitutions.items()}
+    recipient = replace(recipient, substitutions=odd)
+    assert_same(
+        Templates(message, date=DATE).render(recipient), reference(message, recipient, "\r\n")
+    )
+
+
+def test_readers_the_template_cannot_hold_are_built_by_the_email_package() -> None:
+    message = make_message(1)
+    base = message.recipients[0]
+    template = MessageTemplate(message, date=DATE)
+    for odd in (
+        replace(base, email="zoë@example.com"),  # SMTPUTF8
+        replace(base, subscriber_id=None),  # a test copy
+        replace(base, list_unsubscribe_url=None),
+    ):
+        assert not template.fits(odd)
+        assert_same(template.render(odd), reference(message, odd, "\r\n"))
+
+
+def test_the_date_of_each_message_is_its_own() -> None:
+    message = make_message(1)
+    template = MessageTemplate(message, date=DATE)
+    later = datetime(2026, 1, 6, 9, 0, tzinfo=UTC)
+    mail = parse(template.render(message.recipients[0], later))
+    assert mail["Date"].datetime == later
+
+
+@EXAMPLES
+@given(name=names, address=addresses)
+def test_hostile_names_and_addresses_through_the_template(name: str, address: str) -> None:
+    """The trust issue's property: the literal name, no header broken or added; and equal."""
+    accepted, stored = the_rule(name, address)
+    if not accepted:
+        return
+    recipient = recipient_named(stored, address)
+    message = replace(make_message(1), recipients=(recipient,))
+    ours = Templates(message, date=DATE).render(recipient)
+    check_wire(ours, b"\r\n")
+    check_parsed(parse(ours), stored, address)
+    assert_same(ours, reference(message, recipient, "\r\n"))
