@@ -78,7 +78,8 @@ def send_welcome(
         return Welcome.NO_ISSUE
     variants = Variants(issue)
     key = variants.key_for(reader.topics, reader.topic_mode)
-    message_id = MessageIds(issue.month, settings.sender.email).for_id(subscriber_id)
+    message_ids = MessageIds(issue.month, settings.sender.email)
+    message_id = message_ids.for_id(subscriber_id)
     owner = Owner.this_process()
     if key == SKIP:
         taken = ledger.claim(
@@ -86,7 +87,7 @@ def send_welcome(
             latest,
             subscriber_id,
             owner,
-            message_id=message_id,
+            message_ids=message_ids,
             variant=None,
             status=LedgerStatus.SKIPPED,
         )
@@ -98,7 +99,7 @@ def send_welcome(
         links=settings.links,
         variant=None if key == variants.default else variants.variant(key),
     )
-    if not ledger.claim(engine, latest, subscriber_id, owner, message_id=message_id, variant=key):
+    if not ledger.claim(engine, latest, subscriber_id, owner, message_ids=message_ids, variant=key):
         return _why_not(database, latest)
     recipient = Personaliser(signer, settings.links).recipient(
         subscriber_id, reader.email, reader.name, message_id

@@ -17,7 +17,7 @@ from newsletter.models import TopicMode
 from newsletter.send import send_issue, send_report
 from newsletter.store import welcome as store_welcome
 from newsletter.store.lease import Owner
-from newsletter.store.ledger import SendStatus
+from newsletter.store.ledger import MessageIds, SendStatus
 from newsletter.store.schema import deliveries, sends
 from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import load_signer
@@ -187,8 +187,9 @@ def test_a_welcome_that_died_on_the_wire_never_blocks_the_next_and_is_unconfirme
     dead = Owner(run_id="dead-welcome", host=socket.gethostname(), pid=child.pid)
     latest = store_welcome.latest_completed(db(settings).engine)
     assert latest is not None and latest.issue == VARIANT_MONTH
+    ids = MessageIds(latest.issue, "editor@example.org")
     assert store_welcome.claim(
-        db(settings).engine, latest, died.id, dead, message_id="<x@example.org>", variant="1*,2,3"
+        db(settings).engine, latest, died.id, dead, message_ids=ids, variant="1*,2,3"
     )  # … and the process died before recording anything
     transport = MemoryTransport()
     assert welcome(settings, "next@example.com", transport) is Welcome.SENT

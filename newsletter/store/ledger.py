@@ -279,19 +279,7 @@ class Ledger:
     def mark_in_flight_unconfirmed(self, send_id: int) -> int:
         """Rows still ``pending`` were in flight when a run died: they may have gone out."""
         with self._writing() as conn:
-            result = conn.execute(
-                deliveries.update()
-                .where(
-                    deliveries.c.send_id == send_id,
-                    deliveries.c.status == LedgerStatus.PENDING.value,
-                )
-                .values(
-                    status=LedgerStatus.UNCONFIRMED.value,
-                    error="in flight when the sending process stopped",
-                    updated_at=now_utc(),
-                )
-            )
-        return int(result.rowcount or 0)
+            return mark_in_flight(conn, send_id)
 
     def candidates(self, send_id: int, *, after_id: int, limit: int) -> list[Candidate]:
         """The next ``limit`` active subscribers (ids above ``after_id``) with no row yet; reads only."""
@@ -318,14 +306,11 @@ class Ledger:
         never handed to a transport. Returns None when that is all of them (the usual case),
         else the set of ids claimed.
         """
-        values = {"c_send_id": send_id, "c_batch": batch, "c_ids": list(ids), "c_now": now_utc()}
-        values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
-        values |= {"c_variant": variant, "c_status": status.value}
         try:
             with self._writing() as conn:
-                # RETURNING: exactly the rows this statement inserted (psycopg gives no
-                # rowcount for INSERT … SELECT, and other rows of the batch are not ours).
-                claimed = set(conn.scalars(_CLAIM_IDS, values))
+                claimed = claim_rows(
+                    conn, send_id, ids, message_ids, batch=batch, status=status, variant=variant
+                )
             return None if len(claimed) == len(ids) else claimed
         except sa.exc.IntegrityError as err:
             # Only a run without the lease could collide here; the fence makes that impossible.
@@ -360,23 +345,21 @@ class Ledger:
         were recorded skipped."""
         if skip is None:
             return self.claim_ids(send_id, batch, ids, message_ids, variant=variant), 0
-        values = {"c_send_id": send_id, "c_now": now_utc()}
-        values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
-        skipping = values | {"c_batch": skip[0], "c_ids": list(skip[1]), "c_variant": None}
-        claiming = values | {"c_batch": batch, "c_ids": list(ids), "c_variant": variant}
+        skip_batch, skip_ids = skip
         try:
             with self._writing() as conn:
-                skipped = len(
-                    conn.scalars(
-                        _CLAIM_IDS, skipping | {"c_status": LedgerStatus.SKIPPED.value}
-                    ).all()
+                skipped = claim_rows(
+                    conn,
+                    send_id,
+                    skip_ids,
+                    message_ids,
+                    batch=skip_batch,
+                    status=LedgerStatus.SKIPPED,
                 )
-                claimed = set(
-                    conn.scalars(_CLAIM_IDS, claiming | {"c_status": LedgerStatus.PENDING.value})
-                )
+                claimed = claim_rows(conn, send_id, ids, message_ids, batch=batch, variant=variant)
         except sa.exc.IntegrityError as err:
             raise SendError("another process is sending this issue at the same time") from err
-        return (None if len(claimed) == len(ids) else claimed), skipped
+        return (None if len(claimed) == len(ids) else claimed), len(skipped)
 
     def claim_unconfirmed(
         self, send_id: int, batch: int, *, limit: int, variant: str | None = None
@@ -694,6 +677,41 @@ _CLAIM_IDS = (
     )
     .returning(deliveries.c.subscriber_id)
 )
+
+
+def mark_in_flight(conn: sa.Connection, send_id: int) -> int:
+    """Turn the send's ``pending`` rows ``unconfirmed`` (their run died); how many there were."""
+    result = conn.execute(
+        deliveries.update()
+        .where(deliveries.c.send_id == send_id, deliveries.c.status == LedgerStatus.PENDING.value)
+        .values(
+            status=LedgerStatus.UNCONFIRMED.value,
+            error="in flight when the sending process stopped",
+            updated_at=now_utc(),
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+def claim_rows(
+    conn: sa.Connection,
+    send_id: int,
+    ids: Sequence[int],
+    message_ids: MessageIds,
+    *,
+    batch: int,
+    status: LedgerStatus = LedgerStatus.PENDING,
+    variant: str | None = None,
+) -> set[int]:
+    """Insert the rows of those of ``ids`` still active and without one; the ids claimed.
+
+    RETURNING gives exactly the rows this statement inserted (psycopg reports no rowcount for
+    ``INSERT … SELECT``, and other rows of the batch are not ours).
+    """
+    values = {"c_send_id": send_id, "c_batch": batch, "c_ids": list(ids), "c_now": now_utc()}
+    values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
+    values |= {"c_status": status.value, "c_variant": variant}
+    return set(conn.scalars(_CLAIM_IDS, values))
 
 
 def _uniform(results: Sequence[DeliveryResult], claimed: int) -> bool:

@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from newsletter.models import LedgerStatus, SubscriberStatus
+from newsletter.models import LedgerStatus
 from newsletter.store import lease
 from newsletter.store.lease import Owner
-from newsletter.store.ledger import DeliveryResult
-from newsletter.store.schema import deliveries, sends, subscribers
+from newsletter.store.ledger import DeliveryResult, MessageIds, claim_rows, mark_in_flight
+from newsletter.store.schema import deliveries, sends
 
 ERROR_MAX = 1000
 WELCOME_BATCH = (
@@ -76,7 +76,7 @@ def claim(
     subscriber_id: int,
     owner: Owner,
     *,
-    message_id: str,
+    message_ids: MessageIds,
     variant: str | None,
     status: LedgerStatus = LedgerStatus.PENDING,
 ) -> bool:
@@ -93,55 +93,19 @@ def claim(
         if not lease.take(conn, send.id, owner, holder, {}):
             return False
         if holder is not None:  # taken over from a dead holder: its copies in flight may be out
-            conn.execute(
-                deliveries.update()
-                .where(
-                    deliveries.c.send_id == send.id,
-                    deliveries.c.status == LedgerStatus.PENDING.value,
-                )
-                .values(
-                    status=LedgerStatus.UNCONFIRMED.value,
-                    error="in flight when the sending process stopped",
-                    updated_at=datetime.now(UTC),
-                )
-            )
-        already = sa.exists().where(
-            deliveries.c.send_id == send.id, deliveries.c.subscriber_id == subscribers.c.id
+            mark_in_flight(conn, send.id)
+        claimed = claim_rows(
+            conn,
+            send.id,
+            [subscriber_id],
+            message_ids,
+            batch=WELCOME_BATCH,
+            status=status,
+            variant=variant,
         )
-        inserted = conn.execute(
-            deliveries.insert()
-            .from_select(
-                [
-                    "send_id",
-                    "subscriber_id",
-                    "email",
-                    "status",
-                    "batch",
-                    "message_id",
-                    "updated_at",
-                    "variant",
-                ],
-                sa.select(
-                    sa.literal(send.id),
-                    subscribers.c.id,
-                    subscribers.c.email,
-                    sa.literal(status.value),
-                    sa.literal(WELCOME_BATCH),
-                    sa.literal(message_id),
-                    sa.literal(datetime.now(UTC), sa.DateTime(timezone=True)),
-                    sa.literal(variant, sa.String),
-                ).where(
-                    subscribers.c.id == subscriber_id,
-                    subscribers.c.status == SubscriberStatus.ACTIVE.value,
-                    subscribers.c.email.is_not(None),
-                    ~already,
-                ),
-            )
-            .returning(deliveries.c.id)
-        ).first()
-        if inserted is None or status is not LedgerStatus.PENDING:
+        if not claimed or status is not LedgerStatus.PENDING:
             lease.release(conn, send.id, owner.run_id)
-        return inserted is not None
+        return bool(claimed)
 
 
 def record(
