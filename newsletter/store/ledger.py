@@ -306,15 +306,11 @@ class Ledger:
         never handed to a transport. Returns None when that is all of them (the usual case),
         else the set of ids claimed.
         """
-        try:
-            with self._writing() as conn:
-                claimed = claim_rows(
-                    conn, send_id, ids, message_ids, batch=batch, status=status, variant=variant
-                )
-            return None if len(claimed) == len(ids) else claimed
-        except sa.exc.IntegrityError as err:
-            # Only a run without the lease could collide here; the fence makes that impossible.
-            raise SendError("another process is sending this issue at the same time") from err
+        with self._claiming() as conn:
+            claimed = claim_rows(
+                conn, send_id, ids, message_ids, batch=batch, status=status, variant=variant
+            )
+        return None if len(claimed) == len(ids) else claimed
 
     def unconfirmed_variants(self, send_id: int) -> list[str | None]:
         """The variants of ``unconfirmed`` rows of still-active subscribers (None: from 0.1)."""
@@ -346,20 +342,22 @@ class Ledger:
         if skip is None:
             return self.claim_ids(send_id, batch, ids, message_ids, variant=variant), 0
         skip_batch, skip_ids = skip
+        with self._claiming() as conn:
+            skipped = claim_rows(
+                conn, send_id, skip_ids, message_ids, batch=skip_batch, status=LedgerStatus.SKIPPED
+            )
+            claimed = claim_rows(conn, send_id, ids, message_ids, batch=batch, variant=variant)
+        return (None if len(claimed) == len(ids) else claimed), len(skipped)
+
+    @contextmanager
+    def _claiming(self) -> Iterator[sa.Connection]:
+        """A fenced write that inserts ledger rows; a duplicate row means a second writer."""
         try:
             with self._writing() as conn:
-                skipped = claim_rows(
-                    conn,
-                    send_id,
-                    skip_ids,
-                    message_ids,
-                    batch=skip_batch,
-                    status=LedgerStatus.SKIPPED,
-                )
-                claimed = claim_rows(conn, send_id, ids, message_ids, batch=batch, variant=variant)
+                yield conn
         except sa.exc.IntegrityError as err:
+            # Only a run without the lease could collide here; the fence makes that impossible.
             raise SendError("another process is sending this issue at the same time") from err
-        return (None if len(claimed) == len(ids) else claimed), len(skipped)
 
     def claim_unconfirmed(
         self, send_id: int, batch: int, *, limit: int, variant: str | None = None
