@@ -23,12 +23,12 @@ from __future__ import annotations
 import gc
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from newsletter.config import Links
-from newsletter.delivery.base import Transport
+from newsletter.delivery.base import DeliveryResult, PartialDelivery, Transport
 from newsletter.errors import PermanentDeliveryError, TemporaryDeliveryError
 from newsletter.models import LedgerStatus, OutgoingMessage, Recipient
 from newsletter.store.ledger import Candidate, Ledger, MessageIds, Outcome
@@ -115,16 +115,27 @@ class Delivery:
         """Hand a claimed batch to the transport; give it back if the transport refused it whole."""
         try:
             results = self.transport.send_batch(self.message(recipients, variant))
+        except PartialDelivery as err:
+            # Stopped part-way: record who was answered, give back the rest, in one transaction.
+            unsent = [r.subscriber_id for r in err.unsent if r.subscriber_id is not None]
+            self.ledger.record(
+                self.send_id, Outcome(batch, len(recipients), err.answered), give_back=unsent
+            )
+            self._count(err.answered)
+            raise
         except (TemporaryDeliveryError, PermanentDeliveryError):
             self.ledger.release(self.send_id, batch)
             raise
+        self._count(results)
+        return Outcome(batch, len(recipients), results)
+
+    def _count(self, results: Sequence[DeliveryResult]) -> None:
         counted = getattr(results, "accepted_count", None)  # BatchResults: no need to look
         sent = counted if counted is not None else sum(1 for r in results if r.accepted)
         with self._counting:
             self.tally.sent += sent
             self.tally.failed += len(results) - sent
             self.on_batch(sent, len(results) - sent)
-        return Outcome(batch, len(recipients), results)
 
 
 class Pipeline:

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from newsletter.delivery.base import split_batches
+from newsletter.delivery.base import PartialTemporaryError, split_batches
 from newsletter.delivery.smtp import SmtpSettings, SmtpTransport
 from newsletter.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from newsletter.models import OutgoingMessage, Placeholder
@@ -19,8 +19,14 @@ PASSWORD = "s3cret-smtp-pass"
 
 
 def settings_for(server: SmtpServer, **changes) -> SmtpSettings:
+    """One connection unless a test asks for more: the order of arrivals is then the batch's."""
     base = SmtpSettings(
-        host="127.0.0.1", port=server.port, security="none", username=None, rate=1000.0
+        host="127.0.0.1",
+        port=server.port,
+        security="none",
+        username=None,
+        rate=1000.0,
+        connections=1,
     )
     return replace(base, **changes)
 
@@ -250,3 +256,61 @@ def test_sender_refused_by_the_server(reply, error):
             send_all(transport, make_message(1))
         assert reply.split(" ", 1)[1] in str(caught.value)
         assert server.messages == []
+
+
+# --- a pool of connections (delivery.smtp.connections) ---------------------------------------
+
+
+def test_a_pool_of_connections_sends_each_recipient_once_in_one_batch():
+    with SmtpServer() as server:
+        transport = SmtpTransport(settings_for(server, connections=3, rate=300.0))
+        assert transport.max_batch == 150
+        message = make_message(30)
+        results = send_all(transport, message)
+        got = sorted(m.rcpt_tos[0] for m in server.messages)
+        assert got == sorted(r.email for r in message.recipients)
+        # Results come back in the batch's order whichever connection sent each.
+        assert [r.recipient for r in results] == list(message.recipients)
+        assert all(r.accepted for r in results)
+        assert server.connections == 3 and transport.connects == 3
+
+
+def test_the_rate_is_the_total_over_all_connections(smtp_server):
+    """A clock that stands still: every slot handed out is one interval after the one before,
+    whichever connection takes it, so n messages wait 0, 1, ..., n-1 intervals (not n/3)."""
+    sleeps: list[float] = []
+    transport = SmtpTransport(
+        settings_for(smtp_server, rate=4.0, connections=3), sleep=sleeps.append, clock=lambda: 50.0
+    )
+    send_all(transport, make_message(9))
+    assert sorted(sleeps) == pytest.approx([0.25 * k for k in range(1, 9)])
+    assert len(smtp_server.messages) == 9
+
+
+def test_a_connection_that_fails_stops_alone_and_says_who_was_not_sent():
+    with SmtpServer(mail_replies=["451 4.3.0 Try again later"]) as server:
+        transport = SmtpTransport(settings_for(server, connections=3, rate=300.0))
+        message = make_message(12)
+        with transport, pytest.raises(PartialTemporaryError, match="451") as caught:
+            transport.send_batch(message)
+        err = caught.value
+        [refused] = err.unsent
+        sent = {m.rcpt_tos[0] for m in server.messages}
+        assert refused.email not in sent and len(sent) == 11
+        assert sorted(r.recipient.email for r in err.answered) == sorted(sent)
+        assert all(r.accepted for r in err.answered)
+
+
+@pytest.mark.parametrize(("value", "shown"), [("0", "0"), ("17", "17"), ("two", "'two'")])
+def test_connections_out_of_range_is_a_located_config_error(project, value, shown):
+    from newsletter.config import load_settings
+
+    path = project / "schedule.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("connections: 3 ", f"connections: {value} "), encoding="utf-8")
+    line = 1 + text[: text.index("connections: 3 ")].count("\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(project, env={})
+    message = str(caught.value)
+    assert f"schedule.yaml:{line}: `delivery.smtp.connections`: expected " in message, message
+    assert "from 1 to 16" in message and message.endswith(f"got {shown}"), message

@@ -15,7 +15,12 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import ClassVar, Self, overload
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import (
+    DeliveryError,
+    NewsletterError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 from newsletter.models import OutgoingMessage, Recipient
 
 log = logging.getLogger(__name__)
@@ -89,6 +94,46 @@ class BatchResults(Sequence[DeliveryResult]):
         for recipient in self.accepted:
             yield DeliveryResult(recipient, accepted=True, provider_message_id=mid)
         yield from self.failed
+
+
+class PartialDelivery(DeliveryError):
+    """A batch stopped part-way (raised as ``PartialTemporaryError`` or ``PartialPermanentError``).
+
+    ``answered`` are the results of the recipients the server answered (recorded as usual);
+    ``unsent`` the recipients it was never given, or whose message failed: given back to the
+    ledger so ``--resume`` sends them. A transport that raises a plain error gives the batch
+    back whole.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        answered: Sequence[DeliveryResult] = (),
+        unsent: Sequence[Recipient] = (),
+    ) -> None:
+        super().__init__(message)
+        self.answered = answered
+        self.unsent = unsent
+
+
+class PartialTemporaryError(PartialDelivery, TemporaryDeliveryError):
+    """A batch stopped part-way by a temporary failure."""
+
+
+class PartialPermanentError(PartialDelivery, PermanentDeliveryError):
+    """A batch stopped part-way by a permanent failure."""
+
+
+def partial(
+    err: DeliveryError, answered: Sequence[DeliveryResult], unsent: Sequence[Recipient]
+) -> PartialDelivery:
+    """``err`` (of the same kind, with the same message) carrying what the batch got done."""
+    kind = (
+        PartialPermanentError if isinstance(err, PermanentDeliveryError) else PartialTemporaryError
+    )
+    made = kind(str(err), answered, unsent)
+    made.__cause__ = err
+    return made
 
 
 class Transport(ABC):

@@ -411,32 +411,21 @@ class Ledger:
         )
         return [ClaimedRow(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
 
-    def record(self, send_id: int, done: Outcome) -> None:
-        """Store what the transport said about each recipient of a batch, in one transaction."""
+    def record(self, send_id: int, done: Outcome, *, give_back: Sequence[int] = ()) -> None:
+        """Store what the transport said about each recipient of a batch, in one transaction.
+
+        ``give_back``: ids of the batch the transport did not send (it stopped part-way),
+        released as ``release`` does, in the same transaction, before the rest is recorded.
+        """
         with self._writing() as conn:
+            if give_back:
+                _release(conn, send_id, done.batch, give_back)
             _record_outcome(conn, send_id, done)
 
     def release(self, send_id: int, batch: int) -> int:
         """Give a batch back (the transport refused it whole): ``--resume`` will send it again."""
         with self._writing() as conn:
-            fresh = conn.execute(
-                deliveries.delete().where(
-                    deliveries.c.send_id == send_id,
-                    deliveries.c.status == LedgerStatus.PENDING.value,
-                    deliveries.c.batch == batch,
-                    deliveries.c.error.is_(None),  # not a resent unconfirmed row
-                )
-            )
-            resent = conn.execute(
-                deliveries.update()
-                .where(
-                    deliveries.c.send_id == send_id,
-                    deliveries.c.status == LedgerStatus.PENDING.value,
-                    deliveries.c.batch == batch,
-                )
-                .values(status=LedgerStatus.UNCONFIRMED.value, updated_at=now_utc())
-            )
-        return int(fresh.rowcount or 0) + int(resent.rowcount or 0)
+            return _release(conn, send_id, batch, None)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -578,6 +567,27 @@ def refusal(record: SendRecord) -> SendError:
         f"the send of {record.issue} started on {started} did not finish ({why}); "
         f"run `newsletter send {record.issue} --resume` to continue it"
     )
+
+
+def _release(conn: sa.Connection, send_id: int, batch: int, ids: Sequence[int] | None) -> int:
+    """Delete the batch's fresh ``pending`` rows (of ``ids``, None: all) so ``--resume`` sends
+    them; a row resent after being unconfirmed goes back to ``unconfirmed``."""
+    in_batch = [
+        deliveries.c.send_id == send_id,
+        deliveries.c.status == LedgerStatus.PENDING.value,
+        deliveries.c.batch == batch,
+    ]
+    if ids is not None:
+        in_batch.append(deliveries.c.subscriber_id.in_(list(ids)))
+    fresh = conn.execute(
+        deliveries.delete().where(*in_batch, deliveries.c.error.is_(None))  # not a resent row
+    )
+    resent = conn.execute(
+        deliveries.update()
+        .where(*in_batch)
+        .values(status=LedgerStatus.UNCONFIRMED.value, updated_at=now_utc())
+    )
+    return int(fresh.rowcount or 0) + int(resent.rowcount or 0)
 
 
 def _record_outcome(conn: sa.Connection, send_id: int, done: Outcome) -> None:
