@@ -10,8 +10,11 @@ then ``newsletter.send.send_issue`` timed end to end. In the same run, the floor
   ``mailbox.Maildir.add`` (tmp/ then new/, no sync at all);
 - smtp: the same bytes sent N times with ``smtplib`` over one connection to the same sink.
 
-The SMTP sink is aiosmtpd in its own process that only counts (no parsing). The send runs with
-``delivery.smtp.rate`` at its maximum (1,000 messages a second), which bounds it.
+The SMTP sink runs in its own process and only counts: ``--sink aiosmtpd`` (the default) is
+aiosmtpd with a counting handler; ``--sink socket`` is a bare socket server that answers every
+command with the least SMTP allows and throws the message bytes away (one thread per
+connection), so the sink costs as little as it can. The send runs with ``delivery.smtp.rate`` at
+its maximum (``MAX_RATE``) and ``delivery.smtp.connections`` from ``--connections``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.send import MONTH, make_project, seed_apart  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
+from newsletter.delivery.smtp import MAX_RATE  # noqa: E402
 from newsletter.issues import load_topics, read_issue  # noqa: E402
 from newsletter.send import send_issue  # noqa: E402
 from newsletter.store.database import Database  # noqa: E402
@@ -63,6 +67,62 @@ def sink(conn: multiprocessing.connection.Connection) -> None:
     controller.stop()
 
 
+def socket_sink(conn: multiprocessing.connection.Connection) -> None:
+    """A discarding SMTP server: 250 to everything, 354 to DATA, counts the messages."""
+    import socket
+    import threading
+
+    count = [0]
+    lock = threading.Lock()
+
+    def serve(client: socket.socket) -> None:
+        client.sendall(b"220 sink ESMTP\r\n")
+        buffer, in_data = b"", False
+        while chunk := client.recv(262144):
+            buffer += chunk
+            while True:
+                if in_data:
+                    end = buffer.find(b"\r\n.\r\n")
+                    if end < 0:
+                        buffer = buffer[-4:]
+                        break
+                    buffer, in_data = buffer[end + 5 :], False
+                    with lock:
+                        count[0] += 1
+                    client.sendall(b"250 2.0.0 OK\r\n")
+                    continue
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    break
+                line, buffer = buffer[:end].upper(), buffer[end + 2 :]
+                if line.startswith(b"DATA"):
+                    in_data = True
+                    client.sendall(b"354 go ahead\r\n")
+                    buffer = b"\r\n" + buffer  # the end mark may follow at once
+                elif line.startswith((b"EHLO", b"HELO")):
+                    client.sendall(b"250-sink\r\n250 8BITMIME\r\n")
+                elif line.startswith(b"QUIT"):
+                    client.sendall(b"221 bye\r\n")
+                    client.close()
+                    return
+                else:
+                    client.sendall(b"250 OK\r\n")
+        client.close()
+
+    server = socket.create_server(("127.0.0.1", 0))
+    conn.send(server.getsockname()[1])
+
+    def accept() -> None:
+        while True:
+            client, _ = server.accept()
+            threading.Thread(target=serve, args=(client,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    conn.recv()
+    with lock:
+        conn.send(count[0])
+
+
 def prebuilt(settings: Any, issue: Any) -> bytes:
     from newsletter.mime import build_message
     from newsletter.models import Recipient
@@ -81,14 +141,15 @@ def prebuilt(settings: Any, issue: Any) -> bytes:
     return build_message(message, reader).as_bytes()
 
 
-def run(count: int, transport: str) -> tuple[float, float, int]:
+def run(count: int, transport: str, sink_kind: str, connections: int) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory(prefix="bench-local-") as tmp:
         root = make_project(Path(tmp), 1000)
         text = (root / "schedule.yaml").read_text(encoding="utf-8")
         text = text.replace("transport: sendgrid", f"transport: {transport}")
         text = text.replace("security: starttls", "security: none")
         text = text.replace("username: newsletter", "username:")
-        text = text.replace("rate: 20 ", "rate: 1000 ")
+        text = text.replace("rate: 20 ", f"rate: {MAX_RATE:g} ")
+        text = text.replace("connections: 3 ", f"connections: {connections} ")
         (root / "schedule.yaml").write_text(text, encoding="utf-8")
         database = root / "subscribers" / "subscribers.db"
         env = {"NEWSLETTER_SECRET_KEY": "bench-" + "k" * 32}
@@ -97,7 +158,8 @@ def run(count: int, transport: str) -> tuple[float, float, int]:
         server = None
         if transport == "smtp":
             parent, child = multiprocessing.Pipe()
-            server = multiprocessing.Process(target=sink, args=(child,), daemon=True)
+            target = socket_sink if sink_kind == "socket" else sink
+            server = multiprocessing.Process(target=target, args=(child,), daemon=True)
             server.start()
             port = parent.recv()
             text = text.replace("port: 587", f"port: {port}").replace(
@@ -137,8 +199,13 @@ def main() -> None:
     parser.add_argument("sizes", nargs="*", type=int, default=[20_000])
     parser.add_argument("--transport", choices=("outbox", "smtp"), default="outbox")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sink", choices=("aiosmtpd", "socket"), default="aiosmtpd")
+    parser.add_argument("--connections", type=int, default=3)
     args = parser.parse_args()
-    print(f"transport {args.transport}; cores {os.cpu_count()}")
+    print(
+        f"transport {args.transport}; sink {args.sink}; connections {args.connections}; "
+        f"cores {os.cpu_count()}"
+    )
     print(
         "| readers | seconds | messages/s | floor (s) | floor/s | ×floor speed | load avg | bytes |"
     )
@@ -147,7 +214,7 @@ def main() -> None:
         ratios = []
         for _ in range(args.repeat):
             load = os.getloadavg()[0]
-            seconds, floor, size = run(count, args.transport)
+            seconds, floor, size = run(count, args.transport, args.sink, args.connections)
             ratios.append(floor / seconds)
             print(
                 f"| {count:,} | {seconds:.1f} | {count / seconds:,.0f} | {floor:.1f} "

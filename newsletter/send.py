@@ -49,6 +49,8 @@ from newsletter.store.ledger import (
     SendStatus,
     refusal,
 )
+from newsletter.store.send_report import SendReport as SendReport  # re-exported
+from newsletter.store.send_report import send_report as send_report  # re-exported
 from newsletter.tokens import LinkSigner, load_signer
 from newsletter.values.address import AddressError, normalise_address
 from newsletter.values.clock import now_utc
@@ -124,23 +126,6 @@ class SendPlan:
     unconfirmed: int  # unconfirmed rows of still-active subscribers
 
 
-@dataclass(frozen=True, kw_only=True)
-class SendReport:
-    """The ledger's view of one issue's send (``newsletter report``)."""
-
-    record: SendRecord
-    counts: dict[LedgerStatus, int]
-    remaining: int  # active subscribers not reached yet
-    problems: tuple[tuple[str, LedgerStatus, str | None], ...]  # unconfirmed and failed rows
-    resent: int = 0  # sent again after being unconfirmed: they may have two copies
-    resent_addresses: tuple[str, ...] = ()  # those readers, when asked for
-    variants: tuple[tuple[str, int], ...] = ()  # (variant key, readers sent it), most first
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
 # --- planning and reporting -------------------------------------------------------------------
 
 
@@ -174,27 +159,6 @@ def plan_send(
         recipients=recipients,
         existing=existing,
         unconfirmed=unconfirmed,
-    )
-
-
-def send_report(database: Database, month: str, *, list_resent: bool = False) -> SendReport:
-    """Counts by status, times, transport and problem addresses of ``month``'s send.
-
-    ``list_resent`` also lists who was sent the issue again after being unconfirmed.
-    """
-    ledger = database.ledger()
-    record = ledger.find(month)
-    if record is None:
-        raise SendError(f"issue {month} has not been sent (no send in the ledger)")
-    problems = ledger.addresses(record.id, (LedgerStatus.UNCONFIRMED, LedgerStatus.FAILED))
-    return SendReport(
-        record=record,
-        counts=ledger.counts(record.id),
-        remaining=ledger.remaining(record.id) if record.status is not SendStatus.COMPLETED else 0,
-        problems=tuple(problems),
-        resent=ledger.resent(record.id),
-        resent_addresses=tuple(ledger.resent_addresses(record.id)) if list_resent else (),
-        variants=tuple(ordered_counts(ledger.variant_counts(record.id))),
     )
 
 

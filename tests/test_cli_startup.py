@@ -27,6 +27,8 @@ HEAVY = (
     "newsletter.config",
     "newsletter.render",
     "newsletter.issues",
+    "newsletter.send",
+    "newsletter.batches",
 )
 RENDERING = ("mjml", "premailer")
 
@@ -91,3 +93,13 @@ def test_build_loads_the_render_pipeline(project: Path, tmp_path: Path) -> None:
     modules = _loaded("--project", str(project), "build", "2021-01", "--out", str(out))["modules"]
     assert isinstance(modules, list)
     assert set(RENDERING) <= set(modules)
+
+
+def test_report_loads_nothing_of_the_sending_side(project: Path) -> None:
+    """``newsletter report`` reads the ledger: no send loop, no transports' batches, no rendering."""
+    modules = _loaded("--project", str(project), "report", "2021-01")["modules"]
+    assert isinstance(modules, list)
+    assert "sqlalchemy" in modules  # it did read the database
+    assert not {"newsletter.send", "newsletter.batches", "newsletter.render", *RENDERING} & set(
+        modules
+    )

@@ -71,7 +71,7 @@ LAZY_COMMANDS = {
     "preview": "issues",
     "subscribers": "subscribers",
     "send": "send",
-    "report": "send",
+    "report": "report",
     "schedule": "schedule",
     "scheduler": "schedule",
     "serve": "web",

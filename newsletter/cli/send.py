@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import time
@@ -24,20 +23,20 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 
 from newsletter.cli import Project, pass_project
+from newsletter.cli.report import ISSUE_HELP
 from newsletter.cli.signals import stop_on_signals
 from newsletter.config import Settings
 from newsletter.delivery.registry import names as transport_names
 from newsletter.doi.compare import check_issue_dois
 from newsletter.doi.store import MetadataStore
 from newsletter.errors import AlreadySentError, IssueError
-from newsletter.issues import load_topics, month_of, read_issue, resolve_issue
+from newsletter.issues import load_topics, read_issue, resolve_issue
 from newsletter.issues.common import display
 from newsletter.models import Issue, IssueStatus, LedgerStatus
 from newsletter.send import (
     Progress,
     RunStatus,
     SendPlan,
-    SendReport,
     SendSummary,
     plan_send,
     send_issue,
@@ -46,10 +45,8 @@ from newsletter.send import (
 )
 from newsletter.store.database import Database
 from newsletter.store.ledger import SendStatus, refusal
-from newsletter.values.month import looks_like_month
 from newsletter.variants import SKIP, Variants
 
-ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
 LOG_EVERY_SECONDS = 5.0
 
 
@@ -378,87 +375,4 @@ def _send_test_copies(
         sys.exit(1)
 
 
-# --- newsletter report ---------------------------------------------------------------------
-
-
-def _month(settings: Settings, ref: str) -> str:
-    if looks_like_month(ref):
-        return ref
-    path = resolve_issue(settings.issues_dir, ref)
-    return month_of(Path(path)) or ref
-
-
-def report_json(report: SendReport, *, list_resent: bool = False) -> dict[str, Any]:
-    record = report.record
-    found: dict[str, Any] = {
-        "issue": record.issue,
-        "subject": record.subject,
-        "status": str(record.status),
-        "transport": record.transport,
-        "triggered_by": record.triggered_by,
-        "started_at": record.started_at.isoformat(),
-        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
-        "counts": {str(status): count for status, count in report.counts.items()},
-        "remaining": report.remaining,
-        "unconfirmed": [e for e, s, _ in report.problems if s is LedgerStatus.UNCONFIRMED],
-        "failed": [
-            {"email": e, "error": err} for e, s, err in report.problems if s is LedgerStatus.FAILED
-        ],
-        "resent_after_unconfirmed": report.resent,
-        "variants": dict(report.variants),
-    }
-    if list_resent:
-        found["resent"] = list(report.resent_addresses)
-    return found
-
-
-@click.command("report", epilog=ISSUE_HELP)
-@click.argument("issue")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option(
-    "--list-resent",
-    is_flag=True,
-    help="Also list the readers sent it again after being unconfirmed (they may have two copies).",
-)
-@pass_project
-def report(project: Project, issue: str, as_json: bool, list_resent: bool) -> None:
-    """The send ledger of ISSUE: counts by status, when, transport, unconfirmed/failed addresses."""
-    settings = project.settings
-    month = _month(settings, issue)
-    result = send_report(project.database, month, list_resent=list_resent)
-    if as_json:
-        click.echo(json.dumps(report_json(result, list_resent=list_resent), indent=2))
-        return
-    record = result.record
-    click.echo(f"{record.issue}: {record.subject}")
-    click.echo(f"status:    {record.status} (started by {record.triggered_by})")
-    click.echo(f"transport: {record.transport}")
-    click.echo(f"started:   {_when(record.started_at)}")
-    click.echo(f"finished:  {_when(record.finished_at) if record.finished_at else '-'}")
-    counts = ", ".join(f"{status} {count:,}" for status, count in result.counts.items())
-    click.echo(f"counts:    {counts} (total {result.total:,})")
-    if result.remaining:
-        click.echo(f"not yet sent: {result.remaining:,} active subscriber(s)")
-    if result.variants:
-        click.echo("variants:  " + ", ".join(f"{k or '-'} {n:,}" for k, n in result.variants))
-    if result.resent:
-        click.echo(
-            f"resent:    {result.resent:,} after being unconfirmed "
-            "(they may have two copies; --list-resent lists them)"
-        )
-    if result.resent_addresses:
-        click.echo("resent after being unconfirmed:")
-        for email in result.resent_addresses:
-            click.echo(f"  {email}")
-    for title, status in (
-        ("unconfirmed (may or may not have received it)", LedgerStatus.UNCONFIRMED),
-        ("failed", LedgerStatus.FAILED),
-    ):
-        rows = [(e, err) for e, s, err in result.problems if s is status]
-        if rows:
-            click.echo(f"{title}:")
-            for email, error in rows:
-                click.echo(f"  {email}" + (f"  ({error})" if status is LedgerStatus.FAILED else ""))
-
-
-COMMANDS: list[click.Command] = [send, report]
+COMMANDS: list[click.Command] = [send]

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = 30.0  # seconds for connecting and for each SMTP command
 MIN_RATE = 0.01  # messages per second: one every 100 s; slower is a typo, not pacing
-MAX_RATE = 1000.0
+MAX_RATE = 10_000.0
 RATE_RANGE = f"a number of messages per second from {MIN_RATE:g} to {MAX_RATE:g}"
 DEFAULT_CONNECTIONS = 3
 MAX_CONNECTIONS = 16
