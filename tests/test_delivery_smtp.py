@@ -314,3 +314,16 @@ def test_connections_out_of_range_is_a_located_config_error(project, value, show
     message = str(caught.value)
     assert f"schedule.yaml:{line}: `delivery.smtp.connections`: expected " in message, message
     assert "from 1 to 16" in message and message.endswith(f"got {shown}"), message
+
+
+def test_lines_that_start_with_a_dot_arrive_whole(smtp_server):
+    """The message bytes are dot-stuffed (RFC 5321 4.5.2) on the way and unstuffed by the server."""
+    text = ".starts with a dot\n..two dots\nmiddle . dot\n.\nlast line"
+    message = replace(make_message(2), text=text, html=None)
+    results = send_all(SmtpTransport(settings_for(smtp_server)), message)
+    assert all(r.accepted for r in results)
+    for received in smtp_server.messages:
+        assert b"\n.starts with a dot" in received.raw  # sent as is, so stuffing was needed
+        body = received.message.get_body(("plain",))
+        assert body is not None
+        assert body.get_content().replace("\r\n", "\n").rstrip("\n") == text

@@ -9,6 +9,7 @@ are errors.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import math
@@ -213,7 +214,12 @@ class SmtpTransport(Transport):
             conn = line.open()
             self._pacer.wait(self._sleep)
             try:
-                conn.sendmail(message.sender_email, [recipient.email], data, mail_options=options)
+                if options:
+                    conn.sendmail(
+                        message.sender_email, [recipient.email], data, mail_options=options
+                    )
+                else:
+                    _transact(conn, message.sender_email, recipient.email, data)
             except smtplib.SMTPRecipientsRefused as err:
                 code, reply = next(iter(err.recipients.values()))
                 return DeliveryResult(recipient, accepted=False, error=_reply(code, reply))
@@ -403,6 +409,46 @@ class _Line:
                 work.errors.append(err)
                 return
             work.unsent[index] = False
+
+
+def _transact(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+    """``conn.sendmail(sender, [recipient], data)`` for ASCII addresses, without its per-message
+    address parsing and regular expression: the same commands, replies and exceptions.
+
+    The addresses were checked when the message was (``check_message``) and the subscriber stored.
+    """
+    conn.putcmd("mail", f"FROM:<{sender}>")
+    code, reply = conn.getreply()
+    if code != 250:
+        _after_refusal(conn, code)
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    conn.putcmd("rcpt", f"TO:<{recipient}>")
+    code, reply = conn.getreply()
+    if code not in (250, 251):
+        _after_refusal(conn, code)
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    conn.putcmd("data")
+    code, reply = conn.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    # Dot-stuffing (RFC 5321 4.5.2) as smtplib's regular expression does, by two replaces.
+    quoted = data.replace(b"\n.", b"\n..")
+    if quoted.startswith(b"."):
+        quoted = b"." + quoted
+    conn.send(quoted + (b".\r\n" if quoted.endswith(b"\r\n") else b"\r\n.\r\n"))
+    code, reply = conn.getreply()
+    if code != 250:
+        _after_refusal(conn, code)
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _after_refusal(conn: smtplib.SMTP, code: int) -> None:
+    """As ``sendmail``: a 421 closes the connection, any other refusal resets the transaction."""
+    if code == 421:
+        conn.close()
+        return
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+        conn.rset()
 
 
 def _reply(code: int, reply: bytes | str) -> str:
