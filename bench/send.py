@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from newsletter.config import load_settings  # noqa: E402
 from newsletter.issues import load_topics, read_issue  # noqa: E402
-from newsletter.send import Progress, SendSummary, send_issue  # noqa: E402
+from newsletter.send import Progress, SendSummary, _render, send_issue  # noqa: E402
 from newsletter.store.database import Database  # noqa: E402
 from newsletter.store.engine import open_database  # noqa: E402
 
@@ -204,7 +204,10 @@ def run(
         issue = read_issue(root / "issues" / f"{MONTH}.md", load_topics(settings.topics_file))
         floor_seconds = None
         if floor:
-            floor_seconds = run_floor(settings, issue, database, host, key, batch_size)
+            floor_seconds = floor_apart(settings, issue, database, host, key, batch_size)
+        # As the floor does before its clock starts: the render pipeline's imports (mjml,
+        # premailer: ~0.6 s once per process) are not part of the send's throughput.
+        _render(settings, issue)
         started, cpu = time.perf_counter(), _cpu_seconds()
         with Database.open(settings.database_url) as database:
             summary = send_issue(settings, database, issue, progress=Ticker())
@@ -222,6 +225,23 @@ def run(
                 f"{recipients:,} in {requests:,} requests, {rejected} rejected"
             )
         return summary, seconds, seeding, cpu, floor_seconds
+
+
+def floor_apart(
+    settings: Any, issue: Any, database: Path, host: str, key: str, batch_size: int
+) -> float:
+    """``run_floor`` in a forked child, so its memory is not the sender's peak RSS."""
+    context = multiprocessing.get_context("fork")
+    parent, child = context.Pipe()
+
+    def floor_child() -> None:
+        child.send(run_floor(settings, issue, database, host, key, batch_size))
+
+    process = context.Process(target=floor_child)
+    process.start()
+    seconds = float(parent.recv())
+    process.join()
+    return seconds
 
 
 def run_floor(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from newsletter.archive import generic_links, write_archive
-from newsletter.batches import Delivery, Personaliser, Pipeline
+from newsletter.batches import Delivery, Personaliser, Pipeline, one_malloc_arena
 from newsletter.config import Settings
 from newsletter.delivery import get_transport
 from newsletter.delivery.base import DeliveryResult, Transport
@@ -315,6 +315,7 @@ class _Run:
         resendable = self.ledger.resendable(self.record.id) if resend_unconfirmed else 0
         total = resendable + (self.ledger.remaining(self.record.id) if new_recipients else 0)
         self.progress.start(total, issue=self.issue.month, transport=self.record.transport)
+        one_malloc_arena()  # before the run's threads start (heartbeat, transport, stages)
         try:
             with self.ledger.keeping_alive(stop), self.transport:
                 finished = self._loop(resend_unconfirmed, new_recipients, stop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pty
@@ -478,3 +479,24 @@ def test_cli_issue_with_errors_is_not_sent_and_says_each_finding_once(
     assert not settings.delivery.section("outbox").path.exists() or not read_maildir(
         settings.delivery.section("outbox").path
     )
+
+
+def test_the_quick_recipient_is_the_same_value_as_with_links(db_settings: Settings) -> None:
+    from newsletter.batches import Personaliser
+    from newsletter.models import Recipient
+    from newsletter.tokens import Purpose, load_signer
+
+    signer = load_signer(db_settings)
+    quick = Personaliser(signer, db_settings.links).recipient(7, "r@example.org", "R", "<m@x>")
+    links = db_settings.links
+    slow = Recipient.with_links(
+        subscriber_id=7,
+        email="r@example.org",
+        name="R",
+        unsubscribe_url=links.unsubscribe_url(signer.sign(Purpose.UNSUBSCRIBE, 7)),
+        preferences_url=links.preferences_url(signer.sign(Purpose.PREFERENCES, 7)),
+        message_id="<m@x>",
+    )
+    assert quick == slow and vars(quick) == vars(slow)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quick.email = "other@example.org"  # type: ignore[misc]
