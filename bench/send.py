@@ -208,6 +208,8 @@ def run(
         # As the floor does before its clock starts: the render pipeline's imports (mjml,
         # premailer: ~0.6 s once per process) are not part of the send's throughput.
         _render(settings, issue)
+        global BEFORE_SEND
+        BEFORE_SEND = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         started, cpu = time.perf_counter(), _cpu_seconds()
         with Database.open(settings.database_url) as database:
             summary = send_issue(settings, database, issue, progress=Ticker())
@@ -225,6 +227,9 @@ def run(
                 f"{recipients:,} in {requests:,} requests, {rejected} rejected"
             )
         return summary, seconds, seeding, cpu, floor_seconds
+
+
+BEFORE_SEND = 0.0  # peak RSS (MB) when the last send started: imports, render, the stand-in's pipe
 
 
 def floor_apart(
@@ -361,10 +366,11 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, batch size {args.batch_size}, readers: {readers}")
     print(f"latency {args.latency:g} s per request, concurrency {args.concurrency or 'default'}")
     print(
-        "| recipients | seconds | readers/s | CPU µs/reader | peak RSS (MB) | floor (s) | ×floor "
+        "| recipients | seconds | readers/s | CPU µs/reader | peak RSS (MB) | RSS before send "
+        "| floor (s) | ×floor "
         "| load avg | sent | skipped |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for count in args.sizes:
         times: list[float] = []
         for _ in range(args.repeat):
@@ -385,7 +391,8 @@ def main() -> None:
             floor_text = f"{floor:.1f}" if floor else "–"
             print(
                 f"| {count:,} | {seconds:.1f} | {count / seconds:,.0f} "
-                f"| {cpu / count * 1e6:.0f} | {peak:.0f} | {floor_text} | {ratio} | {load:.2f} "
+                f"| {cpu / count * 1e6:.0f} | {peak:.0f} | {BEFORE_SEND:.0f} | {floor_text} "
+                f"| {ratio} | {load:.2f} "
                 f"| {summary.sent:,} | {summary.skipped:,} |",
                 flush=True,
             )

@@ -435,6 +435,9 @@ class SendGridTransport(Transport):
         self.concurrency = settings.concurrency
         self.sandbox = settings.sandbox
         self.api = api or SendGridAPI(settings, sleep=sleep, timeout=timeout)
+        # One request body built at a time: the GIL runs one builder anyway, and interleaved
+        # builders would each hold a batch's dicts (~1 MB) at once.
+        self._building = threading.Lock()
 
     def close(self) -> None:
         self.api.close()
@@ -456,7 +459,8 @@ class SendGridTransport(Transport):
         sendable, to, failed = _sendable(message.recipients)
         if not sendable:
             return failed
-        data = dumps(self._payload(replace(message, recipients=sendable), to))
+        with self._building:
+            data = dumps(self._payload(replace(message, recipients=sendable), to))
         check_payload_size(data)
         headers = self.api.mail_send(data)
         return BatchResults(sendable, headers.get("X-Message-Id"), failed)
