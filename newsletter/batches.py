@@ -14,9 +14,11 @@ which is what ``unconfirmed`` means. Nobody who surely did not get it is ever ma
 
 A transport whose ``concurrency`` is above 1 (SendGrid: ``delivery.sendgrid.concurrency``) gets
 that many batches at once: stage 2 still claims each batch, one at a time, before it hands it to
-one of ``concurrency`` delivering threads, and claims no more while that many are claimed and not
-yet handed to the recorder. The ``pending`` rows after a crash are then up to ``concurrency``
-batches in flight plus the two waiting to be recorded.
+one of ``concurrency`` delivering threads, and claims no more while that many are on the wire.
+The outcomes of the batches delivered since the last claim are written in the next claim's
+transaction (one commit, fenced by the lease like every write; the recorder only takes what is
+left when no claim follows). The ``pending`` rows after a crash are then up to ``concurrency``
+batches in flight plus those delivered since the last claim (at most ``concurrency`` more).
 """
 
 from __future__ import annotations
@@ -192,6 +194,9 @@ class Pipeline:
         self.errors: list[BaseException] = []
         self.cut_short = False  # the delivering stage left prepared work behind (stop)
         self._personalising = threading.Lock()
+        # Delivered batches (several in flight) whose outcome rides along with the next claim.
+        self._unrecorded: list[Outcome] = []
+        self._unrecorded_lock = threading.Lock()
         self._sender = threading.Thread(target=self._send_all, name="send-deliver", daemon=True)
         self._recorder = threading.Thread(target=self._record_all, name="send-record", daemon=True)
 
@@ -332,7 +337,7 @@ class Pipeline:
             worker.start()
         skips: Prepared | None = None
         try:
-            while (item := self.prepared.get()) is not None:
+            while (item := self._next_prepared()) is not None:
                 if self.stop.is_set() or not self._recorder.is_alive() or self.errors:
                     self.cut_short = True
                     return
@@ -345,9 +350,11 @@ class Pipeline:
                     if self.errors or not self._recorder.is_alive():
                         self.cut_short = True
                         return
+                done = self._take_unrecorded()
                 try:
-                    rows = self._claim(item, skips)
+                    rows = self._claim(item, skips, done)
                 except BaseException:
+                    self._hold(*done)  # not written: the recorder gets them below
                     slots.release()
                     raise
                 skips = None
@@ -364,34 +371,59 @@ class Pipeline:
                 claimed.put(None)
             for worker in workers:
                 worker.join()
+            for outcome in self._take_unrecorded():  # no claim left to ride along with
+                _put(self.delivered, outcome, self._recorder)
+
+    def _next_prepared(self) -> Prepared | None:
+        """The next prepared batch; while none comes, what was delivered goes to the recorder
+        (so no outcome waits for a claim longer than ``POLL_SECONDS``)."""
+        while True:
+            try:
+                return self.prepared.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                for outcome in self._take_unrecorded():
+                    if not _put(self.delivered, outcome, self._recorder):
+                        self.cut_short = True  # the recorder failed: run() raises its error
+                        return None
+
+    def _hold(self, *outcomes: Outcome) -> None:
+        with self._unrecorded_lock:
+            self._unrecorded.extend(outcomes)
+
+    def _take_unrecorded(self) -> list[Outcome]:
+        with self._unrecorded_lock:
+            taken, self._unrecorded = self._unrecorded, []
+        return taken
 
     def _deliver_claimed(
         self,
         claimed: queue.Queue[tuple[Prepared, tuple[Candidate, ...]] | None],
         slots: threading.Semaphore,
     ) -> None:
-        """A delivering thread: send claimed batches, hand what happened to the recorder."""
+        """A delivering thread: send claimed batches; what happened is written with the next claim."""
         while (job := claimed.get()) is not None:
             item, rows = job
             try:
                 with self._personalising:  # one batch at a time: see SendGrid's _building
                     recipients = self._personalise(rows)
-                outcome = self.delivery.deliver(item.batch, recipients, item.variant)
-                _put(self.delivered, outcome, self._recorder)
+                self._hold(self.delivery.deliver(item.batch, recipients, item.variant))
             except BaseException as err:
                 self.errors.append(err)
             finally:
                 slots.release()
 
-    def _claim(self, item: Prepared, skips: Prepared | None = None) -> tuple[Candidate, ...]:
+    def _claim(
+        self, item: Prepared, skips: Prepared | None = None, record: Sequence[Outcome] = ()
+    ) -> tuple[Candidate, ...]:
         """Claim the prepared batch; those no longer active (or claimed elsewhere) drop out.
 
-        ``skips`` (readers to record skipped) are written in the same transaction: one commit.
+        ``skips`` (readers to record skipped) and ``record`` (outcomes of delivered batches) are
+        written in the same transaction: one commit.
         """
         ids = [row[0] for row in item.rows]
         skip = (skips.batch, skips.skipped) if skips is not None else None
         claimed, skipped = self.delivery.ledger.claim_ids_and_skip(
-            self.delivery.send_id, item.batch, ids, self.message_ids, item.variant, skip
+            self.delivery.send_id, item.batch, ids, self.message_ids, item.variant, skip, record
         )
         if skips is not None:
             self._count_skipped(skipped)

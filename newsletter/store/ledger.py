@@ -335,17 +335,26 @@ class Ledger:
         message_ids: MessageIds,
         variant: str | None,
         skip: tuple[int, Sequence[int]] | None,
+        record: Sequence[Outcome] = (),
     ) -> tuple[set[int] | None, int]:
         """``claim_ids`` of a batch, and with it (one transaction, one commit) the readers of
-        ``skip`` = (batch, ids) recorded ``skipped``. Returns the claim's answer and how many
+        ``skip`` = (batch, ids) recorded ``skipped`` and the outcomes of delivered batches in
+        ``record`` (as ``record`` would store them). Returns the claim's answer and how many
         were recorded skipped."""
-        if skip is None:
-            return self.claim_ids(send_id, batch, ids, message_ids, variant=variant), 0
-        skip_batch, skip_ids = skip
+        skipped: set[int] = set()
         with self._claiming() as conn:
-            skipped = claim_rows(
-                conn, send_id, skip_ids, message_ids, batch=skip_batch, status=LedgerStatus.SKIPPED
-            )
+            for done in record:
+                _record_outcome(conn, send_id, done)
+            if skip is not None:
+                skip_batch, skip_ids = skip
+                skipped = claim_rows(
+                    conn,
+                    send_id,
+                    skip_ids,
+                    message_ids,
+                    batch=skip_batch,
+                    status=LedgerStatus.SKIPPED,
+                )
             claimed = claim_rows(conn, send_id, ids, message_ids, batch=batch, variant=variant)
         return (None if len(claimed) == len(ids) else claimed), len(skipped)
 
