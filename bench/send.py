@@ -28,8 +28,8 @@ recorded skipped, and the check counts them.
 from __future__ import annotations
 
 import argparse
-import importlib
 import http.client
+import importlib
 import json
 import multiprocessing
 import multiprocessing.connection
