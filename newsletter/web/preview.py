@@ -5,13 +5,14 @@ desktop-wide and a phone-wide frame, the plain text, and a side panel with the s
 status (draft or ready), every check finding with its code and a variant picker.
 
 Keeping up with saves (``preview_live``): a watcher thread stats the issue file, the topics file
-and every template every ``WATCH_S``; on a change it renders the default variant once and
-publishes a new version number, which ``/events`` pushes to every open page as a server-sent
-event. The page then reloads its two frames and refreshes its panel from ``/panel.json``: no
-page reload, no polling. A reconnecting page sends ``Last-Event-ID`` and is told the current
-version only when it missed one. Every request also checks the files, so an answer is never
-older than the files on disk. Each variant is rendered once per version, whatever the number of
-pages asking. A broken file shows its findings on the page; the server keeps answering.
+and every template every ``WATCH_S``; on a change it publishes a new version number, which
+``/events`` pushes to every open page as a server-sent event, and renders the default variant
+once while the pages ask for it. The page then reloads its two frames and refreshes its panel
+from ``/panel.json``: no page reload, no polling. A reconnecting page sends ``Last-Event-ID``
+and is told the current version only when it missed one. Every request also checks the files,
+so an answer is never older than the files on disk. Each variant is rendered once per version,
+whatever the number of pages asking. A broken file shows its findings on the page; the server
+keeps answering.
 
 Any variant of the issue can be shown (``newsletter/variants.py``): ``?topic=…&mode=only`` (a
 reader's topics and mode) or ``?variant=2*,1`` (a key, as ``send --dry-run`` and ``report`` list
@@ -371,13 +372,17 @@ class PreviewServer:
         self._server.serve_forever(poll_interval=0.2)
 
     def _watch(self) -> None:
-        """Each new version: render the default variant, then tell the pages (render once)."""
+        """Each new version: tell the pages, and render the default variant while they ask.
+
+        The pages' requests wait for this one render (``Previewer.state`` renders one at a
+        time and keeps the result), so telling them first overlaps their round trip with it.
+        """
         broadcast = self._server.broadcast
         while not self._stop.wait(WATCH_S):
             version = self.previewer.versions.refresh()
             if version.number != broadcast.published.number:
-                self.previewer.state()
                 broadcast.publish(version)
+                self.previewer.state()
 
     def start(self) -> PreviewServer:
         self._thread = threading.Thread(target=self.serve_forever, name="preview", daemon=True)
