@@ -1,21 +1,28 @@
 """Measure how soon a save shows in `newsletter preview`, in a real headless Chromium.
 
-    .venv/bin/python bench/preview_latency.py              # 15 saves of a copy of issues/2021-01.md
+    .venv/bin/python bench/preview_latency.py                # 15 saves, the live preview only
+    .venv/bin/python bench/preview_latency.py --compare      # also render-first and the old poll
     .venv/bin/python bench/preview_latency.py --saves 40 --pause 0.5
 
-The preview runs as the real command (`python -m newsletter preview`, a subprocess) on a copy of
-the sample project in bench/out/preview/ (git-ignored). Chromium opens the page (via playwright, as
-tests/browser.py does); then each save rewrites the issue file the way editors do (a temporary
-file renamed over it) with a new article title, and three things are timed from the save:
+Each preview runs in its own process on its own copy of the sample project in bench/out/preview/
+(git-ignored); Chromium opens each page (via playwright, as tests/browser.py does). Each save
+rewrites the issue file the way editors do (a temporary file renamed over it) with a new article
+title; the time runs from the save until the desktop and the phone frame both show the new title
+(the browser's clock, polled every 5 ms in the page, against this process's wall clock; both are
+the machine's clock).
 
-- render alone: `Previewer._render` of the same file in this process (the floor: no watching, no
-  browser), timed before the server starts;
-- save -> event: until a second client of /events (httpx, this process) is told the new version
-  (the server's part: noticing the save, rendering once, publishing);
-- save -> both frames: until the desktop and the phone frame both show the new title (the
-  browser's clock, polled every 5 ms in the page, against this process's wall clock).
+Servers (`--compare` runs them all, one save each in turn, so a change of the machine's load
+hits them alike):
 
-It prints min / median / max of each and the load average. Nothing is asserted.
+- live: this preview (server-sent events; the pages are told first, then it renders once);
+- render-first: the same, but the event goes out after the render;
+- old-poll: the preview before issue 15 (the page polls /version every 400 ms and reloads
+  itself), read from git at BEFORE_COMMIT;
+
+and two floors: `render alone` (`Previewer._render` of the same file in this process, no watching,
+no browser) and `save -> event` (a second client of the live server's /events, httpx in this
+process: noticing the save and publishing). It prints min / median / max and the load average.
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -44,24 +52,60 @@ from tests.browser import chromium, page_at  # noqa: E402
 
 MONTH = "2021-01"
 TITLE = "Burnout Among Psychological Practitioners in the NHS"
+BEFORE_COMMIT = "95a6fe0"  # main before the live preview: newsletter/web/preview.py polled
 # The browser's Date.now() once both frames show the text (a truthy value ends the wait).
 FRAMES_SHOW = """(text) => {
-  const frames = Array.from(document.querySelectorAll("iframe.email"));
+  const frames = Array.from(document.querySelectorAll("iframe"));
   const shown = frames.length === 2 && frames.every((frame) => {
     const doc = frame.contentDocument;
     return doc !== null && doc.body !== null && doc.body.innerText.includes(text);
   });
   return shown ? Date.now() : false;
 }"""
+# Runs one preview server in a child process: argv = repo, project, mode, module file (old).
+SERVE = """
+import importlib.util, sys
+from pathlib import Path
+repo, root, mode, module_file = sys.argv[1:5]
+sys.path.insert(0, repo)
+from newsletter.config import load_settings
+if mode == "old-poll":
+    spec = importlib.util.spec_from_file_location("old_preview", module_file)
+    preview = sys.modules["old_preview"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(preview)
+else:
+    from newsletter.web import preview
+if mode == "render-first":
+    def _watch(self):
+        broadcast = self._server.broadcast
+        while not self._stop.wait(preview.WATCH_S):
+            version = self.previewer.versions.refresh()
+            if version.number != broadcast.published.number:
+                self.previewer.state()
+                broadcast.publish(version)
+    preview.PreviewServer._watch = _watch
+settings = load_settings(Path(root))
+source = preview.PreviewSource(
+    issue_path=settings.issues_dir / "2021-01.md", topics_file=settings.topics_file,
+    templates_dir=settings.templates_dir, sender=settings.sender, links=settings.links,
+    display_path="issues/2021-01.md")
+server = preview.PreviewServer(source, port=0)
+print(server.url, flush=True)
+try:
+    server.serve_forever()
+except KeyboardInterrupt:
+    pass
+"""
 
 
-def project() -> Path:
-    shutil.rmtree(OUT, ignore_errors=True)
-    OUT.mkdir(parents=True)
-    shutil.copy(REPO / "schedule.yaml", OUT / "schedule.yaml")
+def project(name: str) -> Path:
+    root = OUT / name
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    shutil.copy(REPO / "schedule.yaml", root / "schedule.yaml")
     for folder in ("issues", "templates"):
-        shutil.copytree(REPO / folder, OUT / folder)
-    return OUT
+        shutil.copytree(REPO / folder, root / folder)
+    return root
 
 
 def save(path: Path, text: str) -> None:
@@ -91,20 +135,34 @@ def render_floor(root: Path, times: int) -> list[float]:
     return found
 
 
-def start_preview(root: Path) -> tuple[subprocess.Popen[str], str]:
+def old_module() -> Path | None:
+    """The preview module as it was before issue 15 (None when git cannot show it)."""
+    shown = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{BEFORE_COMMIT}:newsletter/web/preview.py"],
+        capture_output=True,
+        text=True,
+    )
+    if shown.returncode != 0:
+        return None
+    path = OUT / "old_preview.py"
+    path.write_text(shown.stdout, encoding="utf-8")
+    return path
+
+
+def start(mode: str, root: Path, module: Path | None) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "--project", str(root), "preview", MONTH],
+        [sys.executable, "-c", SERVE, str(REPO), str(root), mode, str(module or "")],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
     )
     assert process.stdout is not None
-    match = re.search(r"at (http://127\.0\.0\.1:\d+/)", process.stdout.readline())
-    if not match:
+    line = process.stdout.readline()
+    if not re.match(r"http://127\.0\.0\.1:\d+/", line):
         process.kill()
-        raise SystemExit("the preview did not start")
-    return process, match.group(1)
+        raise SystemExit(f"the {mode} preview did not start")
+    return process, line.strip()
 
 
 def listen(url: str, seen: queue.Queue[float]) -> None:
@@ -118,7 +176,7 @@ def listen(url: str, seen: queue.Queue[float]) -> None:
 def show(name: str, values: list[float]) -> None:
     ms = [value * 1000 for value in values]
     print(
-        f"{name:<22} min {min(ms):6.0f} ms  median {statistics.median(ms):6.0f} ms  "
+        f"{name:<34} min {min(ms):6.0f} ms  median {statistics.median(ms):6.0f} ms  "
         f"max {max(ms):6.0f} ms  (n={len(ms)})"
     )
 
@@ -127,39 +185,59 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--saves", type=int, default=15)
     parser.add_argument("--pause", type=float, default=0.4, help="seconds between saves")
+    parser.add_argument("--compare", action="store_true", help="also render-first and old-poll")
     args = parser.parse_args()
-    root = project()
-    issue = root / "issues" / f"{MONTH}.md"
-    original = issue.read_text(encoding="utf-8")
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True)
+    modes = ["live"]
+    module = old_module() if args.compare else None
+    if args.compare:
+        modes += ["render-first"] + (["old-poll"] if module is not None else [])
     print(f"load average before: {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
-    floor = render_floor(root, args.saves)
-    process, url = start_preview(root)
-    events: queue.Queue[float] = queue.Queue()
-    threading.Thread(target=listen, args=(url, events), daemon=True).start()
-    to_event, to_frames = [], []
+    roots = {mode: project(mode) for mode in modes}
+    floor = render_floor(roots["live"], args.saves)
+    servers: dict[str, tuple[subprocess.Popen[str], str]] = {}
+    to_event: list[float] = []
+    to_frames: dict[str, list[float]] = {mode: [] for mode in modes}
     try:
-        with chromium() as browser, page_at(browser, 1600, 1000) as page:
-            page.goto(url)
-            page.wait_for_function(FRAMES_SHOW, arg=TITLE, polling=5, timeout=20_000)
+        for mode in modes:
+            servers[mode] = start(mode, roots[mode], module)
+        events: queue.Queue[float] = queue.Queue()
+        threading.Thread(target=listen, args=(servers["live"][1], events), daemon=True).start()
+        with chromium() as browser, ExitStack() as stack:
+            pages = {}
+            for mode in modes:
+                pages[mode] = stack.enter_context(page_at(browser, 1600, 1000))
+                pages[mode].goto(servers[mode][1])
+                pages[mode].wait_for_function(FRAMES_SHOW, arg=TITLE, polling=5, timeout=20_000)
             time.sleep(1.0)
             while not events.empty():
                 events.get()
             for number in range(args.saves):
-                marker = f"Edit {number:03d} of the title"
-                saved = time.time()
-                save(issue, original.replace(TITLE, marker))
-                shown = page.wait_for_function(FRAMES_SHOW, arg=marker, polling=5, timeout=20_000)
-                to_frames.append(shown.json_value() / 1000 - saved)
-                to_event.append(events.get(timeout=20) - saved)
-                time.sleep(args.pause)
+                for mode in modes:
+                    issue = roots[mode] / "issues" / f"{MONTH}.md"
+                    marker = f"Edit {number:03d} of the title"
+                    text = (REPO / "issues" / f"{MONTH}.md").read_text(encoding="utf-8")
+                    saved = time.time()
+                    save(issue, text.replace(TITLE, marker))
+                    shown = pages[mode].wait_for_function(
+                        FRAMES_SHOW, arg=marker, polling=5, timeout=20_000
+                    )
+                    to_frames[mode].append(shown.json_value() / 1000 - saved)
+                    if mode == "live":
+                        to_event.append(events.get(timeout=20) - saved)
+                    time.sleep(args.pause)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-    print(f"saves: {args.saves}, {os.cpu_count()} cores, Chromium headless")
-    show("render alone", floor)
-    show("save -> event", to_event)
-    show("save -> both frames", to_frames)
-    print("before (polling every 400 ms, from issue 15): save -> page 0.68 s median, 0.86 s max")
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(timeout=10)
+    print(f"saves: {args.saves} per server, {os.cpu_count()} cores, Chromium headless")
+    show("render alone (floor)", floor)
+    show("live: save -> event", to_event)
+    for mode in modes:
+        show(f"{mode}: save -> both frames", to_frames[mode])
+    if "old-poll" not in modes:
+        print("old-poll (issue 15, measured before): save -> page 0.68 s median, 0.86 s max")
     print(f"load average after: {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
 
 
