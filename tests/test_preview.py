@@ -412,3 +412,30 @@ def test_the_picker_offers_every_variant_the_topics_give(settings: Settings) -> 
         assert "email.html?v=" in chosen and "&amp;variant=2%2A%2C3%2A%2C1" in chosen
         assert articles_in(get(server, "/email.txt?variant=2*,3*,1").text) == (2, 3, 1)
         assert articles_in(get(server, "/email.html?variant=2*,3*,1").text) == (2, 3, 1)
+
+
+def test_the_version_follows_contents_not_timestamps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.web import preview_live
+    from newsletter.web.preview_live import Versions, WatchedFiles
+
+    watched = tmp_path / "issue.md"
+    watched.write_text("one")
+    (tmp_path / "templates" / "email").mkdir(parents=True)
+    versions = Versions(
+        WatchedFiles([watched, tmp_path / "missing.yaml"], [tmp_path / "templates"])
+    )
+    first = versions.current
+    watched.write_text("one")  # saved unchanged: no new version, no event
+    assert versions.refresh() == first
+    (tmp_path / "templates" / "email" / "new.j2").write_text("x")  # a new file in a folder
+    second = versions.refresh()
+    assert second.number == first.number + 1
+    # A save in the same mtime tick that keeps the size: the stats say nothing ...
+    monkeypatch.setattr(WatchedFiles, "stats", lambda self: ())
+    versions.refresh()
+    watched.write_text("two")
+    assert versions.refresh() == second
+    monkeypatch.setattr(preview_live, "RECHECK_S", 0.0)  # ... the periodic hash finds it
+    assert versions.refresh().number == second.number + 1

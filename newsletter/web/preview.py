@@ -132,10 +132,6 @@ class Previewer:
         self._lock = threading.Lock()
         self._states: dict[Choice, PreviewState] = {}  # of the current version only
 
-    def fingerprint(self) -> str:
-        """A hash of the contents of every watched file, brought up to date."""
-        return self.versions.refresh().fingerprint
-
     def state(self, choice: Choice | None = None) -> PreviewState:
         """The rendering of the variant ``choice`` for the files as they are now."""
         version = self.versions.refresh()
