@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -115,7 +115,7 @@ class PreviewState:
     choice: Choice = Choice()
     issue_topics: tuple[str, ...] = ()  # the topics of the issue's articles, for the picker
     variant: str = ""  # the key shown (the default's too)
-    variants: tuple[tuple[str, str], ...] = field(default=())  # (key, label) the picker offers
+    variants: tuple[tuple[str, str], ...] = ()  # (key, label) the picker offers
 
     @property
     def errors(self) -> int:
@@ -134,9 +134,9 @@ class Previewer:
 
     def state(self, choice: Choice | None = None) -> PreviewState:
         """The rendering of the variant ``choice`` for the files as they are now."""
-        version = self.versions.refresh()
         choice = choice or Choice()
         with self._lock:  # one render at a time: two pages asking at once share it
+            version = self.versions.refresh()  # inside: never label a newer render as older
             found = self._states.get(choice)
             if found is None or found.version != version.number:
                 if any(state.version != version.number for state in self._states.values()):
@@ -254,8 +254,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             self._route(parts.path, Choice.from_query(parts.query))
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the page went away
+        except ConnectionError:
+            pass  # the page went away (a closed tab's event stream, mostly)
         except Exception as err:  # never let one bad request stop the author's preview
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", f"preview failed: {err}")
 
