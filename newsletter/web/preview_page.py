@@ -171,7 +171,7 @@ def placeholder_page(state: PreviewState) -> str:
     return (
         '<!doctype html><html lang="en"><meta charset="utf-8"><title>No email</title>'
         '<body style="font-family:sans-serif;padding:1em">'
-        f"<p>{esc(why)}</p><p>The issue has errors or nothing to send: see the findings.</p>"
+        f"<p>{esc(why)}</p><p>See the findings beside; this frame follows the next save.</p>"
     )
 
 
