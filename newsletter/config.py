@@ -71,6 +71,20 @@ class Links:
         return f"{self.archive_url}/{month}/"
 
 
+DEFAULT_DESCRIPTION = "Psychotherapy research for practice, once a month"
+DESCRIPTION_MAX = 300  # search engines cut a meta description long before this
+_LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")  # a BCP 47 tag: "en", "fr-CA"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Site:
+    """The public site's own words: its description, the feed's subtitle, the pages' language."""
+
+    description: str = DEFAULT_DESCRIPTION  # meta description and og:description of the archive
+    feed_subtitle: str = DEFAULT_DESCRIPTION  # the Atom feed's <subtitle>
+    lang: str = "en"  # <html lang> of the web pages
+
+
 S = TypeVar("S")
 
 
@@ -110,6 +124,7 @@ class Settings:
     delivery: DeliverySettings
     secret_key: str | None = field(default=None, repr=False)  # NEWSLETTER_SECRET_KEY
     welcome: str = "latest"  # latest | none: what a reader gets on confirming
+    site: Site = field(default_factory=Site)  # the site's description, feed subtitle, language
 
     @property
     def issues_dir(self) -> Path:
@@ -474,7 +489,7 @@ def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) 
     if not isinstance(node, yaml.MappingNode) or node.tag not in yaml.SafeLoader.yaml_constructors:
         raise ConfigError(f"{shown}:1: expected `key: value` settings at the top level")
     doc = _Located(shown, node).expect(
-        "timezone", "send", "sender", "links", "database", "delivery", "welcome"
+        "timezone", "send", "sender", "links", "database", "delivery", "welcome", "site"
     )
     settings = Settings(
         root=root,
@@ -486,6 +501,7 @@ def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) 
         delivery=_delivery(doc, root, env),
         secret_key=env.get("NEWSLETTER_SECRET_KEY") or None,
         welcome=_welcome(doc),
+        site=_site(doc),
     )
     return settings
 
@@ -495,3 +511,18 @@ def _welcome(doc: _Located) -> str:
     if value not in WELCOME_CHOICES:
         raise doc.error("welcome", f"expected latest or none, got {value!r}")
     return value
+
+
+def _site(doc: _Located) -> Site:
+    sec = doc.section("site", required=False).expect("description", "feed_subtitle", "lang")
+    description = sec.text("description", DEFAULT_DESCRIPTION)
+    if len(description) > DESCRIPTION_MAX:
+        raise sec.error("description", f"{len(description)} characters; at most {DESCRIPTION_MAX}")
+    lang = sec.text("lang", "en")
+    if not _LANG_RE.match(lang):
+        raise sec.error("lang", f'expected a language tag such as "en" or "fr-CA", got {lang!r}')
+    return Site(
+        description=description,
+        feed_subtitle=sec.text("feed_subtitle", description),
+        lang=lang,
+    )
