@@ -72,7 +72,7 @@ def document(
     summary_text = plain_text(summary)
     snippet = summary_text
     if len(snippet) > SNIPPET_MAX:
-        snippet = snippet[: SNIPPET_MAX - 1].rsplit(" ", 1)[0] + "…"
+        snippet = snippet[: SNIPPET_MAX - 1].rsplit(" ", 1)[0].rstrip(" ,;:.") + "…"
     return Document(
         title=title,
         href=href,
