@@ -7,6 +7,7 @@ Set ``ARCHIVE_SCREENSHOTS=DIR`` to keep a screenshot of each page looked at.
 from __future__ import annotations
 
 import http.server
+import itertools
 import os
 import threading
 from collections.abc import Iterator
@@ -116,14 +117,16 @@ def test_an_issue_page_fits_reads_well_and_its_anchors_work(
         page.goto(f"{server.url}/archive/2020-11/")
         screenshot(page, f"issue-2020-11-{width}")
         scroll, client = horizontal_overflow(page)
-        assert scroll <= client, f"the issue page scrolls sideways at {width}px ({scroll} > {client})"
+        assert scroll <= client, (
+            f"the issue page scrolls sideways at {width}px ({scroll} > {client})"
+        )
         assert page.evaluate(READABILITY_JS) == []
         page.emulate_media(color_scheme="dark")
         assert page.evaluate(READABILITY_JS) == []
         page.emulate_media(color_scheme="light")
         levels = page.evaluate(HEADINGS_JS)
         assert levels[0] == 1 and levels.count(1) == 1
-        assert all(b - a <= 1 for a, b in zip(levels, levels[1:], strict=False)), levels
+        assert all(b - a <= 1 for a, b in itertools.pairwise(levels)), levels
         text = page.inner_text("body")
         for email_only in ("Unsubscribe", "View this issue in your browser", "You are receiving"):
             assert email_only not in text

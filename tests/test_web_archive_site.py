@@ -119,7 +119,9 @@ def test_topic_and_listing_pages_link_to_the_article_anchor(site: TestClient) ->
         in topic
     )
     assert topic.count("<h3>Practice Implications</h3>") == 4
-    assert "Research on video therapy has not kept pace" in topic  # 2020-11 article 1's implications
+    assert (
+        "Research on video therapy has not kept pace" in topic
+    )  # 2020-11 article 1's implications
     listing = site.get("/archive/").text
     assert 'href="2020-11/#article-2">Expressed Emotion and How Therapy Turns Out</a>' in listing
     feed = ET.fromstring(site.get("/archive/topics/therapist-factors/feed.xml").content)
