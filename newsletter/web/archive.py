@@ -15,6 +15,7 @@ work under ``/archive/`` of ``newsletter serve`` and on any static host (``newsl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import logging
 import os
@@ -93,6 +94,21 @@ class Entry:
     def anchor(self, article: Article) -> str:
         """The id of ``article`` on its issue's page (also in the topic feeds' entry ids)."""
         return f"article-{self.issue.articles.index(article) + 1}"
+
+    @functools.cached_property
+    def documents(self) -> tuple[Document, ...]:
+        """The issue's articles as search sees them (made once per parsed issue, then kept)."""
+        return tuple(
+            document(
+                title=article.title,
+                href=f"{self.month}/#{self.anchor(article)}",
+                issue=self.issue.subject,
+                month_label=month_name(self.month),
+                citation=article.citation,
+                summary=article.summary,
+            )
+            for article in self.issue.articles
+        )
 
     @property
     def topics(self) -> list[str]:
@@ -242,18 +258,7 @@ class ArchiveSite:
 
     def search_documents(self, entries: Sequence[Entry]) -> list[Document]:
         """Every article of every issue as search sees it, newest issue first."""
-        return [
-            document(
-                title=article.title,
-                href=f"{entry.month}/#{entry.anchor(article)}",
-                issue=entry.issue.subject,
-                month_label=month_name(entry.month),
-                citation=article.citation,
-                summary=article.summary,
-            )
-            for entry in entries
-            for article in entry.issue.articles
-        ]
+        return [doc for entry in entries for doc in entry.documents]
 
     def search_page(
         self, query: str = "", *, static: bool = False, entries: Sequence[Entry] | None = None
@@ -306,11 +311,12 @@ class ArchiveSite:
                     found.append(record)
         return found
 
-    def issue_page(self, month: str) -> str | None:
+    def issue_page(self, month: str, entries: Sequence[Entry] | None = None) -> str | None:
         """One sent issue as a web page: every article with an anchor, citation meta tags,
         reference downloads, free full text links, and each retraction or correction notice
         (those found after sending also at the top of the page)."""
-        entry = self.entry(month)
+        entries = self.entries() if entries is None else entries
+        entry = next((entry for entry in entries if entry.month == month), None)
         if entry is None:
             return None
         records = self.records(entry)
@@ -512,8 +518,8 @@ def late_notices(entry: Entry, records: Sequence[Record]) -> list[LateNotice]:
 # --- static export ---------------------------------------------------------------------------------
 
 
-def _pages(site: ArchiveSite) -> Iterator[tuple[str, str | Path]]:
-    """(relative path, text or file to copy) of every page of the archive."""
+def _pages(site: ArchiveSite) -> Iterator[tuple[str, str]]:
+    """(relative path, text) of every file of the archive."""
     entries = site.entries()
     yield "index.html", site.index_page(entries)
     yield FEED_FILE, site.feed(entries)
@@ -529,10 +535,13 @@ def _pages(site: ArchiveSite) -> Iterator[tuple[str, str | Path]]:
     yield "search/index.json", site.search_index(entries)
     yield "search/search.js", site.search_script()
     for entry in entries:
-        yield f"{entry.month}/index.html", site.issue_page(entry.month) or entry.archived.web_path
-        if site.records(entry):
-            yield f"{entry.month}/{RIS_FILE}", site.references(entry.month, "ris") or ""
-            yield f"{entry.month}/{BIBTEX_FILE}", site.references(entry.month, "bib") or ""
+        page = site.issue_page(entry.month, entries)
+        if page is not None:
+            yield f"{entry.month}/index.html", page
+        records = site.records(entry)
+        if records:
+            yield f"{entry.month}/{RIS_FILE}", ris(records)
+            yield f"{entry.month}/{BIBTEX_FILE}", bibtex(records)
 
 
 def export_static(settings: Settings, out_dir: Path) -> list[Path]:
@@ -555,10 +564,7 @@ def export_static(settings: Settings, out_dir: Path) -> list[Path]:
         for relative, content in _pages(ArchiveSite(settings)):
             target = staging / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, Path):
-                shutil.copyfile(content, target)
-            else:
-                target.write_text(content, encoding="utf-8")
+            target.write_text(content, encoding="utf-8")
             written.append(out_dir / relative)
         os.chmod(staging, 0o755)  # noqa: S103 - a public web folder (mkdtemp made it 0700)
         _swap_in(staging, out_dir)
