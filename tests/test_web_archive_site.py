@@ -198,7 +198,10 @@ def test_the_served_search_finds_titles_summaries_and_citations(site: TestClient
     page = site.get("/archive/search/", params={"q": "videoconferenced"}).text
     assert 'href="../2020-11/#article-1"' in page and "1 article found." in page
     assert "No article holds every word" in site.get("/archive/search/?q=zzzz").text
-    assert site.get("/archive/search/", params={"q": "x" * 5000}).status_code == 200
+    long = site.get("/archive/search/", params={"q": "x" * 5000})
+    assert long.status_code == 200 and "x" * 201 not in long.text  # only 200 characters are read
+    assert '<meta name="robots" content="noindex">' in page  # results are not for search engines
+    assert 'name="robots"' not in site.get("/archive/search/").text
 
 
 def test_the_static_export_ships_the_index_and_the_script(

@@ -48,7 +48,7 @@ from newsletter.values.clock import aware
 from newsletter.values.doi import doi_url
 from newsletter.values.month import parse_month
 from newsletter.web.pages import render, template_environment
-from newsletter.web.search import Document, document, index_json, search
+from newsletter.web.search import QUERY_MAX, Document, document, index_json, search
 
 log = logging.getLogger("newsletter.web.archive")
 
@@ -202,12 +202,12 @@ class ArchiveSite:
 
     # --- pages ---------------------------------------------------------------------------
 
-    def _render(self, name: str, **values: Any) -> str:
+    def _render(self, name: str, *, noindex: bool = False, **values: Any) -> str:
         return render(
             self.templates,
             self.settings,
             f"web/{name}",
-            noindex=False,
+            noindex=noindex,
             site_heading="p",
             page_csp=ARCHIVE_CSP,
             **values,
@@ -266,10 +266,12 @@ class ArchiveSite:
         """The search page: with ``static``, the page ``search.js`` fills in; else the server's
         results for ``query``."""
         entries = self.entries() if entries is None else entries
-        results = [] if static else search(self.search_documents(entries), query)
+        query = "" if static else query[:QUERY_MAX]
+        results = search(self.search_documents(entries), query) if query else []
         return self._render(
             "archive_search.html.j2",
-            query="" if static else query,
+            noindex=bool(query),  # a page of results is not a page for search engines
+            query=query,
             results=results,
             static=static,
             root="../",
