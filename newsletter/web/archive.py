@@ -3,6 +3,9 @@
 Besides the feed of every issue (``feed.xml``), each topic has its own (``topics/SLUG/feed.xml``):
 one entry per article on that topic, newest first.
 
+The pieces: ``entries`` (reading the archive folder), ``feeds`` (Atom), ``search``; this module
+puts the pages together and writes the static export.
+
 The pages come from ``archive/YYYY-MM/`` (written by each send, see ``newsletter.archive``):
 ``issue.md`` gives the articles and topics, and each issue's page is built from it with
 ``templates/web/archive_issue.html.j2`` (a web page, not the email: no unsubscribe footer, an
@@ -14,46 +17,37 @@ work under ``/archive/`` of ``newsletter serve`` and on any static host (``newsl
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import html
 import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from jinja2 import Environment
 from markupsafe import Markup
 
-from newsletter import markdown
-from newsletter.archive import RECORDS_DIR, ArchivedIssue, list_archived
+from newsletter.archive import RECORDS_DIR, list_archived
 from newsletter.config import Settings
 from newsletter.doi.export import bibtex, highwire_tags, ris
 from newsletter.doi.record import Record
 from newsletter.doi.store import FOLDER, MetadataStore
 from newsletter.errors import ConfigError, IssueError, NewsletterError
-from newsletter.issues import load_topics, read_issue
 from newsletter.models import Article, Issue
 from newsletter.render.jinja import month_name
-from newsletter.values.clock import aware
 from newsletter.values.doi import doi_url
-from newsletter.values.month import parse_month
+from newsletter.web.entries import Entry, read_archived_issue, topic_slug, vocabulary_of
+from newsletter.web.feeds import FEED_FILE, atom_feed, topic_feed
 from newsletter.web.pages import render, template_environment
-from newsletter.web.search import QUERY_MAX, Document, document, index_json, search
+from newsletter.web.search import QUERY_MAX, Document, index_json, search
+
+__all__ = ["ARCHIVE_CSP", "ArchiveSite", "Entry", "export_static", "topic_slug"]
 
 log = logging.getLogger("newsletter.web.archive")
 
-ATOM_NS = "http://www.w3.org/2005/Atom"
-FEED_FILE = "feed.xml"
 SEARCH_SCRIPT = "web/archive_search.js"  # under templates/; copied as is, never rendered
 DESCRIPTION_MAX = 300
 # Archive pages carry this as a <meta> too, so a static host without CSP headers still runs no
@@ -62,94 +56,6 @@ ARCHIVE_CSP = (
     "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
     "img-src 'self' https: data:; form-action 'self'; base-uri 'none'"
 )
-_TOPICS_LINE_RE = re.compile(r"^\s*topics\s*:(.*)$", re.IGNORECASE | re.MULTILINE)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def topic_slug(topic: str) -> str:
-    """``"Attendance, Attrition, and Drop-Out"`` → ``"attendance-attrition-and-drop-out"``."""
-    ascii_text = unicodedata.normalize("NFKD", topic).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "topic"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One sent issue as the archive shows it."""
-
-    archived: ArchivedIssue
-    issue: Issue
-
-    @property
-    def month(self) -> str:
-        return self.archived.month
-
-    @property
-    def sent_at(self) -> datetime:
-        when = self.archived.finished_at or self.archived.started_at
-        if when is None:
-            year, number = parse_month(self.month)
-            return datetime(year, number, 1, tzinfo=UTC)
-        return aware(when)
-
-    def anchor(self, article: Article) -> str:
-        """The id of ``article`` on its issue's page (also in the topic feeds' entry ids)."""
-        return f"article-{self.issue.articles.index(article) + 1}"
-
-    @functools.cached_property
-    def documents(self) -> tuple[Document, ...]:
-        """The issue's articles as search sees them (made once per parsed issue, then kept)."""
-        return tuple(
-            document(
-                title=article.title,
-                href=f"{self.month}/#{self.anchor(article)}",
-                issue=self.issue.subject,
-                month_label=month_name(self.month),
-                citation=article.citation,
-                summary=article.summary,
-            )
-            for article in self.issue.articles
-        )
-
-    @property
-    def topics(self) -> list[str]:
-        """The issue's topics, each once, in order of first appearance."""
-        return list(
-            dict.fromkeys(topic for article in self.issue.articles for topic in article.topics)
-        )
-
-
-def _vocabulary(settings: Settings) -> tuple[str, ...]:
-    try:
-        return load_topics(settings.topics_file)
-    except ConfigError as err:
-        log.warning("archive: %s; reading archived issues with their own topics", err)
-        return ()
-
-
-def _own_topics(source: str) -> list[str]:
-    """The topic names an archived file uses (topics.yaml may have changed since it was sent)."""
-    names: list[str] = []
-    for match in _TOPICS_LINE_RE.finditer(source):
-        names.extend(" ".join(name.split()) for name in match.group(1).split(";") if name.strip())
-    return names
-
-
-def read_archived_issue(archived: ArchivedIssue, vocabulary: Sequence[str]) -> Issue:
-    """Parse ``issue.md`` of an archive folder (it is named for its month by the folder, not the file)."""
-    source = archived.source_path.read_text(encoding="utf-8-sig")
-    topics = [
-        *vocabulary,
-        *(
-            name
-            for name in _own_topics(source)
-            if name.casefold() not in {v.casefold() for v in vocabulary}
-        ),
-    ]
-    with tempfile.TemporaryDirectory(prefix="newsletter-archive-") as folder:
-        copy = Path(folder) / f"{archived.month}.md"
-        copy.write_text(source, encoding="utf-8")
-        issue = read_issue(copy, topics)
-    return dataclasses.replace(issue, path=archived.source_path)
 
 
 class ArchiveSite:
@@ -178,7 +84,7 @@ class ArchiveSite:
                 found.append(cached[1])
                 continue
             if vocabulary is None:
-                vocabulary = _vocabulary(self.settings)
+                vocabulary = vocabulary_of(self.settings)
             try:
                 entry = Entry(archived, read_archived_issue(archived, vocabulary))
             except (IssueError, OSError, UnicodeDecodeError) as err:
@@ -213,7 +119,7 @@ class ArchiveSite:
             **values,
         )
 
-    def _meta(self, path: str, title: str, description: str = "") -> dict[str, str]:
+    def _meta(self, path: str, title: str, description: str = "") -> dict[str, Any]:
         """Canonical address and Open Graph values of the page at ``archive_url/path``."""
         return {
             "canonical": f"{self.settings.links.archive_url}/{path}",
@@ -367,99 +273,6 @@ class ArchiveSite:
             return None
         topic, articles = found
         return topic_feed(self.settings, slug, topic, articles)
-
-
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
-    element = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", attributes)
-    if text is not None:
-        element.text = text
-    return element
-
-
-def _stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _entry_html(entry: Entry) -> str:
-    items = "".join(
-        f'<li><a href="{html.escape(article.url)}">{html.escape(article.title)}</a></li>'
-        for article in entry.issue.articles
-    )
-    return markdown.to_html(entry.issue.intro) + f"<ul>{items}</ul>"
-
-
-def atom_feed(settings: Settings, entries: Sequence[Entry]) -> str:
-    """An Atom 1.0 document (RFC 4287) of the sent issues, newest first; built as XML, never by string pasting."""
-    ET.register_namespace("", ATOM_NS)
-    links = settings.links
-    feed = ET.Element(f"{{{ATOM_NS}}}feed")
-    _sub(feed, "id", f"{links.archive_url}/")
-    _sub(feed, "title", settings.sender.name)
-    _sub(feed, "subtitle", settings.site.feed_subtitle)
-    _sub(feed, "updated", _stamp(max((entry.sent_at for entry in entries), default=_EPOCH)))
-    _sub(
-        feed,
-        "link",
-        rel="self",
-        type="application/atom+xml",
-        href=f"{links.archive_url}/{FEED_FILE}",
-    )
-    _sub(feed, "link", rel="alternate", type="text/html", href=f"{links.archive_url}/")
-    author = _sub(feed, "author")
-    _sub(author, "name", settings.sender.name)
-    for entry in entries:
-        item = _sub(feed, "entry")
-        _sub(item, "id", links.issue_url(entry.month))
-        _sub(item, "title", entry.issue.subject)
-        _sub(item, "updated", _stamp(entry.sent_at))
-        _sub(item, "published", _stamp(entry.sent_at))
-        _sub(item, "link", rel="alternate", type="text/html", href=links.issue_url(entry.month))
-        if entry.issue.preheader:
-            _sub(item, "summary", entry.issue.preheader)
-        _sub(item, "content", _entry_html(entry), type="html")
-        for topic in entry.topics:
-            _sub(item, "category", term=topic_slug(topic), label=topic)
-    ET.indent(feed)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="unicode") + "\n"
-
-
-def topic_feed(
-    settings: Settings, slug: str, topic: str, articles: Sequence[tuple[Entry, Article]]
-) -> str:
-    """An Atom 1.0 document of the articles on one topic (newest issue first), one entry each."""
-    ET.register_namespace("", ATOM_NS)
-    links = settings.links
-    home = f"{links.archive_url}/topics/{slug}/"
-    feed = ET.Element(f"{{{ATOM_NS}}}feed")
-    _sub(feed, "id", home)
-    _sub(feed, "title", f"{settings.sender.name}: {topic}")
-    _sub(feed, "subtitle", f"Research summaries on {topic}, as each issue is sent")
-    _sub(feed, "updated", _stamp(max((e.sent_at for e, _ in articles), default=_EPOCH)))
-    _sub(feed, "link", rel="self", type="application/atom+xml", href=home + FEED_FILE)
-    _sub(feed, "link", rel="alternate", type="text/html", href=home)
-    author = _sub(feed, "author")
-    _sub(author, "name", settings.sender.name)
-    for entry, article in articles:
-        where = f"{links.issue_url(entry.month)}#{entry.anchor(article)}"
-        item = _sub(feed, "entry")
-        _sub(item, "id", where)
-        _sub(item, "title", article.title)
-        _sub(item, "updated", _stamp(entry.sent_at))
-        _sub(item, "published", _stamp(entry.sent_at))
-        _sub(item, "link", rel="alternate", type="text/html", href=where)
-        if article.url:
-            _sub(item, "link", rel="related", type="text/html", href=article.url)
-        body = (
-            f"<p>{markdown.inline_to_html(article.citation)}</p>"
-            + markdown.to_html(article.summary)
-            + "<h3>Practice Implications</h3>"
-            + markdown.to_html(article.implications)
-        )
-        _sub(item, "content", body, type="html")
-        for other in article.topics:
-            _sub(item, "category", term=topic_slug(other), label=other)
-    ET.indent(feed)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="unicode") + "\n"
 
 
 # --- an issue's description and notices ---------------------------------------------------------
