@@ -235,6 +235,12 @@ def test_the_static_search_runs_its_script_under_the_csp_and_shows_results_as_te
         page.locator(".result-title a").nth(1).click()
         page.wait_for_load_state()
         assert page.url.endswith("/2020-11/#article-1")
+        page.goto(
+            f"{url}/search/?q=ALL%C3%8FANCE+%20screen"
+        )  # "ALLÏANCE  screen": folded as served
+        page.wait_for_selector(".result")
+        assert page.locator(".result-title a").all_inner_texts() == [FIRST_TITLE]
+        assert page.input_value("#q") == "ALLÏANCE  screen"
         page.goto(f"{url}/search/?q=no-such-word-anywhere")
         page.wait_for_function("document.getElementById('search-status').textContent.length > 20")
         assert "No article" in page.inner_text("#search-status")

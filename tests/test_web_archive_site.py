@@ -193,6 +193,7 @@ def test_the_served_search_finds_titles_summaries_and_citations(site: TestClient
     assert titles("videoconferenced") == ["Building the Alliance Through a Screen"]  # summary
     assert titles("Peluso") == ["Expressed Emotion and How Therapy Turns Out"]  # citation
     assert titles("THROUGH a screen") == ["Building the Alliance Through a Screen"]  # title
+    assert titles("ALLÏANCE  screen") == ["Building the Alliance Through a Screen"]  # folded
     assert titles("videoconferenced meta-analysis") == []  # every word must occur
     assert titles("") == [] and titles("   ") == []
     page = site.get("/archive/search/", params={"q": "videoconferenced"}).text
