@@ -6,6 +6,7 @@ Set ``ARCHIVE_SCREENSHOTS=DIR`` to keep a screenshot of each page looked at.
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import itertools
 import os
@@ -20,6 +21,8 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from newsletter.config import Settings
+from newsletter.doi.record import CORRECTION, Update
+from newsletter.doi.store import MetadataStore
 from newsletter.issues import load_topics, read_issue
 from newsletter.web.archive import ARCHIVE_CSP, export_static
 from tests.browser import chromium, horizontal_overflow, page_at
@@ -113,9 +116,15 @@ def in_viewport(page: Page, selector: str) -> bool:
 def test_an_issue_page_fits_reads_well_and_its_anchors_work(
     browser: Browser, archived: Settings, width: int
 ) -> None:
+    record = MetadataStore(archived.issues_dir / ".metadata").get("10.1037/pst0000165")
+    assert record is not None  # a free copy and a correction found after sending: all shown
+    notice = Update(CORRECTION, "10.1037/pst0000999", "2021-02-09")
+    record = dataclasses.replace(record, free_url="https://example.org/free.pdf", updates=(notice,))
+    MetadataStore(archived.archive_dir / "2020-11" / "records").put(record)
     with serving(archived) as server, page_at(browser, width) as page, console_of(page) as console:
         page.goto(f"{server.url}/archive/2020-11/")
         screenshot(page, f"issue-2020-11-{width}")
+        assert page.locator(".notice.late").count() == 1 and page.locator("a.free").count() == 1
         scroll, client = horizontal_overflow(page)
         assert scroll <= client, (
             f"the issue page scrolls sideways at {width}px ({scroll} > {client})"
