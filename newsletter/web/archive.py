@@ -196,13 +196,6 @@ class ArchiveSite:
         except OSError as err:
             raise ConfigError(f"{path}: cannot be read: {err}") from err
 
-    def issue_file(self, month: str) -> Path | None:
-        """The web version of one sent issue, as archived."""
-        for entry in self.entries():
-            if entry.month == month:
-                return entry.archived.web_path
-        return None
-
     def entry(self, month: str) -> Entry | None:
         return next((entry for entry in self.entries() if entry.month == month), None)
 
