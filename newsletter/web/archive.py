@@ -19,7 +19,6 @@ import re
 import shutil
 import tempfile
 import threading
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ from newsletter.models import Article, Issue
 from newsletter.values.clock import aware
 from newsletter.values.doi import doi_url
 from newsletter.values.month import parse_month
+from newsletter.values.topic import topic_slug
 from newsletter.web.pages import render, template_environment
 
 log = logging.getLogger("newsletter.web.archive")
@@ -49,12 +49,6 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 FEED_FILE = "feed.xml"
 _TOPICS_LINE_RE = re.compile(r"^\s*topics\s*:(.*)$", re.IGNORECASE | re.MULTILINE)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def topic_slug(topic: str) -> str:
-    """``"Attendance, Attrition, and Drop-Out"`` → ``"attendance-attrition-and-drop-out"``."""
-    ascii_text = unicodedata.normalize("NFKD", topic).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "topic"
 
 
 @dataclass(frozen=True)
