@@ -27,7 +27,9 @@ def test_the_field_is_optional(tmp_path: Path) -> None:
 def test_one_sentence_is_kept_whatever_the_case_and_spacing_of_its_name(
     tmp_path: Path, name: str
 ) -> None:
-    issue, findings = lint(tmp_path, with_bottom_line(f"{name}: Ask early; it helps (e.g. at intake)."))
+    issue, findings = lint(
+        tmp_path, with_bottom_line(f"{name}: Ask early; it helps (e.g. at intake).")
+    )
     assert findings == [] and issue is not None
     assert issue.articles[0].bottom_line == "Ask early; it helps (e.g. at intake)."
     assert issue.articles[0].summary == "The summary paragraph."
@@ -61,7 +63,11 @@ def test_two_sentences_are_a_located_warning(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "sentence",
-    ["CBT vs. IPT made no difference.", "Doe et al. 2020 found it.", "Use 2.5 sessions, i.e. More."],
+    [
+        "CBT vs. IPT made no difference.",
+        "Doe et al. 2020 found it.",
+        "Use 2.5 sessions, i.e. More.",
+    ],
 )
 def test_abbreviations_and_decimals_end_no_sentence(tmp_path: Path, sentence: str) -> None:
     _, findings = lint(tmp_path, with_bottom_line(f"Bottom line: {sentence}"))
@@ -107,8 +113,9 @@ def test_prose_of_two_words_and_a_colon_is_no_field(tmp_path: Path) -> None:
 
 
 def test_sample_issues_carry_bottom_lines() -> None:
-    from tests.issuekit import REPO, TOPICS as VOCABULARY
     from newsletter.issues import read_issue
+    from tests.issuekit import REPO
+    from tests.issuekit import TOPICS as VOCABULARY
 
     issue = read_issue(REPO / "issues" / "2021-01.md", VOCABULARY)
     assert all(article.bottom_line for article in issue.articles)

@@ -211,7 +211,11 @@ def test_no_font_size_under_14px(rendered: RenderedIssue) -> None:
 
 def test_practice_implications_is_a_table_cell_with_a_background(rendered: RenderedIssue) -> None:
     """Outlook for Windows draws a cell's background; it ignores a div's padding and background."""
-    cells = [td for td in structure(rendered.html).all("td") if "nl-implications" in (td.get("class") or "")]
+    cells = [
+        td
+        for td in structure(rendered.html).all("td")
+        if "nl-implications" in (td.get("class") or "")
+    ]
     assert len(cells) == 2
     for cell in cells:
         assert cell.get("bgcolor") and "background-color" in (cell.get("style") or "")

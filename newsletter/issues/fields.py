@@ -9,8 +9,8 @@ the model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +30,9 @@ PREHEADER_MAX = 140
 BOTTOM_LINE_MAX = 200  # one sentence a reader takes in at a glance
 # A sentence ends at . ! or ? (and closing quotes or brackets) before a space and a capital or digit;
 # a few abbreviations (e.g., i.e., vs., et al.) end no sentence.
-_SENTENCE_END_RE = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bal)(?<!\bcf)[.!?][\"'”’)\]]*\s+[\"“(]?[A-Z0-9]")
+_SENTENCE_END_RE = re.compile(
+    r"(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bal)(?<!\bcf)[.!?][\"'”’)\]]*\s+[\"“(]?[A-Z0-9]"
+)
 
 
 @dataclass(frozen=True)
