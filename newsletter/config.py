@@ -22,6 +22,7 @@ from newsletter.delivery import registry
 from newsletter.errors import ConfigError
 from newsletter.names import name_problem
 from newsletter.values.address import normalise_address
+from newsletter.values.topic import topic_slug
 
 SETTINGS_FILE = "schedule.yaml"
 _DAY_RE = re.compile(
@@ -69,6 +70,14 @@ class Links:
 
     def issue_url(self, month: str) -> str:
         return f"{self.archive_url}/{month}/"
+
+    def topic_url(self, topic: str) -> str:
+        """The archive page of one topic's articles (``newsletter/web/archive.py`` serves it)."""
+        return f"{self.archive_url}/topics/{topic_slug(topic)}/"
+
+    @property
+    def subscribe_url(self) -> str:
+        return f"{self.base_url}/subscribe"
 
 
 DEFAULT_DESCRIPTION = "Psychotherapy research for practice, once a month"

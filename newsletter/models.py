@@ -56,6 +56,7 @@ class Article:
     implications: str  # Markdown ("Practice Implications")
     line: int = 0  # line of the "## Title" heading
     citation_line: int = 0  # line of the "Citation:" field (0: unknown)
+    bottom_line: str | None = None  # inline Markdown: the one-sentence take-away ("Bottom line:")
 
     @property
     def url(self) -> str:

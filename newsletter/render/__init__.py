@@ -75,6 +75,8 @@ def email_context(
         "sender": sender,
         "issue_url": links.issue_url(issue.month),
         "archive_url": links.archive_url,
+        "subscribe_url": links.subscribe_url,
+        "topic_url": links.topic_url,
         "unsubscribe_url": Placeholder.UNSUBSCRIBE_URL.value,
         "preferences_url": Placeholder.PREFERENCES_URL.value,
     }

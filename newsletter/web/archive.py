@@ -39,7 +39,8 @@ from newsletter.errors import ConfigError, IssueError, NewsletterError
 from newsletter.models import Article, Issue
 from newsletter.render.jinja import month_name
 from newsletter.values.doi import doi_url
-from newsletter.web.entries import Entry, read_archived_issue, topic_slug, vocabulary_of
+from newsletter.values.topic import topic_slug
+from newsletter.web.entries import Entry, read_archived_issue, vocabulary_of
 from newsletter.web.feeds import FEED_FILE, atom_feed, topic_feed
 from newsletter.web.pages import render, template_environment
 from newsletter.web.search import QUERY_MAX, Document, index_json, search

@@ -8,7 +8,6 @@ import functools
 import logging
 import re
 import tempfile
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,12 +26,6 @@ from newsletter.web.search import Document, document
 log = logging.getLogger("newsletter.web.archive")
 
 _TOPICS_LINE_RE = re.compile(r"^\s*topics\s*:(.*)$", re.IGNORECASE | re.MULTILINE)
-
-
-def topic_slug(topic: str) -> str:
-    """``"Attendance, Attrition, and Drop-Out"`` → ``"attendance-attrition-and-drop-out"``."""
-    ascii_text = unicodedata.normalize("NFKD", topic).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "topic"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from xml.etree import ElementTree as ET
 from newsletter import markdown
 from newsletter.config import Settings
 from newsletter.models import Article
-from newsletter.web.entries import Entry, topic_slug
+from newsletter.values.topic import topic_slug
+from newsletter.web.entries import Entry
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 FEED_FILE = "feed.xml"
