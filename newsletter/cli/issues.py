@@ -9,6 +9,7 @@ import click
 
 from newsletter.checks import check_rendered, merge_findings
 from newsletter.cli import Project, pass_project
+from newsletter.cli.types import ISSUE, ISSUE_HELP, epilog
 from newsletter.codes import CODES
 from newsletter.config import Settings
 from newsletter.doi.compare import check_issue_dois
@@ -19,9 +20,6 @@ from newsletter.issues.common import closest, display
 from newsletter.models import Finding, Issue, RenderedIssue
 from newsletter.render import render_issue
 from newsletter.render.files import email_files, write_folder
-
-ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
-
 
 def _render(settings: Settings, issue: Issue) -> RenderedIssue:
     return render_issue(
@@ -69,8 +67,15 @@ ignore_option = click.option(
 )
 
 
-@click.command(epilog=ISSUE_HELP)
-@click.argument("issue")
+@click.command(
+    epilog=epilog(
+        "newsletter build 2021-01",
+        "newsletter build issues/2021-01.md --out /tmp/2021-01",
+        "newsletter build --ignore subject-length 2020-12",
+        note=ISSUE_HELP,
+    )
+)
+@click.argument("issue", type=ISSUE)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -100,8 +105,15 @@ def build(project: Project, issue: str, out: Path | None, ignore: frozenset[str]
     click.echo(f"built {parsed.month} in {time.perf_counter() - started:.2f} s")
 
 
-@click.command(epilog=ISSUE_HELP)
-@click.argument("issues", metavar="ISSUE...", nargs=-1, required=True)
+@click.command(
+    epilog=epilog(
+        "newsletter check 2021-01",
+        "newsletter check --ignore subject-length 2020-11 2020-12",
+        "newsletter check --offline issues/*.md",
+        note=ISSUE_HELP,
+    )
+)
+@click.argument("issues", metavar="ISSUE...", type=ISSUE, nargs=-1, required=True)
 @ignore_option
 @click.option(
     "--offline",
@@ -169,8 +181,14 @@ def issue_findings(
     return merged + dois.findings
 
 
-@click.command(epilog=ISSUE_HELP)
-@click.argument("issue")
+@click.command(
+    epilog=epilog(
+        "newsletter preview 2021-01",
+        "newsletter preview issues/2021-01.md --port 8030",
+        note=ISSUE_HELP,
+    )
+)
+@click.argument("issue", type=ISSUE)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),

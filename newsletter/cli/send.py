@@ -25,6 +25,7 @@ from rich.progress import Progress as RichProgress
 
 from newsletter.cli import Project, pass_project
 from newsletter.cli.signals import stop_on_signals
+from newsletter.cli.types import ISSUE, ISSUE_HELP, epilog
 from newsletter.config import Settings
 from newsletter.delivery.registry import names as transport_names
 from newsletter.doi.compare import check_issue_dois
@@ -46,10 +47,10 @@ from newsletter.send import (
 )
 from newsletter.store.database import Database
 from newsletter.store.ledger import SendStatus, refusal
+from newsletter.values.address import AddressError, normalise_address
 from newsletter.values.month import looks_like_month
 from newsletter.variants import SKIP, Variants
 
-ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
 LOG_EVERY_SECONDS = 5.0
 
 
@@ -241,8 +242,28 @@ class _Reporting(Progress):
         _print_summary(summary)
 
 
-@click.command("send", epilog=ISSUE_HELP)
-@click.argument("issue")
+def _test_addresses(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The --test-to addresses as given; one that is no email address is a usage error (exit 2)."""
+    for value in values:
+        try:
+            normalise_address(value)
+        except AddressError as err:
+            raise click.BadParameter(str(err), ctx, param) from None
+    return values
+
+
+@click.command(
+    "send",
+    epilog=epilog(
+        "newsletter send 2021-01 --test-to editor@example.org",
+        "newsletter send 2021-01 --dry-run",
+        "newsletter send 2021-01 --resume --yes",
+        note=ISSUE_HELP,
+    ),
+)
+@click.argument("issue", type=ISSUE)
 @click.option("--yes", "-y", is_flag=True, help="Send without asking (required with no terminal).")
 @click.option("--dry-run", is_flag=True, help="Render and count the recipients; send nothing.")
 @click.option(
@@ -250,6 +271,7 @@ class _Reporting(Progress):
     "test_to",
     multiple=True,
     metavar="EMAIL",
+    callback=_test_addresses,
     help="Send one [TEST] copy to EMAIL instead (repeatable); not recorded as the issue's send.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted send of ISSUE.")
@@ -412,8 +434,16 @@ def report_json(report: SendReport, *, list_resent: bool = False) -> dict[str, A
     return found
 
 
-@click.command("report", epilog=ISSUE_HELP)
-@click.argument("issue")
+@click.command(
+    "report",
+    epilog=epilog(
+        "newsletter report 2021-01",
+        "newsletter report 2021-01 --json",
+        "newsletter report 2021-01 --list-resent",
+        note=ISSUE_HELP,
+    ),
+)
+@click.argument("issue", type=ISSUE)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
     "--list-resent",

@@ -1,4 +1,7 @@
-"""``newsletter subscribers …``: add, remove, import, export, list, show and count subscribers."""
+"""``newsletter subscribers …``: add, remove, import, export, list, show and count subscribers.
+
+``sync`` (the transport's suppression lists) lives in ``newsletter.cli.sync``, added on load.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from newsletter.cli import Project, pass_project
+from newsletter.cli import Project, SuggestingGroup, pass_project
+from newsletter.cli.types import epilog
 from newsletter.errors import InvalidNameError, SubscriberError
 from newsletter.models import SubscriberStatus, TopicMode
 from newsletter.store.csv_io import (
@@ -36,12 +40,28 @@ def _store(project: Project) -> SubscriberStore:
     return project.database.subscribers
 
 
-@click.group("subscribers")
+@click.group(
+    "subscribers",
+    cls=SuggestingGroup,
+    epilog=epilog(
+        "newsletter subscribers add ana@example.org --name 'Ana Silva'",
+        "newsletter subscribers import people.csv --dry-run",
+        "newsletter subscribers sync",
+    ),
+)
 def subscribers() -> None:
-    """Manage the subscriber list: add, remove, import, export, list, show, stats."""
+    """Manage the subscriber list: add, remove, import, export, list, show, stats, and sync with
+    the transport's suppression lists."""
 
 
-@subscribers.command("add")
+@subscribers.command(
+    "add",
+    epilog=epilog(
+        "newsletter subscribers add ana@example.org --name 'Ana Silva'",
+        "newsletter subscribers add ben@example.org --status pending",
+        "newsletter subscribers add chloe@example.org --topics 'Attachment; Anxiety Disorders' --only-my-topics",
+    ),
+)
 @click.argument("email")
 @click.option("--name", help="The person's name, as it should appear in the To: line.")
 @click.option(
@@ -93,7 +113,14 @@ def add(
     click.echo(f"added {subscriber.email} ({subscriber.status}{shown})")
 
 
-@subscribers.command("remove")
+@subscribers.command(
+    "remove",
+    epilog=epilog(
+        "newsletter subscribers remove ana@example.org",
+        "newsletter subscribers remove ana@example.org --reason 'asked by email'",
+        "newsletter subscribers remove ana@example.org --forget",
+    ),
+)
 @click.argument("email")
 @click.option(
     "--forget",
@@ -147,7 +174,14 @@ def _print_report(report: ImportReport, shown_path: str) -> None:
     click.echo(f"{shown_path}: {prefix}{report.summary()}")
 
 
-@subscribers.command("import")
+@subscribers.command(
+    "import",
+    epilog=epilog(
+        "newsletter subscribers import people.csv --dry-run",
+        "newsletter subscribers import people.csv --status pending",
+        "newsletter subscribers import people.csv --strict",
+    ),
+)
 @click.argument(
     "file", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -191,7 +225,14 @@ def _known_topics(project: Project) -> tuple[str, ...] | None:
     return load_topics(topics_file)
 
 
-@subscribers.command("export")
+@subscribers.command(
+    "export",
+    epilog=epilog(
+        "newsletter subscribers export backup.csv",
+        "newsletter subscribers export --excel --status active active.csv",
+        "newsletter subscribers export --status unsubscribed > gone.csv",
+    ),
+)
 @click.argument(
     "file", metavar="[FILE.csv]", required=False, type=click.Path(dir_okay=False, path_type=Path)
 )
@@ -224,7 +265,13 @@ def _export_to_file(store: SubscriberStore, file: Path, status: SubscriberStatus
     return count
 
 
-@subscribers.command("list")
+@subscribers.command(
+    "list",
+    epilog=epilog(
+        "newsletter subscribers list",
+        "newsletter subscribers list --status pending",
+    ),
+)
 @click.option("--status", type=ANY_STATUS, help="Only people in this status.")
 @pass_project
 def list_(project: Project, status: str | None) -> None:
@@ -234,7 +281,13 @@ def list_(project: Project, status: str | None) -> None:
         click.echo(f"{subscriber.email}\t{subscriber.status}\t{subscriber.name or ''}")
 
 
-@subscribers.command("show")
+@subscribers.command(
+    "show",
+    epilog=epilog(
+        "newsletter subscribers show ana@example.org",
+        "newsletter --project ~/pprnet subscribers show ana@example.org",
+    ),
+)
 @click.argument("email")
 @pass_project
 def show(project: Project, email: str) -> None:
@@ -282,7 +335,10 @@ def _mode_text(mode: TopicMode) -> str:
     return "all (every article, theirs first and marked)"
 
 
-@subscribers.command("stats")
+@subscribers.command(
+    "stats",
+    epilog=epilog("newsletter subscribers stats", "newsletter --project ~/pprnet subscribers stats"),
+)
 @pass_project
 def stats(project: Project) -> None:
     """Count subscribers by status."""

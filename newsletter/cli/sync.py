@@ -12,6 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from newsletter.cli import Project, pass_project
+from newsletter.cli.types import epilog
 from newsletter.delivery.hooks import ProgressCallback, SuppressionPull, SyncReport
 from newsletter.delivery.registry import Provider, get_provider, names, providers
 from newsletter.errors import ConfigError
@@ -19,7 +20,13 @@ from newsletter.errors import ConfigError
 PLAIN_EVERY = 500  # records between two progress lines when stderr is not a terminal
 
 
-@click.command("sync")
+@click.command(
+    "sync",
+    epilog=epilog(
+        "newsletter subscribers sync",
+        "newsletter subscribers sync --transport sendgrid",
+    ),
+)
 @click.option(
     "--transport",
     type=click.Choice(names()),

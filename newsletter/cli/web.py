@@ -8,12 +8,19 @@ from pathlib import Path
 import click
 
 from newsletter.cli import Project, pass_project
+from newsletter.cli.types import epilog
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
 from newsletter.values.month import is_month
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "newsletter serve",
+        "newsletter serve --host 0.0.0.0 --port 8000 --forwarded-allow-ips 10.0.0.2",
+        "newsletter serve --allow-no-mail --log-level debug",
+    )
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -111,7 +118,12 @@ def check_transport(settings: Settings, allow_no_mail: bool) -> None:
         )
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "newsletter archive",
+        "newsletter archive --out /var/www/newsletter-archive",
+    )
+)
 @click.option(
     "--out",
     "out_dir",
