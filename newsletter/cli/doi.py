@@ -90,7 +90,9 @@ def cite(project: Project, doi: str, style: str, article: bool, refresh: bool) -
 
 @click.group(
     cls=SuggestingGroup,
-    epilog=epilog("newsletter doi refresh 2021-01", "newsletter doi refresh --all", "newsletter doi watch"),
+    epilog=epilog(
+        "newsletter doi refresh 2021-01", "newsletter doi refresh --all", "newsletter doi watch"
+    ),
 )
 def doi() -> None:
     """Keep the issues' DOI records (issues/.metadata/) up to date."""

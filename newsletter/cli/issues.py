@@ -21,6 +21,7 @@ from newsletter.models import Finding, Issue, RenderedIssue
 from newsletter.render import render_issue
 from newsletter.render.files import email_files, write_folder
 
+
 def _render(settings: Settings, issue: Issue) -> RenderedIssue:
     return render_issue(
         issue,

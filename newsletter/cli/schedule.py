@@ -167,9 +167,7 @@ def _table(settings: Settings, database: Database | None, times: list[datetime])
     help="Also send once at this local time, e.g. 2026-11-26T14:05 (to try a deployment).",
 )
 @pass_project
-def scheduler(
-    project: Project, once: bool, recheck_every: str, fire_at: datetime | None
-) -> None:
+def scheduler(project: Project, once: bool, recheck_every: str, fire_at: datetime | None) -> None:
     """Run in the foreground and send each month's issue at its send time (SIGTERM stops it)."""
     settings = project.settings
     recheck = _duration(recheck_every, "--recheck-every")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -168,8 +169,12 @@ def _progress(console: Console, label: str) -> Iterator[ProgressCallback | None]
 
 
 def _print_report(report: ImportReport, shown_path: str) -> None:
-    for row in report.invalid:
-        click.echo(f"{shown_path}:{row.line}: {row.reason}", err=True)
+    """Each invalid or repeated row as ``FILE:LINE: …`` on standard error, in file order."""
+    for row in sorted([*report.invalid, *report.repeated], key=lambda row: row.line):
+        if row.repeats is not None:
+            click.echo(f"{shown_path}:{row.line}: {row.reason}: {row.email}", err=True)
+        else:
+            click.echo(f"{shown_path}:{row.line}: {row.reason}", err=True)
     prefix = "dry run, nothing written: " if report.dry_run else ""
     click.echo(f"{shown_path}: {prefix}{report.summary()}")
 
@@ -237,19 +242,33 @@ def _known_topics(project: Project) -> tuple[str, ...] | None:
     "file", metavar="[FILE.csv]", required=False, type=click.Path(dir_okay=False, path_type=Path)
 )
 @click.option("--status", type=ANY_STATUS, help="Only people in this status.")
+@click.option(
+    "--excel",
+    is_flag=True,
+    help="For Excel: UTF-8 with a byte order mark (accents intact) and CRLF line ends.",
+)
 @pass_project
-def export(project: Project, file: Path | None, status: str | None) -> None:
+def export(project: Project, file: Path | None, status: str | None, excel: bool) -> None:
     """Write the list as CSV to FILE.csv (replaced atomically), or to standard output."""
     store = _store(project)
     only = SubscriberStatus(status) if status else None
     if file is None:
-        export_csv(store, sys.stdout, status=only)
+        if not excel:
+            export_csv(store, sys.stdout, status=only)
+            return
+        # The mark must be UTF-8's bytes whatever the terminal's encoding is.
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+        export_csv(store, out, status=only, excel=True)
+        out.flush()
+        out.detach()
         return
-    count = _export_to_file(store, file, only)
+    count = _export_to_file(store, file, only, excel=excel)
     click.echo(f"exported {count} subscriber(s) to {file}", err=True)
 
 
-def _export_to_file(store: SubscriberStore, file: Path, status: SubscriberStatus | None) -> int:
+def _export_to_file(
+    store: SubscriberStore, file: Path, status: SubscriberStatus | None, *, excel: bool
+) -> int:
     """Write to a temporary file beside ``file`` and rename it into place: never half-written."""
     folder = file.resolve().parent
     if not folder.is_dir():
@@ -257,7 +276,7 @@ def _export_to_file(store: SubscriberStore, file: Path, status: SubscriberStatus
     descriptor, temporary = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            count = export_csv(store, handle, status=status)
+            count = export_csv(store, handle, status=status, excel=excel)
         os.replace(temporary, file)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -337,7 +356,9 @@ def _mode_text(mode: TopicMode) -> str:
 
 @subscribers.command(
     "stats",
-    epilog=epilog("newsletter subscribers stats", "newsletter --project ~/pprnet subscribers stats"),
+    epilog=epilog(
+        "newsletter subscribers stats", "newsletter --project ~/pprnet subscribers stats"
+    ),
 )
 @pass_project
 def stats(project: Project) -> None:

@@ -9,11 +9,17 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from newsletter.values.month import EXAMPLE, MonthError, parse_month
+
+if TYPE_CHECKING:  # generic for type checkers; not subscriptable at run time in every click 8
+    _TextParam = click.ParamType[str]
+    _MomentParam = click.ParamType[datetime]
+else:
+    _TextParam = _MomentParam = click.ParamType
 
 # Text a person meant as a month: digits, a dash, digits ("2021-13", "2021-2", "21-02").
 _MONTH_LIKE = re.compile(r"[0-9]{1,6}-[0-9]{1,3}")
@@ -40,7 +46,7 @@ def looks_meant_as_month(text: str) -> bool:
     return _MONTH_LIKE.fullmatch(text) is not None and not Path(text).is_file()
 
 
-class MonthParam(click.ParamType):
+class MonthParam(_TextParam):
     """A month ``YYYY-MM``; anything else is a usage error naming the expected form."""
 
     name = "month"
@@ -56,7 +62,7 @@ class MonthParam(click.ParamType):
         return text
 
 
-class IssueParam(click.ParamType):
+class IssueParam(_TextParam):
     """ISSUE: a month ``YYYY-MM`` (looked up in issues/) or the path of an issue file.
 
     Returned as given; a month-like value that is no month (``2021-13``) is a usage error.
@@ -73,7 +79,7 @@ class IssueParam(click.ParamType):
         return text
 
 
-class MomentParam(click.ParamType):
+class MomentParam(_MomentParam):
     """A local date/time (``2026-11-26T14:05``, ``2027-03-01``) or a month (its first day, 00:00).
 
     Returned naive unless the text gives an offset: the command applies the newsletter's time zone.
