@@ -187,6 +187,11 @@ def test_test_to_with_no_email_address_is_a_usage_error(project: Path, clean_env
     _usage_error(result, "Invalid value for '--test-to': 'not-an-email' is not a valid email")
 
 
+def test_only_my_topics_without_topics_is_a_usage_error(project: Path, clean_env: None) -> None:
+    result = _run("--project", str(project), "subscribers", "add", "a@b.org", "--only-my-topics")
+    _usage_error(result, "--only-my-topics needs --topics")
+
+
 # --- help ----------------------------------------------------------------------------------------
 
 
@@ -198,7 +203,7 @@ def test_every_help_ends_with_two_or_three_real_examples() -> None:
     found = _every_help()
     assert len(found) >= 20
     for name, text in found:
-        head, marker, tail = text.rpartition("\n  Examples:\n")
+        _, marker, tail = text.rpartition("\n  Examples:\n")
         assert marker, f"{name}: no Examples block at the end"
         examples = tail.rstrip("\n").split("\n")
         assert 2 <= len(examples) <= 3, (name, examples)

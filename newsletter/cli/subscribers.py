@@ -98,7 +98,7 @@ def add(
     except SubscriberError as err:
         raise SubscriberError(f"--topics: {err}") from err
     if only_my_topics and not chosen:
-        raise SubscriberError("--only-my-topics needs --topics (a reader of no topics gets all)")
+        raise click.UsageError("--only-my-topics needs --topics (a reader of no topics gets all)")
     try:
         subscriber = _store(project).add(
             email,
