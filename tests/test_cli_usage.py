@@ -3,11 +3,13 @@ did-you-mean for mistyped commands, usage errors exit 2, and every help ending w
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -199,27 +201,35 @@ def _every_help() -> list[tuple[str, str]]:
     return [(name, ctx.command.get_help(ctx)) for name, ctx in commands()]
 
 
+def _examples(command: click.Command) -> list[str]:
+    """The example lines closing the command's help text (its docstring, or else its epilog)."""
+    for text in (command.help or "", command.epilog or ""):
+        _, marker, tail = inspect.cleandoc(text).rpartition("\b\nExamples:\n")
+        if marker:
+            return [line.strip() for line in tail.splitlines()]
+    return []
+
+
 def test_every_help_ends_with_two_or_three_real_examples() -> None:
-    found = _every_help()
+    found = list(commands())
     assert len(found) >= 20
-    for name, text in found:
-        _, marker, tail = text.rpartition("\n  Examples:\n")
-        assert marker, f"{name}: no Examples block at the end"
-        examples = tail.rstrip("\n").split("\n")
+    for name, ctx in found:
+        examples = _examples(ctx.command)
         assert 2 <= len(examples) <= 3, (name, examples)
         for line in examples:
-            assert line.startswith("    newsletter "), (name, line)
-            words = line.split()
+            assert line.startswith("newsletter "), (name, line)
             path = name.split()[1:]
             if path:  # each example runs the command it documents
-                after_options = [w for w in words[1:] if not w.startswith(("--", "~"))]
-                assert after_options[: len(path)] == path, (name, line)
+                words = [w for w in line.split()[1:] if not w.startswith(("--", "~"))]
+                assert words[: len(path)] == path, (name, line)
+        shown = ctx.command.get_help(ctx)
+        assert "  Examples:\n" + "".join(f"    {line}\n" for line in examples) in shown, name
 
 
 def test_every_example_parses(project: Path, clean_env: None) -> None:
     """Each example names options its command has (click checks them before --help answers)."""
-    for name, text in _every_help():
-        for line in text.rpartition("\n  Examples:\n")[2].strip().splitlines():
+    for name, ctx in commands():
+        for line in _examples(ctx.command):
             words = [w.strip("'") for w in line.split()[1:]]
             words = words[: words.index(">")] if ">" in words else words
             result = CliRunner().invoke(main, [*words, "--help"], prog_name="newsletter")

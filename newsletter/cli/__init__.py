@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from newsletter import __version__
-from newsletter.cli.types import examples
 from newsletter.errors import ConfigError, NewsletterError
 
 if TYPE_CHECKING:
@@ -223,18 +222,7 @@ def _database_failure(ctx: click.Context, err: Exception) -> NewsletterError | N
     return any_store_error(err, url)
 
 
-MAIN_EPILOG = examples(
-    "newsletter check 2021-01",
-    "newsletter send 2021-01 --test-to editor@example.org",
-    "newsletter --project ~/pprnet schedule",
-)
-
-
-@click.group(
-    cls=FunnelGroup,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    epilog=MAIN_EPILOG,
-)
+@click.group(cls=FunnelGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="newsletter")
 @click.option(
     "--project",
@@ -247,7 +235,14 @@ MAIN_EPILOG = examples(
 )
 @click.pass_context
 def main(ctx: click.Context, project_dir: Path | None) -> None:
-    """Write, check, send and archive a monthly research-digest newsletter."""
+    """Write, check, send and archive a monthly research-digest newsletter.
+
+    \b
+    Examples:
+      newsletter check 2021-01
+      newsletter send 2021-01 --test-to editor@example.org
+      newsletter --project ~/pprnet schedule
+    """
     if project_dir is not None:
         ctx.obj = Project(root=project_dir.resolve())
         return

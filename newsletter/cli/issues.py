@@ -9,7 +9,7 @@ import click
 
 from newsletter.checks import check_rendered, merge_findings
 from newsletter.cli import Project, pass_project
-from newsletter.cli.types import ISSUE, ISSUE_HELP, epilog
+from newsletter.cli.types import ISSUE, ISSUE_HELP
 from newsletter.codes import CODES
 from newsletter.config import Settings
 from newsletter.doi.compare import check_issue_dois
@@ -68,14 +68,7 @@ ignore_option = click.option(
 )
 
 
-@click.command(
-    epilog=epilog(
-        "newsletter build 2021-01",
-        "newsletter build issues/2021-01.md --out /tmp/2021-01",
-        "newsletter build --ignore subject-length 2020-12",
-        note=ISSUE_HELP,
-    )
-)
+@click.command(epilog=ISSUE_HELP)
 @click.argument("issue", type=ISSUE)
 @click.option(
     "--out",
@@ -86,7 +79,14 @@ ignore_option = click.option(
 @ignore_option
 @pass_project
 def build(project: Project, issue: str, out: Path | None, ignore: frozenset[str]) -> None:
-    """Render ISSUE into email.html, email.txt, email.mjml and email.eml (a sample reader's copy)."""
+    """Render ISSUE into email.html, email.txt, email.mjml and email.eml (a sample reader's copy).
+
+    \b
+    Examples:
+      newsletter build 2021-01
+      newsletter build issues/2021-01.md --out /tmp/2021-01
+      newsletter build --ignore subject-length 2020-12
+    """
     started = time.perf_counter()
     settings = project.settings
     path = resolve_issue(settings.issues_dir, issue)
@@ -106,14 +106,7 @@ def build(project: Project, issue: str, out: Path | None, ignore: frozenset[str]
     click.echo(f"built {parsed.month} in {time.perf_counter() - started:.2f} s")
 
 
-@click.command(
-    epilog=epilog(
-        "newsletter check 2021-01",
-        "newsletter check --ignore subject-length 2020-11 2020-12",
-        "newsletter check --offline issues/*.md",
-        note=ISSUE_HELP,
-    )
-)
+@click.command(epilog=ISSUE_HELP)
 @click.argument("issues", metavar="ISSUE...", type=ISSUE, nargs=-1, required=True)
 @ignore_option
 @click.option(
@@ -134,6 +127,12 @@ def check(
 
     Each article is compared with its DOI's record in issues/.metadata/; a DOI without one is
     fetched from Crossref and stored (not with --offline).
+
+    \b
+    Examples:
+      newsletter check 2021-01
+      newsletter check --ignore subject-length 2020-11 2020-12
+      newsletter check --offline issues/*.md
     """
     settings = project.settings
     paths = [resolve_issue(settings.issues_dir, issue) for issue in issues]
@@ -182,13 +181,7 @@ def issue_findings(
     return merged + dois.findings
 
 
-@click.command(
-    epilog=epilog(
-        "newsletter preview 2021-01",
-        "newsletter preview issues/2021-01.md --port 8030",
-        note=ISSUE_HELP,
-    )
-)
+@click.command(epilog=ISSUE_HELP)
 @click.argument("issue", type=ISSUE)
 @click.option(
     "--port",
@@ -199,7 +192,13 @@ def issue_findings(
 )
 @pass_project
 def preview(project: Project, issue: str, port: int) -> None:
-    """Serve a live preview of ISSUE on 127.0.0.1: desktop and phone widths, text, checks."""
+    """Serve a live preview of ISSUE on 127.0.0.1: desktop and phone widths, text, checks.
+
+    \b
+    Examples:
+      newsletter preview 2021-01
+      newsletter preview issues/2021-01.md --port 8030
+    """
     from newsletter.web.preview import PreviewServer, PreviewSource
 
     settings = project.settings

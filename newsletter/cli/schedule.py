@@ -14,7 +14,7 @@ from rich.table import Table
 
 from newsletter.cli import Project, pass_project
 from newsletter.cli.signals import stop_on_signals
-from newsletter.cli.types import MOMENT, epilog
+from newsletter.cli.types import MOMENT
 from newsletter.config import Settings, parse_duration
 from newsletter.monthly import Outcome, format_duration
 from newsletter.schedule import (
@@ -34,14 +34,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FAILED_OUTCOMES = (Outcome.FAILED, Outcome.GAVE_UP, Outcome.MISSED)
 
 
-@click.command(
-    "schedule",
-    epilog=epilog(
-        "newsletter schedule",
-        "newsletter schedule --next 12",
-        "newsletter schedule --after 2027-03",
-    ),
-)
+@click.command("schedule")
 @click.option(
     "--next",
     "count",
@@ -62,6 +55,12 @@ def schedule(project: Project, count: int, after: datetime | None) -> None:
 
     Then the work ahead: every issue file from this month on that is not sent yet, with its
     status and the send time it will get.
+
+    \b
+    Examples:
+      newsletter schedule
+      newsletter schedule --next 12
+      newsletter schedule --after 2027-03
     """
     settings = project.settings
     start = _local(after, settings) if after else datetime.now(settings.timezone)
@@ -139,14 +138,7 @@ def _table(settings: Settings, database: Database | None, times: list[datetime])
     return table
 
 
-@click.command(
-    "scheduler",
-    epilog=epilog(
-        "newsletter scheduler",
-        "newsletter scheduler --once",
-        "newsletter scheduler --fire-at 2026-11-26T14:05 --recheck-every 1m",
-    ),
-)
+@click.command("scheduler")
 @click.option(
     "--once",
     is_flag=True,
@@ -168,7 +160,14 @@ def _table(settings: Settings, database: Database | None, times: list[datetime])
 )
 @pass_project
 def scheduler(project: Project, once: bool, recheck_every: str, fire_at: datetime | None) -> None:
-    """Run in the foreground and send each month's issue at its send time (SIGTERM stops it)."""
+    """Run in the foreground and send each month's issue at its send time (SIGTERM stops it).
+
+    \b
+    Examples:
+      newsletter scheduler
+      newsletter scheduler --once
+      newsletter scheduler --fire-at 2026-11-26T14:05 --recheck-every 1m
+    """
     settings = project.settings
     recheck = _duration(recheck_every, "--recheck-every")
     extra = _local(fire_at, settings) if fire_at else None

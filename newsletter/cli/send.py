@@ -25,7 +25,7 @@ from rich.progress import Progress as RichProgress
 
 from newsletter.cli import Project, pass_project
 from newsletter.cli.signals import stop_on_signals
-from newsletter.cli.types import ISSUE, ISSUE_HELP, epilog
+from newsletter.cli.types import ISSUE, ISSUE_HELP
 from newsletter.config import Settings
 from newsletter.delivery.registry import names as transport_names
 from newsletter.doi.compare import check_issue_dois
@@ -254,15 +254,7 @@ def _test_addresses(
     return values
 
 
-@click.command(
-    "send",
-    epilog=epilog(
-        "newsletter send 2021-01 --test-to editor@example.org",
-        "newsletter send 2021-01 --dry-run",
-        "newsletter send 2021-01 --resume --yes",
-        note=ISSUE_HELP,
-    ),
-)
+@click.command("send", epilog=ISSUE_HELP)
 @click.argument("issue", type=ISSUE)
 @click.option("--yes", "-y", is_flag=True, help="Send without asking (required with no terminal).")
 @click.option("--dry-run", is_flag=True, help="Render and count the recipients; send nothing.")
@@ -297,7 +289,14 @@ def send(
     resend_unconfirmed: bool,
     transport: str | None,
 ) -> None:
-    """Send ISSUE to every active subscriber (once: a sent issue is never sent again)."""
+    """Send ISSUE to every active subscriber (once: a sent issue is never sent again).
+
+    \b
+    Examples:
+      newsletter send 2021-01 --test-to editor@example.org
+      newsletter send 2021-01 --dry-run
+      newsletter send 2021-01 --resume --yes
+    """
     settings = project.settings
     parsed = _load(settings, issue)
     if test_to:
@@ -434,15 +433,7 @@ def report_json(report: SendReport, *, list_resent: bool = False) -> dict[str, A
     return found
 
 
-@click.command(
-    "report",
-    epilog=epilog(
-        "newsletter report 2021-01",
-        "newsletter report 2021-01 --json",
-        "newsletter report 2021-01 --list-resent",
-        note=ISSUE_HELP,
-    ),
-)
+@click.command("report", epilog=ISSUE_HELP)
 @click.argument("issue", type=ISSUE)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
@@ -452,7 +443,14 @@ def report_json(report: SendReport, *, list_resent: bool = False) -> dict[str, A
 )
 @pass_project
 def report(project: Project, issue: str, as_json: bool, list_resent: bool) -> None:
-    """The send ledger of ISSUE: counts by status, when, transport, unconfirmed/failed addresses."""
+    """The send ledger of ISSUE: counts by status, when, transport, unconfirmed/failed addresses.
+
+    \b
+    Examples:
+      newsletter report 2021-01
+      newsletter report 2021-01 --json
+      newsletter report 2021-01 --list-resent
+    """
     settings = project.settings
     month = _month(settings, issue)
     result = send_report(project.database, month, list_resent=list_resent)

@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from newsletter.cli import Project, SuggestingGroup, pass_project
-from newsletter.cli.types import epilog
 from newsletter.errors import InvalidNameError, SubscriberError
 from newsletter.models import SubscriberStatus, TopicMode
 from newsletter.store.csv_io import (
@@ -41,28 +40,20 @@ def _store(project: Project) -> SubscriberStore:
     return project.database.subscribers
 
 
-@click.group(
-    "subscribers",
-    cls=SuggestingGroup,
-    epilog=epilog(
-        "newsletter subscribers add ana@example.org --name 'Ana Silva'",
-        "newsletter subscribers import people.csv --dry-run",
-        "newsletter subscribers sync",
-    ),
-)
+@click.group("subscribers", cls=SuggestingGroup)
 def subscribers() -> None:
     """Manage the subscriber list: add, remove, import, export, list, show, stats, and sync with
-    the transport's suppression lists."""
+    the transport's suppression lists.
+
+    \b
+    Examples:
+      newsletter subscribers add ana@example.org --name 'Ana Silva'
+      newsletter subscribers import people.csv --dry-run
+      newsletter subscribers sync
+    """
 
 
-@subscribers.command(
-    "add",
-    epilog=epilog(
-        "newsletter subscribers add ana@example.org --name 'Ana Silva'",
-        "newsletter subscribers add ben@example.org --status pending",
-        "newsletter subscribers add chloe@example.org --topics 'Attachment; Anxiety Disorders' --only-my-topics",
-    ),
-)
+@subscribers.command("add")
 @click.argument("email")
 @click.option("--name", help="The person's name, as it should appear in the To: line.")
 @click.option(
@@ -92,7 +83,14 @@ def add(
     topics: str,
     only_my_topics: bool,
 ) -> None:
-    """Add one person (consent recorded as given on the command line)."""
+    """Add one person (consent recorded as given on the command line).
+
+    \b
+    Examples:
+      newsletter subscribers add ana@example.org --name 'Ana Silva'
+      newsletter subscribers add ben@example.org --status pending
+      newsletter subscribers add chloe@example.org --topics 'Attachment; Anxiety Disorders' --only-my-topics
+    """
     try:
         chosen = canonical_topics(topics.split(TOPIC_SEPARATOR), _known_topics(project))
     except SubscriberError as err:
@@ -114,14 +112,7 @@ def add(
     click.echo(f"added {subscriber.email} ({subscriber.status}{shown})")
 
 
-@subscribers.command(
-    "remove",
-    epilog=epilog(
-        "newsletter subscribers remove ana@example.org",
-        "newsletter subscribers remove ana@example.org --reason 'asked by email'",
-        "newsletter subscribers remove ana@example.org --forget",
-    ),
-)
+@subscribers.command("remove")
 @click.argument("email")
 @click.option(
     "--forget",
@@ -136,7 +127,14 @@ def add(
 )
 @pass_project
 def remove(project: Project, email: str, forget: bool, reason: str) -> None:
-    """Unsubscribe a person; the record stays, so no later import brings them back."""
+    """Unsubscribe a person; the record stays, so no later import brings them back.
+
+    \b
+    Examples:
+      newsletter subscribers remove ana@example.org
+      newsletter subscribers remove ana@example.org --reason 'asked by email'
+      newsletter subscribers remove ana@example.org --forget
+    """
     store = _store(project)
     if forget:
         if store.get(email) is None and store.forgotten_at(email) is not None:
@@ -179,14 +177,7 @@ def _print_report(report: ImportReport, shown_path: str) -> None:
     click.echo(f"{shown_path}: {prefix}{report.summary()}")
 
 
-@subscribers.command(
-    "import",
-    epilog=epilog(
-        "newsletter subscribers import people.csv --dry-run",
-        "newsletter subscribers import people.csv --status pending",
-        "newsletter subscribers import people.csv --strict",
-    ),
-)
+@subscribers.command("import")
 @click.argument(
     "file", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -201,7 +192,14 @@ def _print_report(report: ImportReport, shown_path: str) -> None:
 @click.option("--strict", is_flag=True, help="Write nothing (and exit 1) if any row is invalid.")
 @pass_project
 def import_(project: Project, file: Path, status: str, dry_run: bool, strict: bool) -> None:
-    """Import people from FILE.csv (header with `email`, optionally `name`)."""
+    """Import people from FILE.csv (header with `email`, optionally `name`).
+
+    \b
+    Examples:
+      newsletter subscribers import people.csv --dry-run
+      newsletter subscribers import people.csv --status pending
+      newsletter subscribers import people.csv --strict
+    """
     store = _store(project)
     console = Console(stderr=True)
     with _progress(console, f"importing {file}") as progress:
@@ -230,14 +228,7 @@ def _known_topics(project: Project) -> tuple[str, ...] | None:
     return load_topics(topics_file)
 
 
-@subscribers.command(
-    "export",
-    epilog=epilog(
-        "newsletter subscribers export backup.csv",
-        "newsletter subscribers export --excel --status active active.csv",
-        "newsletter subscribers export --status unsubscribed > gone.csv",
-    ),
-)
+@subscribers.command("export")
 @click.argument(
     "file", metavar="[FILE.csv]", required=False, type=click.Path(dir_okay=False, path_type=Path)
 )
@@ -249,7 +240,14 @@ def _known_topics(project: Project) -> tuple[str, ...] | None:
 )
 @pass_project
 def export(project: Project, file: Path | None, status: str | None, excel: bool) -> None:
-    """Write the list as CSV to FILE.csv (replaced atomically), or to standard output."""
+    """Write the list as CSV to FILE.csv (replaced atomically), or to standard output.
+
+    \b
+    Examples:
+      newsletter subscribers export backup.csv
+      newsletter subscribers export --excel --status active active.csv
+      newsletter subscribers export --status unsubscribed > gone.csv
+    """
     store = _store(project)
     only = SubscriberStatus(status) if status else None
     if file is None:
@@ -284,33 +282,33 @@ def _export_to_file(
     return count
 
 
-@subscribers.command(
-    "list",
-    epilog=epilog(
-        "newsletter subscribers list",
-        "newsletter subscribers list --status pending",
-    ),
-)
+@subscribers.command("list")
 @click.option("--status", type=ANY_STATUS, help="Only people in this status.")
 @pass_project
 def list_(project: Project, status: str | None) -> None:
-    """List subscribers: address, status, name (one per line, oldest first)."""
+    """List subscribers: address, status, name (one per line, oldest first).
+
+    \b
+    Examples:
+      newsletter subscribers list
+      newsletter subscribers list --status pending
+    """
     only = SubscriberStatus(status) if status else None
     for subscriber in _store(project).iter_all(only):
         click.echo(f"{subscriber.email}\t{subscriber.status}\t{subscriber.name or ''}")
 
 
-@subscribers.command(
-    "show",
-    epilog=epilog(
-        "newsletter subscribers show ana@example.org",
-        "newsletter --project ~/pprnet subscribers show ana@example.org",
-    ),
-)
+@subscribers.command("show")
 @click.argument("email")
 @pass_project
 def show(project: Project, email: str) -> None:
-    """Show one subscriber: consent record and the history of every change."""
+    """Show one subscriber: consent record and the history of every change.
+
+    \b
+    Examples:
+      newsletter subscribers show ana@example.org
+      newsletter --project ~/pprnet subscribers show ana@example.org
+    """
     store = _store(project)
     record = store.record(email)
     if record is None:
@@ -354,15 +352,16 @@ def _mode_text(mode: TopicMode) -> str:
     return "all (every article, theirs first and marked)"
 
 
-@subscribers.command(
-    "stats",
-    epilog=epilog(
-        "newsletter subscribers stats", "newsletter --project ~/pprnet subscribers stats"
-    ),
-)
+@subscribers.command("stats")
 @pass_project
 def stats(project: Project) -> None:
-    """Count subscribers by status."""
+    """Count subscribers by status.
+
+    \b
+    Examples:
+      newsletter subscribers stats
+      newsletter --project ~/pprnet subscribers stats
+    """
     store = _store(project)
     counts = store.counts_by_status()
     width = max(len(status.value) for status in counts)

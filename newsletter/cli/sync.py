@@ -12,7 +12,6 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from newsletter.cli import Project, pass_project
-from newsletter.cli.types import epilog
 from newsletter.delivery.hooks import ProgressCallback, SuppressionPull, SyncReport
 from newsletter.delivery.registry import Provider, get_provider, names, providers
 from newsletter.errors import ConfigError
@@ -20,13 +19,7 @@ from newsletter.errors import ConfigError
 PLAIN_EVERY = 500  # records between two progress lines when stderr is not a terminal
 
 
-@click.command(
-    "sync",
-    epilog=epilog(
-        "newsletter subscribers sync",
-        "newsletter subscribers sync --transport sendgrid",
-    ),
-)
+@click.command("sync")
 @click.option(
     "--transport",
     type=click.Choice(names()),
@@ -35,7 +28,13 @@ PLAIN_EVERY = 500  # records between two progress lines when stderr is not a ter
 )
 @pass_project
 def sync(project: Project, transport: str | None) -> None:
-    """Pull the transport's unsubscribes, bounces, spam reports and invalid emails into the list."""
+    """Pull the transport's unsubscribes, bounces, spam reports and invalid emails into the list.
+
+    \b
+    Examples:
+      newsletter subscribers sync
+      newsletter subscribers sync --transport sendgrid
+    """
     provider = get_provider(transport or project.settings.delivery.transport)
     pull = _pull(provider)
     with _progress(provider.label) as progress:

@@ -1,4 +1,4 @@
-"""Argument types shared by the commands: an ISSUE (a month or a file), a month, examples in help.
+"""Argument types shared by the commands: an ISSUE (a month or a file), a month, a date and time.
 
 A mistyped month is a usage error (exit 2) that says so, "not a month: use YYYY-MM", before any
 file is looked up: ``check 2021-13`` should not answer that ``issues/2021-13.md`` does not exist.
@@ -114,14 +114,3 @@ ISSUE = IssueParam()
 MOMENT = MomentParam()
 
 ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
-
-
-def examples(*lines: str) -> str:
-    """The closing block of a command's help: real command lines, kept as written (``\\b``)."""
-    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
-
-
-def epilog(*lines: str, note: str = "") -> str:
-    """A help epilog: an optional note, then the examples (every command's help ends with them)."""
-    block = examples(*lines)
-    return f"{note}\n\n{block}" if note else block
