@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -191,11 +191,19 @@ def send_time_in(settings: Settings, month: str) -> datetime | None:
     return first[0] if first and month_of(first[0]) == month else None
 
 
-def issues_ahead(settings: Settings, database: Database | None, since: str) -> list[IssueAhead]:
+def issues_ahead(
+    settings: Settings,
+    database: Database | None,
+    since: str,
+    *,
+    known: Mapping[str, str] | None = None,
+) -> list[IssueAhead]:
     """Every issue file of ``since`` or a later month that is not sent yet, by month.
 
     ``database`` None (none exists yet): nothing has been sent, and none is created to say so.
+    ``known``: statuses already worked out (month → status), so no file is checked twice.
     """
+    known = known or {}
     months = sorted(
         path.stem
         for path in settings.issues_dir.glob("*.md")
@@ -203,7 +211,7 @@ def issues_ahead(settings: Settings, database: Database | None, since: str) -> l
     )
     ahead: list[IssueAhead] = []
     for month in months:
-        status = issue_status(settings, database, month)
+        status = known.get(month) or issue_status(settings, database, month)
         if status != SENT_STATUS:
             ahead.append(IssueAhead(month, status, send_time_in(settings, month)))
     return ahead

@@ -69,8 +69,9 @@ def schedule(project: Project, count: int, after: datetime | None) -> None:
     terminal = sys.stdout.isatty()
     console = Console(highlight=False, width=None if terminal else 120)
     console.print(_rule_line(settings))
-    console.print(_table(settings, database, times))
-    ahead = issues_ahead(settings, database, month_of(start))
+    statuses: dict[str, str] = {}
+    console.print(_table(settings, database, times, statuses))
+    ahead = issues_ahead(settings, database, month_of(start), known=statuses)
     console.print(_ahead_title(ahead, month_of(start)))
     if ahead:
         console.print(_ahead_table(settings, ahead, start))
@@ -118,13 +119,18 @@ def _rule_line(settings: Settings) -> str:
     )
 
 
-def _table(settings: Settings, database: Database | None, times: list[datetime]) -> Table:
+def _table(
+    settings: Settings,
+    database: Database | None,
+    times: list[datetime],
+    statuses: dict[str, str],
+) -> Table:
+    """The next send times; ``statuses`` gets each month's status (the issues ahead reuse them)."""
     table = Table(box=box.SIMPLE, show_edge=False)
     table.add_column(f"Local ({settings.timezone.key})", no_wrap=True)
     table.add_column("UTC", no_wrap=True)
     table.add_column("Issue", no_wrap=True)
     table.add_column("Status")
-    statuses: dict[str, str] = {}
     for fire in times:
         month = month_of(fire)
         if month not in statuses:
