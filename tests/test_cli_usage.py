@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from newsletter.cli import SETTINGS_FILE, SUMMARIES, main
 from newsletter.cli.reference import commands
+from newsletter.cli.types import MONTH
 from newsletter.config import SETTINGS_FILE as CONFIG_SETTINGS_FILE
 from tests.schedkit import edit_schedule
 
@@ -150,6 +151,19 @@ def test_check_2021_13_says_what_is_wrong(project: Path, clean_env: None) -> Non
         "Invalid value for 'ISSUE...': '2021-13' is not a month: use YYYY-MM, e.g. 2021-01 "
         "(the month is 01 to 12)",
     )
+
+
+def test_the_month_type_for_commands_that_take_only_a_month() -> None:
+    @click.command()
+    @click.argument("month", type=MONTH)
+    def shows(month: str) -> None:
+        click.echo(month)
+
+    assert CliRunner().invoke(shows, ["2027-03"]).output == "2027-03\n"
+    for wrong in ("2027-3", "issues/2027-03.md", "2027-13"):
+        result = CliRunner().invoke(shows, [wrong])
+        _usage_error(result, f"'{wrong}' is not a month: use YYYY-MM, e.g. 2021-01")
+    assert "Usage: shows [OPTIONS] YYYY-MM" in CliRunner().invoke(shows, ["--help"]).output
 
 
 @pytest.mark.parametrize("option", ["--after", "--fire-at"])

@@ -51,8 +51,8 @@ class MonthParam(_TextParam):
 
     name = "month"
 
-    def get_metavar(self, param: click.Parameter, *args: Any) -> str:
-        return "YYYY-MM"
+    def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str:
+        return "YYYY-MM"  # click 8.2+ also passes ctx
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
