@@ -18,9 +18,12 @@ pytestmark = pytest.mark.browser
 
 WIDTHS = [320, 375, 600, 800]
 SCHEMES = ["light", "dark"]
-# The first Practice Implications box at 375 px began 1,270 px down before the redesign (the
-# reference, the DOI and the whole summary came first); it now follows the bottom line: ~900 px.
-FIRST_IMPLICATIONS_MAX_TOP = 1000
+# Before the redesign the first practice point (its Practice Implications box) began 1,270 px down
+# at 375 px, after the reference, the DOI and the whole summary. Now each article's practice point
+# in one sentence (its bottom line) is in the "In this issue" list (~440 px down) and again under
+# the article's title (~790 px), before the summary and the box.
+FIRST_TOC_BOTTOM_LINE_MAX_TOP = 600
+FIRST_BOTTOM_LINE_MAX_TOP = 1000
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +82,13 @@ def test_the_first_practice_point_is_near_the_top_on_a_phone(
 ) -> None:
     with page_at(browser, 375) as page:
         page.goto((tricky_email if tricky_too else sample_email).as_uri())
+        in_list = top_of(page, ".nl-toc-bottom")
+        under_title = top_of(page, ".nl-bottom")
         implications = top_of(page, "td.nl-implications")
-        assert implications < FIRST_IMPLICATIONS_MAX_TOP
-        assert top_of(page, ".nl-toc") < implications  # the list of articles comes first
+        assert in_list < FIRST_TOC_BOTTOM_LINE_MAX_TOP
+        assert under_title < FIRST_BOTTOM_LINE_MAX_TOP
+        # the order of the article: bottom line, summary, Practice Implications, reference
+        assert in_list < under_title < implications < top_of(page, ".nl-reference")
 
 
 @pytest.mark.parametrize("width", WIDTHS)

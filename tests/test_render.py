@@ -127,7 +127,7 @@ def test_real_headings_the_headline_an_h2_per_article_and_practice_implications(
     html = structure(rendered.html)
     assert html.texts("h1") == [tricky.subject]  # the issue's headline, not the sender's name
     assert html.texts("h2") == ["In this issue"] + [article.title for article in tricky.articles]
-    assert html.texts("h3") == ["Practice Implications", "The study"] * len(tricky.articles)
+    assert html.texts("h3") == ["Practice Implications"] * len(tricky.articles)
 
 
 def test_doi_link_percent_encodes_reserved_characters(rendered: RenderedIssue) -> None:
@@ -173,12 +173,14 @@ def test_in_this_issue_lists_every_article_with_its_bottom_line(
     assert "&lt;" not in text
 
 
-def test_article_order_puts_the_practice_point_before_the_study(rendered: RenderedIssue) -> None:
+def test_article_order_bottom_line_summary_practice_implications_reference(
+    rendered: RenderedIssue,
+) -> None:
     for body in (rendered.html, rendered.text):
         first = body.index("Drop-out <b>in</b>" if body is rendered.text else "Drop-out &lt;b&gt;")
         positions = [
             body.index(marker, first)
-            for marker in ("Bottom line:", "Practice Implications", "The study", "Ödman")
+            for marker in ("Bottom line:", "The summary links", "Practice Implications", "Ödman")
         ]
         assert positions == sorted(positions), body[:0]
 
