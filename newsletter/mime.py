@@ -27,8 +27,11 @@ from newsletter.values.clock import now_utc
 
 MESSAGE_ID_DOMAIN_DEFAULT = "newsletter.invalid"
 BODY_ENCODING = "quoted-printable"  # both parts, always (see the module docstring)
+# Lines of 76 characters at most: the ``email`` package encodes quoted-printable to the policy's
+# max_line_length, and RFC 2045 allows no longer encoded line (SMTP's 78 would break it).
+MAIL_POLICY = SMTP.clone(max_line_length=76)
 # A non-ASCII address needs SMTPUTF8 (RFC 6531): its message has raw UTF-8 headers.
-SMTP_UTF8 = SMTP.clone(utf8=True)
+SMTP_UTF8 = MAIL_POLICY.clone(utf8=True)
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+"  # RFC 5322 atext without "=" and "?"
 _PLAIN_PHRASE = re.compile(rf"{_ATOM}(?: {_ATOM})*")
@@ -215,7 +218,7 @@ def build_message(
     to = AddressHeader("To", recipient.name, recipient.email)
     reply_to = AddressHeader("Reply-To", None, message.reply_to) if message.reply_to else None
     utf8 = sender.needs_utf8 or to.needs_utf8 or (reply_to is not None and reply_to.needs_utf8)
-    mail = EmailMessage(policy=SMTP_UTF8 if utf8 else SMTP)
+    mail = EmailMessage(policy=SMTP_UTF8 if utf8 else MAIL_POLICY)
     mail["From"] = sender
     mail["To"] = to
     mail["Subject"] = check_header("Subject", message.subject)

@@ -159,3 +159,26 @@ def test_hostile_names_and_addresses_through_the_template(name: str, address: st
     check_wire(ours, b"\r\n")
     check_parsed(parse(ours), stored, address)
     assert_same(ours, reference(message, recipient, "\r\n"))
+
+
+def raw_bodies(data: bytes) -> list[str]:
+    """Each part's body as it stands on the wire (still quoted-printable)."""
+    return [str(part.get_payload(decode=False)) for part in parts(parse(data))]
+
+
+@pytest.mark.parametrize("linesep", ["\r\n", "\n"])
+def test_bodies_are_byte_for_byte_the_email_packages_and_lines_stay_within_76(
+    linesep: str,
+) -> None:
+    """Long links too: their lines get the soft breaks the ``email`` package gives them."""
+    message = make_message(3)
+    long_links = {p: v + "?" + "a=b&" * 40 for p, v in message.recipients[0].substitutions.items()}
+    reader = replace(message.recipients[0], substitutions=long_links)
+    for recipient in (*message.recipients, reader):
+        ours = MessageTemplate(message, date=DATE, linesep=linesep).render(recipient)
+        theirs = reference(message, recipient, linesep)
+        assert raw_bodies(ours) == raw_bodies(theirs)
+        for part in parts(parse(ours)):
+            assert part["Content-Transfer-Encoding"] == "quoted-printable"
+        body_lines = ours.split(linesep.encode() * 2, 1)[1].split(linesep.encode())
+        assert max(map(len, body_lines)) <= 76

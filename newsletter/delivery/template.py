@@ -4,12 +4,14 @@
 manager, the generator: ~1 ms each). A ``MessageTemplate`` asks it once, for a probe reader, and
 keeps what every reader shares as bytes: the shared headers (List-Id, Precedence, Feedback-ID …)
 folded by the same policy, each part's headers, and each part's body quoted-printable as the
-``email`` package encodes it, cut at the placeholders. A reader's message is then the shared
-bytes with their own header lines (To, Date, Message-ID, List-Unsubscribe) and their two links
-put in the holes, the links encoded as quoted-printable (``=`` becomes ``=3D``).
+``email`` package encodes it, but for the lines holding a placeholder. A reader's message is
+then the shared bytes with their own header lines (To, Date, Message-ID, List-Unsubscribe) and
+the lines with their two links in them, encoded line by line as the ``email`` package does: the
+same bytes, soft line breaks included, so no line is longer than 76 characters.
 
 Parsed back, every header and part equals what ``build_message`` makes for the same reader
-(tests/test_message_template.py, also with the hostile names of tests/test_names_in_headers.py).
+(tests/test_message_template.py, also with the hostile names of tests/test_names_in_headers.py);
+the bodies are the same bytes.
 Whatever the template cannot hold exactly it leaves to ``build_message``, reader by reader:
 a non-ASCII address (an SMTPUTF8 message), a reader without a List-Unsubscribe link (test
 copies), a link that is not plain ASCII.
@@ -18,7 +20,7 @@ copies), a link that is not plain ASCII.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from email import quoprimime
 from email.message import MIMEPart
@@ -36,16 +38,28 @@ _LINE_LIMIT = 78
 _PER_READER = frozenset({"to", "date", "message-id", "list-unsubscribe"})
 
 
-class _Link:
-    """Where a reader's link goes in a (quoted-printable) body."""
+class _Line:
+    """A body line with a reader's link in it, quoted-printable encoded for each reader.
 
-    __slots__ = ("placeholder",)
+    The encoder knows nothing across lines, so encoding this line alone gives the bytes that
+    encoding the whole body would: soft line breaks where the ``email`` package puts them.
+    """
 
-    def __init__(self, placeholder: Placeholder) -> None:
-        self.placeholder = placeholder
+    __slots__ = ("line", "linesep", "links", "width")
+
+    def __init__(self, line: bytes, width: int, linesep: bytes) -> None:
+        self.line, self.width, self.linesep = line, width, linesep
+        self.links = [(raw, p) for raw, p in _PLACEHOLDER_OF.items() if raw in line]
+
+    def encode(self, subs: Mapping[Placeholder, str]) -> bytes:
+        line = self.line
+        for raw, placeholder in self.links:
+            line = line.replace(raw, subs[placeholder].encode("ascii"))
+        encoded = quoprimime.body_encode(line.decode("latin-1"), self.width, eol="\n")
+        return encoded.encode("ascii").replace(b"\n", self.linesep) + self.linesep
 
 
-Piece = bytes | str | _Link  # shared bytes, a per-reader header (its lower-case name), a link
+Piece = bytes | str | _Line  # shared bytes, a per-reader header (its lower-case name), a link line
 
 
 class MessageTemplate:
@@ -113,17 +127,25 @@ class MessageTemplate:
         self._write_quoted_printable(part, text)
 
     def _write_quoted_printable(self, part: MIMEPart, text: str) -> None:
-        """Encoded piece by piece between the placeholders (the encoder would break lines
-        inside them), the way the ``email`` package encodes the whole text."""
-        body = _normal_body(text, part)
+        """Encoded as the ``email`` package encodes the whole text (line by line, as it does),
+        each line with a link kept to be encoded with the reader's link in it."""
         width = self.policy.max_line_length or 76
         nl = self._nl.encode("ascii")
-        for piece in re.split(_PLACEHOLDERS_BYTES, body):
-            if piece in _PLACEHOLDER_OF:
-                self._add(_Link(_PLACEHOLDER_OF[piece]))
-            elif piece:
-                encoded = quoprimime.body_encode(piece.decode("latin-1"), width)
-                self._add(encoded.encode("ascii").replace(b"\n", nl))
+        shared: list[bytes] = []
+        for line in _normal_body(text, part).split(b"\n")[:-1]:
+            if _PLACEHOLDERS_BYTES.search(line) is None:
+                shared.append(line)
+                continue
+            self._add_encoded(shared, width)
+            shared = []
+            self._add(_Line(line, width, nl))
+        self._add_encoded(shared, width)
+
+    def _add_encoded(self, lines: list[bytes], width: int) -> None:
+        if lines:
+            body = b"\n".join(lines).decode("latin-1") + "\n"
+            encoded = quoprimime.body_encode(body, width, eol="\n")
+            self._add(encoded.encode("ascii").replace(b"\n", self._nl.encode("ascii")))
 
     # --- one reader ---------------------------------------------------------------------------
 
@@ -153,8 +175,8 @@ class MessageTemplate:
         for piece in self._pieces:
             if isinstance(piece, bytes):
                 out.append(piece)
-            elif isinstance(piece, _Link):
-                out.append(_qp_value(subs[piece.placeholder]))
+            elif isinstance(piece, _Line):
+                out.append(piece.encode(subs))
             else:
                 out.append(headers[piece])
         return b"".join(out)
@@ -184,11 +206,6 @@ def _normal_body(text: str, part: MIMEPart) -> bytes:
     """``text`` in the part's charset with LF line ends, as the ``email`` package encodes it."""
     charset = part.get_content_charset() or "utf-8"
     return b"\n".join(text.encode(charset).splitlines()) + b"\n"
-
-
-def _qp_value(value: str) -> bytes:
-    """A link as quoted-printable text (no soft line breaks: a URL line stays under 998)."""
-    return quoprimime.body_encode(value, maxlinelen=998).encode("ascii")
 
 
 _PLACEHOLDER_OF = {p.value.encode("ascii"): p for p in Placeholder}
