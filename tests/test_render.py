@@ -218,9 +218,12 @@ def test_dark_mode_and_media_queries_survive_inlining(rendered: RenderedIssue) -
 
 def test_preheader_is_hidden_at_the_top_of_the_body(rendered: RenderedIssue) -> None:
     body = rendered.html[rendered.html.index("<body") :]
-    first_div = re.search(r"<div[^>]*>", body)
-    assert first_div and "display:none" in first_div.group(0).replace(" ", "")
-    assert rendered.preheader in body[: body.index("</div>")]
+    hidden = re.search(r"<div[^>]*display:\s*none[^>]*>", body)
+    assert hidden, "no hidden preheader"
+    assert not re.sub(r"<[^>]*>", "", body[: hidden.start()]).strip()  # nothing shown before it
+    assert rendered.preheader in body[hidden.end() : body.index("</div>", hidden.end())]
+    # Hidden by display and size, not by a colour like the background's (a spam-filter signal).
+    assert "color" not in hidden.group(0)
 
 
 def test_view_in_browser_and_footer(rendered: RenderedIssue, settings: Settings) -> None:
