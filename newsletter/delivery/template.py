@@ -85,7 +85,7 @@ class MessageTemplate:
         self.policy: Policy = mail.policy if linesep is None else mail.policy.clone(linesep=linesep)
         self._nl = self.policy.linesep
         self._pieces: list[Piece] = []
-        self.exact = True  # False: a placeholder was cut by the encoder; every reader is built
+        self.exact = True  # False: a part is not quoted-printable; every reader is built anew
         self._dates: tuple[str, bytes] = ("", b"")  # the last Date value and its line
         self._write_headers(mail, top=True)
         if mail.is_multipart():
