@@ -155,6 +155,8 @@ def test_the_largest_ids_do_not_overflow_in_sql(db_settings: Settings) -> None:
 
 
 def test_no_header_of_a_sent_message_holds_the_readers_number(settings: Settings) -> None:
+    """Not as a number of its own, as X-Newsletter-Subscriber and the Message-ID had it. (The
+    signed link token in List-Unsubscribe still starts with it in base 36: tokens.py.)"""
     people = populate(settings, 3, pending=0, gone=0)
     send_issue(settings, db(settings), load_issue(settings))
     mails = read_maildir(settings.root / "outbox")
