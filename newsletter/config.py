@@ -51,6 +51,7 @@ class Sender:
     email: str
     reply_to: str | None
     postal_address: str
+    list_id: str = "newsletter.invalid"  # RFC 2919 List-Id, without the angle brackets
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -388,21 +389,53 @@ def _send_rule(doc: _Located) -> SendRule:
 
 
 def _sender(doc: _Located) -> Sender:
-    sec = doc.section("sender").expect("name", "email", "reply_to", "postal_address")
+    sec = doc.section("sender").expect("name", "email", "reply_to", "postal_address", "list_id")
     reply_to = sec.text("reply_to", None)
     name = sec.text("name")
     problem = name_problem(name)
     if problem is not None:  # the From line of every message: the readers' name rule applies
         raise sec.error("name", f"the name {problem}")
+    email = _checked(sec, "email", sec.text("email"), normalise_address, "an email address")
+    list_id = sec.text("list_id", None)
+    if list_id is None:
+        list_id = default_list_id(name, email)
+    elif not valid_list_id(list_id):
+        raise sec.error(
+            "list_id",
+            f"{list_id!r} is not a list id: expected dotted ASCII words such as "
+            '"monthly.example.org" (no angle brackets, spaces or @)',
+        )
     sender = Sender(
         name=name,
-        email=_checked(sec, "email", sec.text("email"), normalise_address, "an email address"),
+        email=email,
         reply_to=None
         if reply_to is None
         else _checked(sec, "reply_to", reply_to, normalise_address, "an email address"),
         postal_address=sec.text("postal_address"),
+        list_id=list_id,
     )
     return sender
+
+
+# RFC 2919: list-label "." list-id-namespace, each a dot-atom-text; at most 255 characters.
+_LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
+
+
+def valid_list_id(value: str) -> bool:
+    """Whether ``value`` can stand between the angle brackets of a List-Id header."""
+    return len(value) <= 255 and _LIST_ID.fullmatch(value) is not None
+
+
+def default_list_id(name: str, email: str) -> str:
+    """``<sender name as a slug>.<sender domain>``, e.g. ``pprnet-monthly.example.org``."""
+    local, _, domain = email.rpartition("@")
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or local
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        domain = "invalid"
+    candidate = f"{slug}.{domain}"[:255]
+    return candidate if valid_list_id(candidate) else f"newsletter.{domain}"
 
 
 def _links(doc: _Located) -> Links:

@@ -113,6 +113,8 @@ def send_welcome(
         reply_to=settings.sender.reply_to,
         recipients=(recipient,),
         issue_month=issue.month,
+        list_id=settings.sender.list_id,
+        variant=None if key == variants.default else key,
     )
     results: Sequence[DeliveryResult] | None
     try:
