@@ -301,7 +301,11 @@ def _settled(ledger: Ledger, record: SendRecord, issue: Issue) -> SendSummary:
 def _render(settings: Settings, issue: Issue) -> RenderedIssue:
     """Render the issue once for the whole run."""
     return render_issue(
-        issue, templates_dir=settings.templates_dir, sender=settings.sender, links=settings.links
+        issue,
+        templates_dir=settings.templates_dir,
+        sender=settings.sender,
+        links=settings.links,
+        lang=settings.site.lang,
     )
 
 

@@ -444,3 +444,14 @@ def test_article_fixture_builds_without_the_parser(settings: Settings) -> None:
     )
     result = render(issue, settings)
     assert "February 2030" in result.html and "https://doi.org/10.1000/x" in result.text
+
+
+def test_the_email_language_comes_from_site_lang(settings: Settings, tricky: Issue) -> None:
+    rendered = render_issue(
+        tricky,
+        templates_dir=settings.templates_dir,
+        sender=settings.sender,
+        links=settings.links,
+        lang="fr-CA",
+    )
+    assert re.search(r'<html[^>]*\blang="fr-CA"', rendered.html)

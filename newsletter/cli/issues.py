@@ -28,6 +28,7 @@ def _render(settings: Settings, issue: Issue) -> RenderedIssue:
         templates_dir=settings.templates_dir,
         sender=settings.sender,
         links=settings.links,
+        lang=settings.site.lang,
     )
 
 
