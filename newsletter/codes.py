@@ -95,6 +95,10 @@ _TABLE: tuple[Code, ...] = (
     Code("empty-topics", _E, _F, "`Topics:` names no topic"),
     Code("unknown-topic", _E, _F, "a topic not in `issues/topics.yaml` (with a suggestion)"),
     Code("duplicate-topic", _W, _F, "a topic named twice in one article"),
+    Code("bottom-line-length", _W, _F, "a `Bottom line:` over 200 characters"),
+    Code("bottom-line-sentences", _W, _F, "a `Bottom line:` of more than one sentence"),
+    Code("bottom-line-wrapped", _W, _F, "text directly under `Bottom line:` (a bottom line "
+         "wrapped onto a second line, or a summary without a blank line above it)"),
     Code("missing-summary", _E, _F, "an article without a summary paragraph"),
     Code("missing-implications", _E, _F, "an article without `### Practice Implications`"),
     Code("duplicate-implications", _E, _F, "a second `### Practice Implications` in an article"),

@@ -448,7 +448,7 @@ def test_unknown_field_suggests_the_right_one(tmp_path: Path) -> None:
     )
     _, findings = lint(tmp_path, edit(GOOD, {12: "Topics: Training\nJournal: Psychotherapy"}))
     assert only(findings) == (
-        'f.md:13: error: unknown field "Journal" (fields are Citation, DOI, Link and Topics) [unknown-field]'
+        'f.md:13: error: unknown field "Journal" (fields are Citation, DOI, Link, Topics and Bottom line) [unknown-field]'
     )
 
 

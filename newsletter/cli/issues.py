@@ -9,6 +9,7 @@ import click
 
 from newsletter.checks import check_rendered, merge_findings
 from newsletter.cli import Project, pass_project
+from newsletter.cli.types import ISSUE, ISSUE_HELP
 from newsletter.codes import CODES
 from newsletter.config import Settings
 from newsletter.doi.compare import check_issue_dois
@@ -20,8 +21,6 @@ from newsletter.models import Finding, Issue, RenderedIssue
 from newsletter.render import render_issue
 from newsletter.render.files import email_files, write_folder
 
-ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
-
 
 def _render(settings: Settings, issue: Issue) -> RenderedIssue:
     return render_issue(
@@ -29,6 +28,7 @@ def _render(settings: Settings, issue: Issue) -> RenderedIssue:
         templates_dir=settings.templates_dir,
         sender=settings.sender,
         links=settings.links,
+        lang=settings.site.lang,
     )
 
 
@@ -70,7 +70,7 @@ ignore_option = click.option(
 
 
 @click.command(epilog=ISSUE_HELP)
-@click.argument("issue")
+@click.argument("issue", type=ISSUE)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -80,7 +80,14 @@ ignore_option = click.option(
 @ignore_option
 @pass_project
 def build(project: Project, issue: str, out: Path | None, ignore: frozenset[str]) -> None:
-    """Render ISSUE into email.html, email.txt, email.mjml and email.eml (a sample reader's copy)."""
+    """Render ISSUE into email.html, email.txt, email.mjml and email.eml (a sample reader's copy).
+
+    \b
+    Examples:
+      newsletter build 2021-01
+      newsletter build issues/2021-01.md --out /tmp/2021-01
+      newsletter build --ignore subject-length 2020-12
+    """
     started = time.perf_counter()
     settings = project.settings
     path = resolve_issue(settings.issues_dir, issue)
@@ -101,7 +108,7 @@ def build(project: Project, issue: str, out: Path | None, ignore: frozenset[str]
 
 
 @click.command(epilog=ISSUE_HELP)
-@click.argument("issues", metavar="ISSUE...", nargs=-1, required=True)
+@click.argument("issues", metavar="ISSUE...", type=ISSUE, nargs=-1, required=True)
 @ignore_option
 @click.option(
     "--offline",
@@ -121,6 +128,12 @@ def check(
 
     Each article is compared with its DOI's record in issues/.metadata/; a DOI without one is
     fetched from Crossref and stored (not with --offline).
+
+    \b
+    Examples:
+      newsletter check 2021-01
+      newsletter check --ignore subject-length 2020-11 2020-12
+      newsletter check --offline issues/*.md
     """
     settings = project.settings
     paths = [resolve_issue(settings.issues_dir, issue) for issue in issues]
@@ -170,7 +183,7 @@ def issue_findings(
 
 
 @click.command(epilog=ISSUE_HELP)
-@click.argument("issue")
+@click.argument("issue", type=ISSUE)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
@@ -180,7 +193,13 @@ def issue_findings(
 )
 @pass_project
 def preview(project: Project, issue: str, port: int) -> None:
-    """Serve a live preview of ISSUE on 127.0.0.1: desktop and phone widths, text, checks."""
+    """Serve a live preview of ISSUE on 127.0.0.1: desktop and phone widths, text, checks.
+
+    \b
+    Examples:
+      newsletter preview 2021-01
+      newsletter preview issues/2021-01.md --port 8030
+    """
     from newsletter.web.preview import PreviewServer, PreviewSource
 
     settings = project.settings

@@ -25,6 +25,7 @@ from rich.progress import Progress as RichProgress
 
 from newsletter.cli import Project, pass_project
 from newsletter.cli.signals import stop_on_signals
+from newsletter.cli.types import ISSUE, ISSUE_HELP
 from newsletter.config import Settings
 from newsletter.delivery.registry import names as transport_names
 from newsletter.doi.compare import check_issue_dois
@@ -46,10 +47,10 @@ from newsletter.send import (
 )
 from newsletter.store.database import Database
 from newsletter.store.ledger import SendStatus, refusal
+from newsletter.values.address import AddressError, normalise_address
 from newsletter.values.month import looks_like_month
 from newsletter.variants import SKIP, Variants
 
-ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
 LOG_EVERY_SECONDS = 5.0
 
 
@@ -241,8 +242,20 @@ class _Reporting(Progress):
         _print_summary(summary)
 
 
+def _test_addresses(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The --test-to addresses as given; one that is no email address is a usage error (exit 2)."""
+    for value in values:
+        try:
+            normalise_address(value)
+        except AddressError as err:
+            raise click.BadParameter(str(err), ctx, param) from None
+    return values
+
+
 @click.command("send", epilog=ISSUE_HELP)
-@click.argument("issue")
+@click.argument("issue", type=ISSUE)
 @click.option("--yes", "-y", is_flag=True, help="Send without asking (required with no terminal).")
 @click.option("--dry-run", is_flag=True, help="Render and count the recipients; send nothing.")
 @click.option(
@@ -250,6 +263,7 @@ class _Reporting(Progress):
     "test_to",
     multiple=True,
     metavar="EMAIL",
+    callback=_test_addresses,
     help="Send one [TEST] copy to EMAIL instead (repeatable); not recorded as the issue's send.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted send of ISSUE.")
@@ -275,7 +289,14 @@ def send(
     resend_unconfirmed: bool,
     transport: str | None,
 ) -> None:
-    """Send ISSUE to every active subscriber (once: a sent issue is never sent again)."""
+    """Send ISSUE to every active subscriber (once: a sent issue is never sent again).
+
+    \b
+    Examples:
+      newsletter send 2021-01 --test-to editor@example.org
+      newsletter send 2021-01 --dry-run
+      newsletter send 2021-01 --resume --yes
+    """
     settings = project.settings
     parsed = _load(settings, issue)
     if test_to:
@@ -413,7 +434,7 @@ def report_json(report: SendReport, *, list_resent: bool = False) -> dict[str, A
 
 
 @click.command("report", epilog=ISSUE_HELP)
-@click.argument("issue")
+@click.argument("issue", type=ISSUE)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
     "--list-resent",
@@ -422,7 +443,14 @@ def report_json(report: SendReport, *, list_resent: bool = False) -> dict[str, A
 )
 @pass_project
 def report(project: Project, issue: str, as_json: bool, list_resent: bool) -> None:
-    """The send ledger of ISSUE: counts by status, when, transport, unconfirmed/failed addresses."""
+    """The send ledger of ISSUE: counts by status, when, transport, unconfirmed/failed addresses.
+
+    \b
+    Examples:
+      newsletter report 2021-01
+      newsletter report 2021-01 --json
+      newsletter report 2021-01 --list-resent
+    """
     settings = project.settings
     month = _month(settings, issue)
     result = send_report(project.database, month, list_resent=list_resent)

@@ -28,6 +28,7 @@ from newsletter.issues.fields import (
 from newsletter.models import Article
 
 FIELD_NAMES = names(ARTICLE_FIELDS)
+BOTTOM_LINE = "Bottom line"
 
 
 def parse_article(
@@ -59,11 +60,24 @@ def _fields(body: Body, start: int, end: int) -> tuple[dict[str, Raw], int]:
         line = body.lines[index]
         match = FIELD_RE.fullmatch(line) if index not in body.code else None
         if line.strip() and match is None:
+            _check_wrapped_bottom_line(body, index, found)
             break
         if match:
             _add_field(match.group(1), match.group(2).strip(), body.line_no(index), found, body)
         index += 1
     return found, index
+
+
+def _check_wrapped_bottom_line(body: Body, index: int, found: dict[str, Raw]) -> None:
+    """Text right under "Bottom line:" (no blank line) is the summary's start: say so, it is a slip."""
+    bottom = found.get(BOTTOM_LINE)
+    if bottom is not None and bottom.line == body.line_no(index - 1):
+        body.report.warning(
+            "bottom-line-wrapped",
+            body.line_no(index),
+            f'this line continues "{BOTTOM_LINE}:" but is read as the start of the summary: keep '
+            "the bottom line on one line and leave a blank line before the summary",
+        )
 
 
 def _add_field(name: str, value: str, line: int, found: dict[str, Raw], body: Body) -> None:

@@ -11,7 +11,18 @@ from newsletter.issues.common import Report, fold, link_problem, short
 from newsletter.issues.fields import ARTICLE_FIELDS, lookup
 
 IMPLICATIONS = "Practice Implications"
-FIELD_RE = re.compile(r" {0,3}([A-Za-z][\w-]*)[ \t]*:(?!//)(.*)")
+# A field name is one word, or one of the few names of several words ("Bottom line"): any other
+# "Some words: …" line is prose, not a misspelt field.
+_SPACED_NAMES = "|".join(
+    r"[ \t]+".join(map(re.escape, field.name.split()))
+    for field in ARTICLE_FIELDS
+    if " " in field.name
+)
+FIELD_RE = re.compile(
+    rf" {{0,3}}((?i:{_SPACED_NAMES})(?![\w-])|[A-Za-z][\w-]*)[ \t]*:(?!//)(.*)"
+    if _SPACED_NAMES
+    else r" {0,3}([A-Za-z][\w-]*)[ \t]*:(?!//)(.*)"
+)
 _NO_SPACE_HEADING_RE = re.compile(r" {0,3}#{2,6}[^\s#]")
 
 
