@@ -439,3 +439,11 @@ def test_the_version_follows_contents_not_timestamps(
     assert versions.refresh() == second
     monkeypatch.setattr(preview_live, "RECHECK_S", 0.0)  # ... the periodic hash finds it
     assert versions.refresh().number == second.number + 1
+
+
+def test_the_email_is_shown_in_the_sites_language(settings: Settings, issue_path: Path) -> None:
+    import dataclasses
+
+    source = dataclasses.replace(source_for(settings, issue_path), lang="fr-CA")
+    with PreviewServer(source) as server:
+        assert re.search(r'<html[^>]*\blang="fr-CA"', get(server, "/email.html").text)

@@ -211,6 +211,7 @@ def preview(project: Project, issue: str, port: int) -> None:
         sender=settings.sender,
         links=settings.links,
         display_path=display(path),
+        lang=settings.site.lang,
     )
     try:
         server = PreviewServer(source, port=port)

@@ -62,6 +62,7 @@ class PreviewSource:
     sender: Sender
     links: Links
     display_path: str
+    lang: str = "en"  # the email's <html lang> (``site.lang``)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class Previewer:
                 sender=source.sender,
                 links=source.links,
                 variant=variant,
+                lang=source.lang,
             )
         except NewsletterError as err:
             return replace(base, error=str(err))
