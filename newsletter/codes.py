@@ -56,6 +56,8 @@ _TABLE: tuple[Code, ...] = (
     Code("front-matter-position", _E, _F, "blank lines above the opening `---`"),
     Code("unclosed-front-matter", _E, _F, "the front matter has no closing `---`"),
     Code("yaml-syntax", _E, _F, "the front matter is not valid YAML"),
+    Code("yaml-comment", _W, _F, "a ` #` in an unquoted value: YAML drops the rest as a "
+         "comment"),
     Code("yaml-tag", _E, _F, "a YAML tag such as `!custom` in the front matter"),
     Code("empty-front-matter", _E, _F, "the front matter holds nothing"),
     Code("front-matter-shape", _E, _F, "the front matter is not `key: value` lines"),
@@ -99,6 +101,10 @@ _TABLE: tuple[Code, ...] = (
     Code("missing-implications", _E, _F, "an article without `### Practice Implications`"),
     Code("duplicate-implications", _E, _F, "a second `### Practice Implications` in an article"),
     Code("empty-implications", _E, _F, "`### Practice Implications` with nothing under it"),
+    Code("placeholder", _W, _F, "a `[TODO: …]` left by `newsletter new`, still to be written "
+         "(in a draft)"),
+    Code("placeholder-ready", _E, _F, "a `[TODO: …]` placeholder in an issue whose status is "
+         "`ready`: it cannot be built or sent"),
     # the article against its DOI's record (issues/.metadata/, Crossref, Unpaywall)
     Code("citation-mismatch", _W, _R, "the Citation's first author, year, title or journal "
          "differs from the DOI's record (the message gives the expected reference)"),

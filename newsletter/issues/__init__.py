@@ -32,6 +32,7 @@ from newsletter.issues.common import (
     yaml_problem,
 )
 from newsletter.issues.frontmatter import FrontMatter, parse_front_matter, split_front_matter
+from newsletter.issues.placeholders import check_placeholders
 from newsletter.models import Article, Finding, Issue
 from newsletter.values.doi import doi_url, parse_doi
 from newsletter.values.month import MonthError, looks_like_month, parse_month
@@ -225,7 +226,23 @@ def _parse(
         return None
     body = Body(lines[body_start:], body_start + 1, report)
     intro, articles = _parse_body(body, topics, closing_line=body_start)
+    check_placeholders(_content_lines(lines, body), front.values["status"], report)
     return front, intro, articles
+
+
+def _content_lines(lines: list[str], body: Body) -> list[tuple[int, str]]:
+    """The lines an author writes content on: front matter values and the body outside code."""
+    front = [
+        (index + 1, line)
+        for index, line in enumerate(lines[: body.first - 1])
+        if not line.lstrip().startswith("#")
+    ]
+    text = [
+        (body.line_no(index), line)
+        for index, line in enumerate(body.lines)
+        if index not in body.code
+    ]
+    return front + text
 
 
 def _parse_body(
