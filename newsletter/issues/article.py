@@ -25,6 +25,7 @@ from newsletter.issues.fields import (
     names,
     spoken_list,
 )
+from newsletter.issues.placeholders import is_placeholder
 from newsletter.models import Article
 
 FIELD_NAMES = names(ARTICLE_FIELDS)
@@ -52,9 +53,10 @@ def parse_article(
 
 
 def _fields(body: Body, start: int, end: int) -> tuple[dict[str, Raw], int, set[str]]:
-    """The `Name: value` lines under a title, the body index where the summary starts, and the
-    fields that misspelt lines meant (so the misspelling is the one finding, not also a
-    missing field)."""
+    """The `Name: value` lines under a title, where the summary starts, and what misspelt names meant.
+
+    A misspelt "Topcs:" is then one finding, not also a missing "Topics:" line.
+    """
     found: dict[str, Raw] = {}
     meant: set[str] = set()
     index = start
@@ -64,15 +66,13 @@ def _fields(body: Body, start: int, end: int) -> tuple[dict[str, Raw], int, set[
         if line.strip() and match is None:
             break
         if match:
-            line = body.line_no(index)
-            meant |= _add_field(match.group(1), match.group(2).strip(), line, found, body)
+            number = body.line_no(index)
+            meant |= _add_field(match.group(1), match.group(2).strip(), number, found, body)
         index += 1
     return found, index, meant
 
 
-def _add_field(
-    name: str, value: str, line: int, found: dict[str, Raw], body: Body
-) -> set[str]:
+def _add_field(name: str, value: str, line: int, found: dict[str, Raw], body: Body) -> set[str]:
     """Keep one field line by its canonical name; report unknown, repeated and empty ones.
 
     Returns the field an unknown name most likely meant ("Topcs" → {"Topics"}), else nothing.
@@ -103,7 +103,8 @@ def _field_values(
     values = defaults(ARTICLE_FIELDS)
     for position, field in enumerate(ARTICLE_FIELDS):
         if field.name in found:
-            values[field.attr] = field.parse(found[field.name], context)
+            if not is_placeholder(found[field.name].text):  # reported once, as a placeholder
+                values[field.attr] = field.parse(found[field.name], context)
         elif field.required and field.name not in meant:
             context.report.error(
                 f"missing-{field.name.lower()}",

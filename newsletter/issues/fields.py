@@ -21,7 +21,6 @@ from newsletter.issues.common import (
     has_line_break,
     short,
 )
-from newsletter.issues.placeholders import is_placeholder
 from newsletter.models import IssueStatus
 from newsletter.values.doi import DoiError, parse_doi
 
@@ -223,8 +222,6 @@ def _is_https_address(raw: str) -> bool:
 def _topics(raw: Raw, context: Context) -> tuple[str, ...]:
     """The article's topics, canonical names from topics.yaml, in the author's order."""
     report = context.report
-    if is_placeholder(raw.text):
-        return ()  # reported once, as a placeholder to fill in
     names = [name.strip() for name in raw.text.split(";") if name.strip()]
     if not names:
         report.error("empty-topics", raw.line, "no topic named: separate topic names with ';'")

@@ -149,7 +149,7 @@ def _hint(problem: str, context: str, entry: re.Match[str] | None) -> str | None
     if problem == "mapping values are not allowed here" and ": " in value:
         return f'the value of "{key}" holds ": ", which YAML reads as a second key; {fix}'
     if context == "while scanning a quoted scalar":
-        return f"the quote ({value[0]}) that opens the value of \"{key}\" is never closed; {fix}"
+        return f'the quote ({value[0]}) that opens the value of "{key}" is never closed; {fix}'
     if value[:1] in ("'", '"') and "but found '<scalar>'" in problem:
         return (
             f'the value of "{key}" starts with a quote ({value[0]}), so YAML expects it to end '
@@ -218,7 +218,11 @@ def _front_matter_key(
 
 def _check_comment(key: str, node: yaml.Node, line: str, report: Report) -> None:
     """Warn when a " #" cut a text value short: YAML dropped the rest as a comment."""
-    plain = node.style is None and node.start_mark.line == node.end_mark.line
+    plain = (
+        isinstance(node, yaml.ScalarNode)
+        and node.style is None
+        and node.start_mark.line == node.end_mark.line
+    )
     rest = line[node.end_mark.column :].strip()
     if key in _CHOICES or not plain or not rest.startswith("#"):
         return
