@@ -1,0 +1,133 @@
+"""Messages a first-time author understands: each mistake is one finding, at the line to change.
+
+Every test edits one line of a real sample issue and runs the real ``newsletter check`` on it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from newsletter.cli import main
+
+ISSUE = "issues/2021-01.md"
+
+
+@pytest.fixture(autouse=True)
+def _in_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project)
+
+
+def check_with(project: Path, changes: dict[int, str]) -> tuple[int, list[str]]:
+    """Replace lines (1-based) of the sample issue, then run `newsletter check --offline` on it."""
+    path = project / ISSUE
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for number, text in changes.items():
+        lines[number - 1] = text
+    path.write_text("\n".join(lines), encoding="utf-8")
+    result = CliRunner().invoke(main, ["--project", str(project), "check", "--offline", ISSUE])
+    findings = [line for line in result.output.splitlines() if line.startswith(ISSUE)]
+    return result.exit_code, findings
+
+
+def test_the_sample_issue_is_clean(project: Path) -> None:
+    assert check_with(project, {}) == (0, [])
+
+
+def test_an_unquoted_colon_in_a_value(project: Path) -> None:
+    code, findings = check_with(project, {3: "preheader: Read this: now"})
+    assert code == 1
+    assert findings == [
+        f'{ISSUE}:3: error: the front matter is not valid YAML: the value of "preheader" holds '
+        '": ", which YAML reads as a second key; put the whole value in quotes: '
+        'preheader: "Read this: now" [yaml-syntax]'
+    ]
+
+
+def test_an_unterminated_quote_is_reported_where_it_opens(project: Path) -> None:
+    code, findings = check_with(project, {2: 'subject: "Alliance over video'})
+    assert code == 1
+    assert findings == [
+        f'{ISSUE}:2: error: the front matter is not valid YAML: the quote (") that opens the '
+        'value of "subject" is never closed; put the whole value in quotes: '
+        'subject: "Alliance over video" [yaml-syntax]'
+    ]
+
+
+def test_text_after_a_closing_quote(project: Path) -> None:
+    code, findings = check_with(project, {2: "subject: 'Alliance' isn't everything"})
+    assert code == 1
+    assert findings == [
+        f'{ISSUE}:2: error: the front matter is not valid YAML: the value of "subject" starts '
+        "with a quote ('), so YAML expects it to end at the next one; put the whole value in "
+        "quotes: subject: \"'Alliance' isn't everything\" [yaml-syntax]"
+    ]
+
+
+def test_a_hash_cuts_an_unquoted_value_short(project: Path) -> None:
+    code, findings = check_with(project, {2: "subject: Alliance #1: the screen"})
+    assert code == 0
+    assert findings == [
+        f'{ISSUE}:2: warning: "subject" ends at "Alliance": YAML reads " #" as the start of a '
+        "comment and drops the rest; if it belongs to the subject, put the whole value in "
+        'quotes: subject: "Alliance #1: the screen" [yaml-comment]'
+    ]
+
+
+def test_a_comment_after_the_status_is_fine(project: Path) -> None:
+    assert check_with(project, {4: "status: ready  # checked by Ana"}) == (0, [])
+
+
+def test_a_tab(project: Path) -> None:
+    code, findings = check_with(project, {3: "preheader:\tA review of the alliance in therapy."})
+    assert code == 1
+    assert findings == [
+        f"{ISSUE}:3: error: the front matter is not valid YAML: a tab on this line: YAML allows "
+        "only spaces here; replace the tab with spaces [yaml-syntax]"
+    ]
+
+
+def test_a_value_starting_with_a_yaml_indicator(project: Path) -> None:
+    code, findings = check_with(project, {2: "subject: @home: therapy by video"})
+    assert code == 1
+    assert findings == [
+        f'{ISSUE}:2: error: the front matter is not valid YAML: a value starting with "@" means '
+        'something else in YAML; put the whole value in quotes: subject: "@home: therapy by '
+        'video" [yaml-syntax]'
+    ]
+
+
+def test_a_misspelt_field_is_one_finding(project: Path) -> None:
+    code, findings = check_with(project, {14: "Topcs: Therapist Factors"})
+    assert code == 1
+    assert findings == [
+        f'{ISSUE}:14: error: unknown field "Topcs" (did you mean "Topics"?) [unknown-field]'
+    ]
+
+
+def test_a_misspelt_doi_field_is_one_finding(project: Path) -> None:
+    code, findings = check_with(project, {13: "DIO: 10.1002/cpp.2509"})
+    assert code == 1
+    assert findings == [
+        f'{ISSUE}:13: error: unknown field "DIO" (did you mean "DOI"?) [unknown-field]'
+    ]
+
+
+def test_a_misspelt_front_matter_key_is_one_finding(project: Path) -> None:
+    code, findings = check_with(project, {2: "subjet: Alliance over video"})
+    assert code == 1
+    assert findings == [
+        f'{ISSUE}:2: error: unknown front matter key "subjet" (did you mean "subject"?) '
+        "[unknown-key]"
+    ]
+
+
+def test_an_unknown_field_without_a_likely_meaning_still_misses_the_field(project: Path) -> None:
+    code, findings = check_with(project, {14: "Keywords: alliance"})
+    assert code == 1
+    assert [finding.rsplit(" [", 1)[1] for finding in findings] == [
+        "missing-topics]",
+        "unknown-field]",
+    ]
