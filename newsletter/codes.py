@@ -124,7 +124,14 @@ _TABLE: tuple[Code, ...] = (
     Code("unrendered-template", _E, _M, "template or MJML syntax left in the email"),
     Code("email-link", _E, _M, "a link of the email that is not an absolute address"),
     Code("missing-alt", _E, _M, "an image of the email without alt text"),
-    Code("empty-alt", _W, _M, "an image with empty alt text (fine only for decoration)"),
+    Code("empty-alt", _W, _FM, "an image with empty alt text (fine only for decoration; in "
+         "the issue's Markdown, `![what it shows](…)`)"),
+    Code("link-text", _W, _FM, "a link whose text says nothing out of context (\"click here\", "
+         "\"here\", \"read more\", \"link\") or is a bare address (a DOI's https://doi.org/ "
+         "address is fine)"),
+    Code("heading-skip", _W, _M, "a heading that skips a level (`<h2>` then `<h4>`)"),
+    Code("low-contrast", _W, _M, "text under 4.5:1 contrast with its background (3:1 for large "
+         "text), from the email's inline colours (WCAG 2.1 AA)"),
     Code("preheader-short", _W, _M, "the preheader is under 30 characters: the inbox adds "
          "the email's first words"),
 )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
@@ -9,9 +10,11 @@ from urllib.parse import unquote
 from newsletter import markdown
 from newsletter.issues.common import Report, fold, link_problem, short
 from newsletter.issues.fields import ARTICLE_FIELDS, lookup
+from newsletter.values.linktext import link_text_problem
 
 IMPLICATIONS = "Practice Implications"
 FIELD_RE = re.compile(r" {0,3}([A-Za-z][\w-]*)[ \t]*:(?!//)(.*)")
+_TEXT_TOKENS = ("text", "code_inline", "image")  # an image's content is its alt text
 _NO_SPACE_HEADING_RE = re.compile(r" {0,3}#{2,6}[^\s#]")
 
 
@@ -117,6 +120,37 @@ def check_links(body: Body, start: int, end: int) -> None:
             line = body.line_no(start + _locate(lines, link.line, link.url))
             code, message = link_problem(link.url)
             body.report.error(code, line, message)
+    _check_link_texts(body, start, lines)
+
+
+def _check_link_texts(body: Body, start: int, lines: list[str]) -> None:
+    """Links whose text says nothing out of context, and images without alt text."""
+    for block in markdown.parse("\n".join(lines)):
+        first = block.map[0] if block.map else 0
+        children = block.children or []
+        for position, token in enumerate(children):
+            if token.type == "image" and not token.content.strip():
+                url = str(token.attrGet("src") or "")
+                body.report.warning(
+                    "empty-alt",
+                    body.line_no(start + _locate(lines, first, url)),
+                    f'the image "{short(url)}" has no alt text: say what it shows, '
+                    f"![a chart of the results]({short(url)})",
+                )
+            elif token.type == "link_open":
+                url = str(token.attrGet("href") or "")
+                inside = itertools.takewhile(
+                    lambda inner: inner.type != "link_close", children[position + 1 :]
+                )
+                text = " ".join(inner.content for inner in inside if inner.type in _TEXT_TOKENS)
+                problem = link_text_problem(text, url)
+                if problem:
+                    body.report.warning(
+                        "link-text",
+                        body.line_no(start + _locate(lines, first, url)),
+                        f'the link to "{short(url)}" {problem}: screen readers read links out '
+                        "of context, so say where it leads ([the full study](…))",
+                    )
 
 
 def _locate(lines: list[str], start: int, url: str) -> int:
