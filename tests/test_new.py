@@ -217,3 +217,19 @@ def test_a_failed_write_leaves_nothing(project: Path) -> None:
 def test_help_has_examples() -> None:
     result = CliRunner().invoke(main, ["new", "--help"])
     assert "  Examples:\n    newsletter new 2021-03\n" in result.output
+
+
+def test_only_real_gaps_count_as_placeholders(project: Path) -> None:
+    """A [TODO …] in a YAML comment or a code block is not a gap; one in any other line is."""
+    path = project / "issues" / "2021-01.md"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[1:1] = ["# [TODO: a note to self in a comment]"]
+    lines[17:17] = ["", "```", "[TODO: shown as code]", "```", ""]
+    lines[25] += " [TODO: check this figure]"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    checked = run(project, "check", "--offline", "2021-01")
+    assert checked.exit_code == 1
+    assert [line for line in checked.output.splitlines() if line.startswith("issues/")] == [
+        "issues/2021-01.md:26: error: [TODO: check this figure] is still to be written, and the "
+        "issue is ready: fill it in (or set status: draft) [placeholder-ready]"
+    ]
