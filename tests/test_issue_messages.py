@@ -131,3 +131,30 @@ def test_an_unknown_field_without_a_likely_meaning_still_misses_the_field(projec
         "missing-topics]",
         "unknown-field]",
     ]
+
+
+def test_no_space_after_the_colon(project: Path) -> None:
+    code, findings = check_with(project, {2: "subject:Alliance over video"})
+    assert code == 1
+    assert findings == [
+        f"{ISSUE}:2: error: the front matter is not valid YAML: put a space after the colon: "
+        '"subject: Alliance over video" [yaml-syntax]'
+    ]
+
+
+def test_no_space_after_the_colon_before_a_url(project: Path) -> None:
+    code, findings = check_with(project, {3: "preheader:https://example.org/why"})
+    assert code == 1
+    assert findings == [
+        f"{ISSUE}:3: error: the front matter is not valid YAML: put a space after the colon: "
+        '"preheader: https://example.org/why" [yaml-syntax]'
+    ]
+
+
+def test_a_line_that_is_not_key_value(project: Path) -> None:
+    code, findings = check_with(project, {2: "subject Alliance over video"})
+    assert code == 1
+    assert findings == [
+        f'{ISSUE}:2: error: the front matter is not valid YAML: "subject Alliance over video" '
+        'is not a `key: value` line: write the key, ": ", then the value [yaml-syntax]'
+    ]

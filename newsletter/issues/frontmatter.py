@@ -125,8 +125,38 @@ def _explain(err: Exception, lines: list[str], opening: int) -> tuple[int, str]:
     mark = context_mark if opened else problem_mark
     line = max(min(1 + mark.line, last) if mark is not None else opening + 2, opening + 2)
     entry = _ENTRY_RE.fullmatch(lines[line - opening - 2]) if line <= last else None
-    hint = _hint(str(getattr(err, "problem", "")), context or "", entry)
+    problem = str(getattr(err, "problem", ""))
+    if problem == "mapping values are not allowed here" and entry and ": " not in entry.group(2):
+        earlier = _not_an_entry(lines, line - opening - 2)
+        if earlier is not None:  # YAML read the line above as text running on into this one
+            index, message = earlier
+            return opening + 2 + index, message
+    if context == "while scanning a simple key" and context_mark is not None:
+        index = context_mark.line - opening - 1  # the line YAML began to read as a key
+        if 0 <= index < len(lines) and not _ENTRY_RE.fullmatch(lines[index]):
+            return opening + 2 + index, _shape_problem(lines[index])
+    hint = _hint(problem, context or "", entry)
     return line, hint or yaml_problem(err, 1)
+
+
+def _not_an_entry(lines: list[str], index: int) -> tuple[int, str] | None:
+    """The line above ``index`` when it is not `key: value` (no space after the colon, or none)."""
+    above = next(
+        (n for n in range(index - 1, -1, -1) if lines[n].strip() and lines[n][:1] != "#"), None
+    )
+    if above is None or _ENTRY_RE.fullmatch(lines[above]) or lines[above][:1].isspace():
+        return None
+    return above, _shape_problem(lines[above])
+
+
+def _shape_problem(line: str) -> str:
+    """What is wrong with a line that is not `key: value`."""
+    text = line.strip()
+    glued = re.fullmatch(r"([A-Za-z][\w-]*):(\S.*)", text)
+    if glued:
+        key, value = glued.groups()
+        return f'put a space after the colon: "{short(key)}: {short(value)}"'
+    return f'"{short(text)}" is not a `key: value` line: write the key, ": ", then the value'
 
 
 _OPENED = (
