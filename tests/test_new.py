@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from newsletter.cli import main
 from tests.doikit import DOWN, MANY_AUTHORS, MISSING, PELUSO, StandIn, stand_in
+from tests.goldenkit import GOLDEN, assert_golden
 
 TOPIC = "Common Factors"
 
@@ -80,6 +81,14 @@ def test_new_writes_a_draft_from_schedule_and_crossref(project: Path, service: S
         "/works/10.9999%2Fmany.authors"
     ]
     assert (project / "issues" / ".metadata" / "10.9999%2Fmany.authors.json").is_file()
+
+
+def test_the_whole_draft(project: Path, service: StandIn, update_golden: bool) -> None:
+    """The draft as an author opens it, pinned whole (tests/golden/new/)."""
+    result = run(project, "new", "2031-03", "--doi", MANY_AUTHORS, "--doi", MISSING)
+    assert result.exit_code == 0, result.output
+    text = (project / "issues" / "2031-03.md").read_text(encoding="utf-8")
+    assert_golden(GOLDEN / "new" / "2031-03.md", text, update=update_golden)
 
 
 def test_the_draft_checks_with_one_warning_per_placeholder(project: Path, service: StandIn) -> None:

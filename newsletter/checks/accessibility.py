@@ -4,7 +4,8 @@ One pass of the standard library's ``html.parser`` over the email as readers get
 premailer inlined the CSS). Colours come from inline ``style`` attributes and the ``bgcolor``
 and ``color`` attributes: each text's colour is its element's or inherited, its background the
 nearest ancestor's (white when none says). ``@media`` rules (dark mode) are not inline and not
-judged; text hidden from readers (``display:none``, the preheader) is skipped.
+judged; text hidden from readers (``display:none``, the preheader) is skipped; a half-transparent
+``rgba()`` colour counts as opaque.
 """
 
 from __future__ import annotations
