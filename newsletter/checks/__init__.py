@@ -1,4 +1,5 @@
-"""Checks of a rendered email before anyone gets it: size, links, alt text, leftovers, lengths.
+"""Checks of a rendered email before anyone gets it: size, links, alt text, leftovers, lengths,
+and accessibility (link text, heading levels, contrast: ``accessibility``).
 
 The HTML is read with the standard library's ``html.parser``; each finding names the line of the
 rendered ``email.html`` it is about, so it can be looked up in ``newsletter build``'s output.

@@ -5,7 +5,8 @@ to its file line; all findings of a file are collected at once and no input, how
 raises anything but the documented errors. The parsing is split by part of the file:
 ``frontmatter`` (the YAML), ``body`` (headings and Markdown checks), ``article`` (fields, summary,
 Practice Implications); ``fields`` declares the front matter keys and article fields once;
-``common`` holds topic names and the findings collector. Months and DOIs are parsed by the leaf
+``common`` holds topic names and the findings collector; ``placeholders`` finds the ``[TODO: …]``
+gaps that ``draft`` (``newsletter new``) leaves in a new issue. Months and DOIs are parsed by the leaf
 modules ``newsletter.values.month`` and ``newsletter.values.doi``; finding codes are registered in
 ``newsletter.codes``.
 """
