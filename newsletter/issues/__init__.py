@@ -6,9 +6,9 @@ raises anything but the documented errors. The parsing is split by part of the f
 ``frontmatter`` (the YAML), ``body`` (headings and Markdown checks), ``article`` (fields, summary,
 Practice Implications); ``fields`` declares the front matter keys and article fields once;
 ``common`` holds topic names and the findings collector; ``placeholders`` finds the ``[TODO: …]``
-gaps that ``draft`` (``newsletter new``) leaves in a new issue. Months and DOIs are parsed by the leaf
-modules ``newsletter.values.month`` and ``newsletter.values.doi``; finding codes are registered in
-``newsletter.codes``.
+gaps that ``draft`` (``newsletter new``) leaves in a new issue. Months and DOIs are parsed by the
+leaf modules ``newsletter.values.month`` and ``newsletter.values.doi``; finding codes are
+registered in ``newsletter.codes``.
 """
 
 from __future__ import annotations
