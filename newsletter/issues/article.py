@@ -53,7 +53,7 @@ def parse_article(
 
 
 def _fields(body: Body, start: int, end: int) -> tuple[dict[str, Raw], int, set[str]]:
-    """The `Name: value` lines under a title, where the summary starts, and what misspelt names meant.
+    """The `Name: value` lines under a title, where the summary starts, what misspelt names meant.
 
     A misspelt "Topcs:" is then one finding, not also a missing "Topics:" line.
     """
