@@ -191,12 +191,20 @@ def test_an_existing_issue_is_never_replaced(project: Path, service: StandIn) ->
 def test_not_a_month_is_a_usage_error(project: Path, month: str) -> None:
     result = run(project, "new", month)
     assert result.exit_code == 2
-    assert f'"{month}" is not a month: use YYYY-MM' in result.output
+    assert f"{month!r} is not a month: use YYYY-MM, e.g. 2021-01" in result.output
     assert sorted(p.name for p in (project / "issues").glob("*.md")) == [
         "2020-11.md",
         "2020-12.md",
         "2021-01.md",
     ]
+
+
+def test_a_month_of_the_right_shape_says_what_is_wrong(project: Path) -> None:
+    result = run(project, "new", "2031-13")
+    assert result.exit_code == 2
+    assert "'2031-13' is not a month: use YYYY-MM, e.g. 2021-01 (the month must be 01 to 12)" in (
+        result.output
+    )
 
 
 def test_bad_doi_and_too_many_are_usage_errors(project: Path) -> None:

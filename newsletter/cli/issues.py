@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from newsletter.models import Finding, Issue, RenderedIssue
 from newsletter.render import render_issue
 from newsletter.render.files import email_files, write_folder
 from newsletter.values.doi import DoiError
-from newsletter.values.month import MonthError, parse_month
+from newsletter.values.month import EXAMPLE, MonthError, parse_month
 
 ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
 
@@ -217,8 +218,10 @@ def preview(project: Project, issue: str, port: int) -> None:
 def _month_argument(ctx: click.Context, param: click.Parameter, value: str) -> str:
     try:
         parse_month(value)
-    except MonthError:
-        raise click.BadParameter(f'"{value}" is not a month: use YYYY-MM', ctx, param) from None
+    except MonthError as err:
+        detail = str(err).partition(": ")[2] if re.fullmatch(r"\d{4}-\d{2}", value) else ""
+        problem = f"{value!r} is not a month: use YYYY-MM, e.g. {EXAMPLE}"
+        raise click.BadParameter(problem + (f" ({detail})" if detail else ""), ctx, param) from None
     return value
 
 
