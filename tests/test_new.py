@@ -66,7 +66,10 @@ def test_new_writes_a_draft_from_schedule_and_crossref(project: Path, service: S
     text = (project / "issues" / "2031-03.md").read_text(encoding="utf-8")
     # schedule.yaml: the first Tuesday at 09:00 in Toronto; sender.name names the newsletter
     assert "# PPRNet Monthly, March 2031" in text
-    assert "goes out Tuesday 4 March 2031 at 09:00 (America/Toronto)" in text
+    assert (
+        "# By schedule.yaml it goes out Tuesday 4 March 2031 at 09:00 (America/Toronto) if its "
+        "status\n# is ready by then; otherwise as soon as it is, within 7d.\n"
+    ) in text
     assert "status: draft\n" in text
     assert (
         "## Therapist and client emotional expression and psychotherapy outcomes: A meta-analysis"
@@ -98,15 +101,15 @@ def test_the_draft_checks_with_one_warning_per_placeholder(project: Path, servic
     lines = checked.output.splitlines()
     placeholders = [line for line in lines if line.endswith("[placeholder]")]
     assert [line.split(": warning")[0] for line in placeholders] == [
-        "issues/2031-03.md:5",  # subject
-        "issues/2031-03.md:6",  # preheader
-        "issues/2031-03.md:10",  # intro
-        "issues/2031-03.md:15",  # Topics
-        "issues/2031-03.md:17",  # summary
-        "issues/2031-03.md:20",  # Practice Implications
+        "issues/2031-03.md:6",  # subject
+        "issues/2031-03.md:7",  # preheader
+        "issues/2031-03.md:11",  # intro
+        "issues/2031-03.md:16",  # Topics
+        "issues/2031-03.md:18",  # summary
+        "issues/2031-03.md:21",  # Practice Implications
     ]
     assert placeholders[3] == (
-        "issues/2031-03.md:15: warning: to fill in: [TODO: topic names from issues/topics.yaml, "
+        "issues/2031-03.md:16: warning: to fill in: [TODO: topic names from issues/topics.yaml, "
         "separated by ;] [placeholder]"
     )
     assert lines[-1] == "1 file checked: 0 errors, 6 warnings", checked.output
@@ -120,7 +123,7 @@ def test_a_ready_issue_with_a_placeholder_is_refused(project: Path, service: Sta
     checked = run(project, "check", "2031-03")
     assert checked.exit_code == 1
     assert (
-        "issues/2031-03.md:20: error: [TODO: later] is still to be written, and the issue is "
+        "issues/2031-03.md:21: error: [TODO: later] is still to be written, and the issue is "
         "ready: fill it in (or set status: draft) [placeholder-ready]"
     ) in checked.output
     built = run(project, "build", "2031-03")

@@ -266,6 +266,7 @@ def new(project: Project, month: str, dois: list[str], offline: bool) -> None:
     """
     from newsletter.doi.client import Client
     from newsletter.issues.draft import draft_text, look_up, write_new
+    from newsletter.monthly import format_duration
 
     settings = project.settings
     path = settings.issues_dir / f"{month}.md"
@@ -278,6 +279,7 @@ def new(project: Project, month: str, dois: list[str], offline: bool) -> None:
         month,
         newsletter=settings.sender.name,
         sends_at=_send_time(settings, month),
+        waits=format_duration(settings.send.wait_for_ready),
         articles=skeletons,
     )
     write_new(path, text)

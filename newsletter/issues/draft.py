@@ -53,14 +53,19 @@ def look_up(doi: str, store: MetadataStore, client: Client | None) -> Skeleton:
 
 
 def draft_text(
-    month: str, *, newsletter: str, sends_at: datetime | None, articles: Sequence[Skeleton]
+    month: str,
+    *,
+    newsletter: str,
+    sends_at: datetime | None,
+    waits: str = "",
+    articles: Sequence[Skeleton],
 ) -> str:
     """The draft issue file for ``month``: front matter, intro and one skeleton per article."""
     when = datetime(*parse_month(month), 1)
     lines = [
         "---",
         f"# {newsletter}, {when:%B %Y}: a draft written by `newsletter new`.",
-        *_send_comment(sends_at),
+        *_send_comment(sends_at, waits),
         "# Replace every [TODO: …]; `newsletter check` lists those left. Then set status: ready.",
         f'subject: "{placeholder("the subject readers see, under 78 characters")}"',
         f'preheader: "{placeholder("one sentence shown after the subject in the inbox")}"',
@@ -74,11 +79,18 @@ def draft_text(
     return "\n".join(lines) + "\n"
 
 
-def _send_comment(sends_at: datetime | None) -> list[str]:
+def _send_comment(sends_at: datetime | None, waits: str) -> list[str]:
+    """When the scheduler sends it, and how long it waits for ``status: ready`` (``7d``)."""
     if sends_at is None:
         return []
     zone = getattr(sends_at.tzinfo, "key", None) or sends_at.tzname() or ""
-    return [f"# By schedule.yaml it goes out {sends_at:%A %-d %B %Y at %H:%M} ({zone})."]
+    lines = [f"# By schedule.yaml it goes out {sends_at:%A %-d %B %Y at %H:%M} ({zone})"]
+    if waits:
+        lines[0] += " if its status"
+        lines.append(f"# is ready by then; otherwise as soon as it is, within {waits}.")
+    else:
+        lines[0] += "."
+    return lines
 
 
 def _article(article: Skeleton) -> list[str]:
