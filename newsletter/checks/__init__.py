@@ -98,7 +98,7 @@ def _accessibility(html: str, path: str) -> list[Finding]:
         _finding(
             path,
             "low-contrast",
-            f"email.html line {low.line}: text {short_text(low.text)!r} is "
+            f"email.html line {low.line}: text {_short_text(low.text)!r} is "
             f"{accessibility.hex_color(low.color)} on {accessibility.hex_color(low.background)}, "
             f"contrast {low.ratio:.2f}:1; WCAG AA needs {low.needed:g}:1 (change the template's "
             "colours)",
@@ -108,7 +108,7 @@ def _accessibility(html: str, path: str) -> list[Finding]:
     return findings
 
 
-def short_text(text: str, limit: int = 40) -> str:
+def _short_text(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -14,7 +14,7 @@ from newsletter.cli import Project, pass_project
 from newsletter.codes import CODES
 from newsletter.config import Settings
 from newsletter.doi.compare import check_issue_dois
-from newsletter.doi.store import MetadataStore
+from newsletter.doi.store import FOLDER, MetadataStore
 from newsletter.errors import RenderError
 from newsletter.issues import (
     MAX_ARTICLES,
@@ -265,14 +265,13 @@ def new(project: Project, month: str, dois: list[str], offline: bool) -> None:
       newsletter new 2021-03 --doi 10.1037/pst0000165 --doi 10.1002/cpp.2509
     """
     from newsletter.doi.client import Client
-    from newsletter.issues.draft import draft_text, look_up, write_new
+    from newsletter.issues.draft import draft_text, look_up, refuse_existing, write_new
     from newsletter.monthly import format_duration
 
     settings = project.settings
     path = settings.issues_dir / f"{month}.md"
-    if path.exists():  # before any lookup: nothing is fetched for a file that cannot be written
-        write_new(path, "")
-    store = MetadataStore(settings.issues_dir / ".metadata")
+    refuse_existing(path)  # before any lookup: nothing is fetched for a file never written
+    store = MetadataStore(settings.issues_dir / FOLDER)
     client = None if offline else Client.from_env(settings.sender.email)
     skeletons = [look_up(doi, store, client) for doi in dois]
     text = draft_text(

@@ -123,11 +123,19 @@ def _citation(record: Record | None) -> str:
     return without_doi_link(format_reference(record, "apa", markdown=True))
 
 
+def refuse_existing(path: Path) -> None:
+    """IssueError when ``path`` exists: a draft never replaces an issue."""
+    if path.exists():
+        raise _exists(path)
+
+
+def _exists(path: Path) -> IssueError:
+    return IssueError(f"{display(path)} already exists: edit it, or remove it to start over")
+
+
 def write_new(path: Path, text: str) -> None:
     """Write ``path`` whole, atomically, and only if it does not exist (IssueError otherwise)."""
-    exists = IssueError(f"{display(path)} already exists: edit it, or remove it to start over")
-    if path.exists():
-        raise exists
+    refuse_existing(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -140,7 +148,7 @@ def write_new(path: Path, text: str) -> None:
             os.fsync(file.fileno())
         os.link(temporary, path)  # fails if the file appeared meanwhile: nothing is replaced
     except FileExistsError as err:
-        raise exists from err
+        raise _exists(path) from err
     except OSError as err:
         raise IssueError(f"cannot write {display(path)}: {err.strerror or err}") from err
     finally:
