@@ -84,7 +84,8 @@ def _send_comment(sends_at: datetime | None, waits: str) -> list[str]:
     if sends_at is None:
         return []
     zone = getattr(sends_at.tzinfo, "key", None) or sends_at.tzname() or ""
-    lines = [f"# By schedule.yaml it goes out {sends_at:%A %-d %B %Y at %H:%M} ({zone})"]
+    day = f"{sends_at:%A} {sends_at.day} {sends_at:%B %Y at %H:%M}"  # no %-d: glibc only
+    lines = [f"# By schedule.yaml it goes out {day} ({zone})"]
     if waits:
         lines[0] += " if its status"
         lines.append(f"# is ready by then; otherwise as soon as it is, within {waits}.")
