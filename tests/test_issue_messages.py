@@ -158,3 +158,17 @@ def test_a_line_that_is_not_key_value(project: Path) -> None:
         f'{ISSUE}:2: error: the front matter is not valid YAML: "subject Alliance over video" '
         'is not a `key: value` line: write the key, ": ", then the value [yaml-syntax]'
     ]
+
+
+def test_a_field_below_the_summary_is_misplaced_not_also_missing(project: Path) -> None:
+    path = project / ISSUE
+    lines = path.read_text(encoding="utf-8").split("\n")
+    topics = lines.pop(13)  # "Topics: …", now inside the summary's first paragraph
+    lines.insert(16, topics)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    code, findings = check_with(project, {})
+    assert code == 1
+    assert findings == [
+        f'{ISSUE}:17: error: "Topics:" is not directly under the article title, so it is not a '
+        "field: fields come right after '## Title', before the summary [misplaced-field]"
+    ]

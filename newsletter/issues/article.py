@@ -41,6 +41,7 @@ def parse_article(
     check_links(body, start.index, start.index + 1)
     summary_end = inner[0].index if inner else end
     found, summary_start, meant = _fields(body, start.index + 1, summary_end)
+    meant |= _misplaced(body, summary_start, end)
     values = _field_values(found, meant, Context(report, topics), title_line, start.title)
     return Article(
         title=start.title,
@@ -70,6 +71,17 @@ def _fields(body: Body, start: int, end: int) -> tuple[dict[str, Raw], int, set[
             meant |= _add_field(match.group(1), match.group(2).strip(), number, found, body)
         index += 1
     return found, index, meant
+
+
+def _misplaced(body: Body, start: int, end: int) -> set[str]:
+    """Fields written further down the article: reported there as misplaced, not also missing."""
+    names: set[str] = set()
+    for index in range(start, end):
+        match = FIELD_RE.fullmatch(body.lines[index]) if index not in body.code else None
+        field = lookup(ARTICLE_FIELDS, match.group(1)) if match else None
+        if field is not None:
+            names.add(field.name)
+    return names
 
 
 def _add_field(name: str, value: str, line: int, found: dict[str, Raw], body: Body) -> set[str]:
