@@ -172,3 +172,31 @@ def test_a_field_below_the_summary_is_misplaced_not_also_missing(project: Path) 
         f'{ISSUE}:17: error: "Topics:" is not directly under the article title, so it is not a '
         "field: fields come right after '## Title', before the summary [misplaced-field]"
     ]
+
+
+def test_an_article_title_without_a_space_is_one_finding(project: Path) -> None:
+    code, findings = check_with(
+        project, {11: "##Burnout Among Psychological Practitioners in the NHS"}
+    )
+    assert code == 1
+    assert findings == [
+        f"{ISSUE}:11: error: this article title is not a heading, so the fields under it are not "
+        "read: put a space after '##' [article-heading-no-space]"
+    ]
+
+
+def test_a_level_one_article_title_is_one_finding(project: Path) -> None:
+    code, findings = check_with(project, {11: "# Burnout Among Psychological Practitioners"})
+    assert code == 1
+    assert findings == [
+        f"{ISSUE}:11: error: '# ' headings are not used: an article starts with '## Title' "
+        "[unexpected-heading]"
+    ]
+
+
+def test_hashes_without_a_space_in_prose_stay_a_warning(project: Path) -> None:
+    code, findings = check_with(project, {16: "##MeToo and the clinic"})
+    assert code == 0
+    assert findings == [
+        f"{ISSUE}:16: warning: this is not a heading: put a space after the '#'s [heading-no-space]"
+    ]

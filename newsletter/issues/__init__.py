@@ -270,7 +270,8 @@ def _parse_body(
     )
     _check_duplicate_dois(body.report, articles)
     for heading in headings:
-        if heading.kind == "implications" and heading.index < intro_end:
+        misread = any(index < heading.index for index in body.broken)  # reported there
+        if heading.kind == "implications" and heading.index < intro_end and not misread:
             body.report.error(
                 "implications-before-article",
                 body.line_no(heading.index),

@@ -26,6 +26,7 @@ class Body:
     first: int
     report: Report
     code: set[int] = field(default_factory=set)
+    broken: set[int] = field(default_factory=set)  # lines meant as headings, reported as such
 
     def line_no(self, index: int) -> int:
         return self.first + index
@@ -58,6 +59,7 @@ def find_headings(body: Body) -> list[Heading]:
             body.report.error(
                 "unexpected-heading", body.line_no(line), _heading_problem(token.tag, token.markup)
             )
+            body.broken.add(line)
         headings.append(Heading(token.map[0], kind, title))
     return headings
 
@@ -98,19 +100,47 @@ def check_section(body: Body, start: int, end: int) -> None:
         if index in body.code:
             continue
         if _NO_SPACE_HEADING_RE.match(line):
-            body.report.warning(
-                "heading-no-space",
-                body.line_no(index),
-                "this is not a heading: put a space after the '#'s",
-            )
+            _no_space_heading(body, index)
         match = FIELD_RE.fullmatch(line)
-        if match and lookup(ARTICLE_FIELDS, match.group(1)) is not None:
+        if match and _is_field(line) and not _under_broken_heading(body, index):
             body.report.error(
                 "misplaced-field",
                 body.line_no(index),
                 f'"{match.group(1)}:" is not directly under the article title, so it is not a '
                 "field: fields come right after '## Title', before the summary",
             )
+
+
+def _is_field(line: str) -> bool:
+    match = FIELD_RE.fullmatch(line)
+    return match is not None and lookup(ARTICLE_FIELDS, match.group(1)) is not None
+
+
+def _no_space_heading(body: Body, index: int) -> None:
+    """'##Title': an error when field lines follow (an article was meant), else a warning."""
+    following = index + 1 < len(body.lines) and _is_field(body.lines[index + 1])
+    if not following:
+        body.report.warning(
+            "heading-no-space",
+            body.line_no(index),
+            "this is not a heading: put a space after the '#'s",
+        )
+        return
+    body.broken.add(index)
+    body.report.error(
+        "article-heading-no-space",
+        body.line_no(index),
+        "this article title is not a heading, so the fields under it are not read: put a "
+        "space after '##'",
+    )
+
+
+def _under_broken_heading(body: Body, index: int) -> bool:
+    """True for a field line right under a line meant as a heading (already reported there)."""
+    above = index - 1
+    while above >= 0 and _is_field(body.lines[above]):
+        above -= 1
+    return above in body.broken
 
 
 def check_links(body: Body, start: int, end: int) -> None:
