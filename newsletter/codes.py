@@ -80,6 +80,8 @@ _TABLE: tuple[Code, ...] = (
     Code("heading-no-space", _W, _F, "`##Title` without a space is not a heading"),
     Code("article-heading-no-space", _E, _F, "`##Title` without a space, with field lines under "
          "it: an article was meant (its fields are not also reported as misplaced)"),
+    Code("implications-heading", _E, _F, "a heading meant as `### Practice Implications` "
+         "(`## Practice Implications`, `### Practice Implication`): read as that section"),
     Code("implications-before-article", _E, _F, "`### Practice Implications` before any article"),
     Code("unsafe-link", _E, _F, "a link or image that is not `https:`, `http:` or `mailto:`"),
     Code("empty-link", _E, _F, "a link without an address"),

@@ -200,3 +200,28 @@ def test_hashes_without_a_space_in_prose_stay_a_warning(project: Path) -> None:
     assert findings == [
         f"{ISSUE}:16: warning: this is not a heading: put a space after the '#'s [heading-no-space]"
     ]
+
+
+@pytest.mark.parametrize(
+    ("heading", "message"),
+    [
+        (
+            "### Practice Implication",
+            '"### Practice Implication" should read "### Practice Implications"',
+        ),
+        ("### Implications", '"### Implications" should read "### Practice Implications"'),
+        (
+            "## Practice Implications",
+            '"## Practice Implications" needs three #: "### Practice Implications" (with two it '
+            "starts an article)",
+        ),
+    ],
+)
+def test_a_mistyped_practice_implications_heading_is_one_finding(
+    project: Path, heading: str, message: str
+) -> None:
+    lines = (project / ISSUE).read_text(encoding="utf-8").split("\n")
+    number = lines.index("### Practice Implications") + 1
+    code, findings = check_with(project, {number: heading})
+    assert code == 1
+    assert findings == [f"{ISSUE}:{number}: error: {message} [implications-heading]"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from newsletter import markdown
-from newsletter.issues.common import Report, fold, link_problem, short
+from newsletter.issues.common import Report, closest, fold, link_problem, short
 from newsletter.issues.fields import ARTICLE_FIELDS, lookup
 from newsletter.values.linktext import link_text_problem
 
@@ -53,7 +53,11 @@ def find_headings(body: Body) -> list[Heading]:
             continue
         title = tokens[position + 1].content.strip()
         kind = _heading_kind(token.tag, token.markup, token.level, title)
-        if kind == "other":
+        slip = _implications_slip(token.tag, token.markup, token.level, title)
+        if slip:  # read as the section it was meant to be: one finding, not a broken article
+            kind = "implications"
+            body.report.error("implications-heading", body.line_no(token.map[0]), slip)
+        elif kind == "other":
             # a setext heading is reported at its underline, the line that made it a heading
             line = token.map[0] if token.markup.startswith("#") else token.map[1] - 1
             body.report.error(
@@ -75,6 +79,23 @@ def _heading_kind(tag: str, markup: str, level: int, title: str) -> str:
     ):
         return "implications"
     return "other"
+
+
+def _implications_slip(tag: str, markup: str, level: int, title: str) -> str | None:
+    """What is wrong with a heading meant as "### Practice Implications", or None.
+
+    "## Practice Implications" (it would start an article) and a misspelt "### " heading
+    ("### Practice Implication", "### Implications") are read as the section they mean.
+    """
+    wanted = f"### {IMPLICATIONS}"
+    if level or not markup.startswith("#"):
+        return None
+    name = title.rstrip(":")
+    if tag == "h2" and fold(name) == fold(IMPLICATIONS):
+        return f'"## {short(title)}" needs three #: "{wanted}" (with two it starts an article)'
+    if tag == "h3" and fold(name) != fold(IMPLICATIONS) and closest(name, [IMPLICATIONS]):
+        return f'"### {short(title)}" should read "{wanted}"'
+    return None
 
 
 def _heading_problem(tag: str, markup: str) -> str:
