@@ -215,21 +215,24 @@ def test_a_low_contrast_template_is_reported(project: Path) -> None:
 def test_link_text_and_alt_text_in_the_issue_file(project: Path) -> None:
     path = project / "issues" / "2021-01.md"
     lines = path.read_text(encoding="utf-8").split("\n")
-    lines[16] += " The [full text is here](https://example.org/a), [here](https://example.org/b)."
-    lines[17] += " <https://example.org/c> ![](https://example.org/chart.png)"
-    lines[18] += " ![Burnout scores by profession](https://example.org/chart.png)"
+    title = next(n for n, line in enumerate(lines) if line.startswith("## "))
+    summary = next(n for n in range(title, len(lines)) if not lines[n].strip()) + 1
+    lines[summary + 1] += (
+        " [full text is here](https://example.org/a), [here](https://example.org/b)."
+    )
+    lines[summary + 2] += " <https://example.org/c> ![](https://example.org/chart.png)"
+    lines[summary + 3] += " ![Burnout scores by profession](https://example.org/chart.png)"
     path.write_text("\n".join(lines), encoding="utf-8")
     result = run(project, "check", "--offline", "2021-01")
     assert result.exit_code == 0, result.output
+    advice = "screen readers read links out of context, so say where it leads ([the full study](…))"
     assert result.output.splitlines()[:3] == [
-        'issues/2021-01.md:17: warning: the link to "https://example.org/b" says only "here": '
-        "screen readers read links out of context, so say where it leads ([the full study](…)) "
-        "[link-text]",
-        'issues/2021-01.md:18: warning: the link to "https://example.org/c" is a bare address: '
-        "screen readers read links out of context, so say where it leads ([the full study](…)) "
-        "[link-text]",
-        'issues/2021-01.md:18: warning: the image "https://example.org/chart.png" has no alt '
-        "text: say what it shows, ![a chart of the results](https://example.org/chart.png) "
+        f'issues/2021-01.md:{summary + 2}: warning: the link to "https://example.org/b" says '
+        f'only "here": {advice} [link-text]',
+        f'issues/2021-01.md:{summary + 3}: warning: the link to "https://example.org/c" is a '
+        f"bare address: {advice} [link-text]",
+        f'issues/2021-01.md:{summary + 3}: warning: the image "https://example.org/chart.png" has '
+        "no alt text: say what it shows, ![a chart of the results](https://example.org/chart.png) "
         "[empty-alt]",
     ]
     # the file's findings name the line; the email's repeats of them are not shown again

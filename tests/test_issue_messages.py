@@ -20,6 +20,20 @@ def _in_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project)
 
 
+def line_of(project: Path, prefix: str) -> int:
+    """The number of the sample issue's first line starting with ``prefix``."""
+    lines = (project / ISSUE).read_text(encoding="utf-8").split("\n")
+    return next(n for n, line in enumerate(lines, start=1) if line.startswith(prefix))
+
+
+def summary_line(project: Path) -> int:
+    """The first line of the first article's summary (after its fields and a blank line)."""
+    lines = (project / ISSUE).read_text(encoding="utf-8").split("\n")
+    title = line_of(project, "## ")
+    blank = next(n for n in range(title, len(lines)) if not lines[n].strip())
+    return blank + 2
+
+
 def check_with(project: Path, changes: dict[int, str]) -> tuple[int, list[str]]:
     """Replace lines (1-based) of the sample issue, then run `newsletter check --offline` on it."""
     path = project / ISSUE
@@ -100,18 +114,20 @@ def test_a_value_starting_with_a_yaml_indicator(project: Path) -> None:
 
 
 def test_a_misspelt_field_is_one_finding(project: Path) -> None:
-    code, findings = check_with(project, {14: "Topcs: Therapist Factors"})
+    topics = line_of(project, "Topics:")
+    code, findings = check_with(project, {topics: "Topcs: Therapist Factors"})
     assert code == 1
     assert findings == [
-        f'{ISSUE}:14: error: unknown field "Topcs" (did you mean "Topics"?) [unknown-field]'
+        f'{ISSUE}:{topics}: error: unknown field "Topcs" (did you mean "Topics"?) [unknown-field]'
     ]
 
 
 def test_a_misspelt_doi_field_is_one_finding(project: Path) -> None:
-    code, findings = check_with(project, {13: "DIO: 10.1002/cpp.2509"})
+    doi = line_of(project, "DOI:")
+    code, findings = check_with(project, {doi: "DIO: 10.1002/cpp.2509"})
     assert code == 1
     assert findings == [
-        f'{ISSUE}:13: error: unknown field "DIO" (did you mean "DOI"?) [unknown-field]'
+        f'{ISSUE}:{doi}: error: unknown field "DIO" (did you mean "DOI"?) [unknown-field]'
     ]
 
 
@@ -125,7 +141,7 @@ def test_a_misspelt_front_matter_key_is_one_finding(project: Path) -> None:
 
 
 def test_an_unknown_field_without_a_likely_meaning_still_misses_the_field(project: Path) -> None:
-    code, findings = check_with(project, {14: "Keywords: alliance"})
+    code, findings = check_with(project, {line_of(project, "Topics:"): "Keywords: alliance"})
     assert code == 1
     assert [finding.rsplit(" [", 1)[1] for finding in findings] == [
         "missing-topics]",
@@ -163,42 +179,45 @@ def test_a_line_that_is_not_key_value(project: Path) -> None:
 def test_a_field_below_the_summary_is_misplaced_not_also_missing(project: Path) -> None:
     path = project / ISSUE
     lines = path.read_text(encoding="utf-8").split("\n")
-    topics = lines.pop(13)  # "Topics: …", now inside the summary's first paragraph
-    lines.insert(16, topics)
+    summary = summary_line(project)
+    topics = lines.pop(line_of(project, "Topics:") - 1)
+    lines.insert(summary - 1, topics)  # the summary's second line, after its first moved up
     path.write_text("\n".join(lines), encoding="utf-8")
     code, findings = check_with(project, {})
     assert code == 1
     assert findings == [
-        f'{ISSUE}:17: error: "Topics:" is not directly under the article title, so it is not a '
-        "field: fields come right after '## Title', before the summary [misplaced-field]"
+        f'{ISSUE}:{summary}: error: "Topics:" is not directly under the article title, so it is '
+        "not a field: fields come right after '## Title', before the summary [misplaced-field]"
     ]
 
 
 def test_an_article_title_without_a_space_is_one_finding(project: Path) -> None:
-    code, findings = check_with(
-        project, {11: "##Burnout Among Psychological Practitioners in the NHS"}
-    )
+    title = line_of(project, "## ")
+    code, findings = check_with(project, {title: "##Burnout Among Psychological Practitioners"})
     assert code == 1
     assert findings == [
-        f"{ISSUE}:11: error: this article title is not a heading, so the fields under it are not "
-        "read: put a space after '##' [article-heading-no-space]"
+        f"{ISSUE}:{title}: error: this article title is not a heading, so the fields under it "
+        "are not read: put a space after '##' [article-heading-no-space]"
     ]
 
 
 def test_a_level_one_article_title_is_one_finding(project: Path) -> None:
-    code, findings = check_with(project, {11: "# Burnout Among Psychological Practitioners"})
+    title = line_of(project, "## ")
+    code, findings = check_with(project, {title: "# Burnout Among Psychological Practitioners"})
     assert code == 1
     assert findings == [
-        f"{ISSUE}:11: error: '# ' headings are not used: an article starts with '## Title' "
+        f"{ISSUE}:{title}: error: '# ' headings are not used: an article starts with '## Title' "
         "[unexpected-heading]"
     ]
 
 
 def test_hashes_without_a_space_in_prose_stay_a_warning(project: Path) -> None:
-    code, findings = check_with(project, {16: "##MeToo and the clinic"})
+    summary = summary_line(project)
+    code, findings = check_with(project, {summary: "##MeToo and the clinic"})
     assert code == 0
     assert findings == [
-        f"{ISSUE}:16: warning: this is not a heading: put a space after the '#'s [heading-no-space]"
+        f"{ISSUE}:{summary}: warning: this is not a heading: put a space after the '#'s "
+        "[heading-no-space]"
     ]
 
 

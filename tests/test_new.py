@@ -244,12 +244,14 @@ def test_only_real_gaps_count_as_placeholders(project: Path) -> None:
     path = project / "issues" / "2021-01.md"
     lines = path.read_text(encoding="utf-8").split("\n")
     lines[1:1] = ["# [TODO: a note to self in a comment]"]
-    lines[17:17] = ["", "```", "[TODO: shown as code]", "```", ""]
-    lines[25] += " [TODO: check this figure]"
+    implications = lines.index("### Practice Implications")
+    lines[implications:implications] = ["```", "[TODO: shown as code]", "```", ""]
+    gap = implications + 5  # the first line under the heading, now moved down by 4
+    lines[gap] += " [TODO: check this figure]"
     path.write_text("\n".join(lines), encoding="utf-8")
     checked = run(project, "check", "--offline", "2021-01")
     assert checked.exit_code == 1
     assert [line for line in checked.output.splitlines() if line.startswith("issues/")] == [
-        "issues/2021-01.md:26: error: [TODO: check this figure] is still to be written, and the "
-        "issue is ready: fill it in (or set status: draft) [placeholder-ready]"
+        f"issues/2021-01.md:{gap + 1}: error: [TODO: check this figure] is still to be written, "
+        "and the issue is ready: fill it in (or set status: draft) [placeholder-ready]"
     ]
