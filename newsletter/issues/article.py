@@ -92,7 +92,7 @@ def _add_field(name: str, value: str, line: int, found: dict[str, Raw], body: Bo
     report = body.report
     field = lookup(ARTICLE_FIELDS, name)
     if field is None:
-        guess = closest(name, FIELD_NAMES)
+        guess = None if report.full else closest(name, FIELD_NAMES)  # past 200, not worth it
         suggestion = report.hint(name, FIELD_NAMES) or f" (fields are {spoken_list(FIELD_NAMES)})"
         report.error("unknown-field", line, f'unknown field "{short(name)}"{suggestion}')
         return {guess} if guess else set()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
@@ -14,7 +13,6 @@ from newsletter.values.linktext import link_text_problem
 
 IMPLICATIONS = "Practice Implications"
 FIELD_RE = re.compile(r" {0,3}([A-Za-z][\w-]*)[ \t]*:(?!//)(.*)")
-_TEXT_TOKENS = ("text", "code_inline", "image")  # an image's content is its alt text
 _NO_SPACE_HEADING_RE = re.compile(r" {0,3}#{2,6}[^\s#]")
 
 
@@ -165,43 +163,32 @@ def _under_broken_heading(body: Body, index: int) -> bool:
 
 
 def check_links(body: Body, start: int, end: int) -> None:
+    """Unsafe or empty link targets (errors); link text and alt text that say nothing (warnings)."""
     lines = body.lines[start:end]
     for link in markdown.links("\n".join(lines)):
-        if not markdown.is_safe_url(link.url):
+        code, message = _link_finding(link)
+        if code:
             line = body.line_no(start + _locate(lines, link.line, link.url))
-            code, message = link_problem(link.url)
-            body.report.error(code, line, message)
-    _check_link_texts(body, start, lines)
+            add = body.report.warning if code in ("empty-alt", "link-text") else body.report.error
+            add(code, line, message)
 
 
-def _check_link_texts(body: Body, start: int, lines: list[str]) -> None:
-    """Links whose text says nothing out of context, and images without alt text."""
-    for block in markdown.parse("\n".join(lines)):
-        first = block.map[0] if block.map else 0
-        children = block.children or []
-        for position, token in enumerate(children):
-            if token.type == "image" and not token.content.strip():
-                url = str(token.attrGet("src") or "")
-                body.report.warning(
-                    "empty-alt",
-                    body.line_no(start + _locate(lines, first, url)),
-                    f'the image "{short(url)}" has no alt text: say what it shows, '
-                    f"![a chart of the results]({short(url)})",
-                )
-            elif token.type == "link_open":
-                url = str(token.attrGet("href") or "")
-                inside = itertools.takewhile(
-                    lambda inner: inner.type != "link_close", children[position + 1 :]
-                )
-                text = " ".join(inner.content for inner in inside if inner.type in _TEXT_TOKENS)
-                problem = link_text_problem(text, url)
-                if problem:
-                    body.report.warning(
-                        "link-text",
-                        body.line_no(start + _locate(lines, first, url)),
-                        f'the link to "{short(url)}" {problem}: screen readers read links out '
-                        "of context, so say where it leads ([the full study](…))",
-                    )
+def _link_finding(link: markdown.Link) -> tuple[str, str]:
+    """The code and message of what is wrong with one link or image; ("", "") when nothing."""
+    if not markdown.is_safe_url(link.url):
+        return link_problem(link.url)
+    url = short(link.url)
+    if link.image and not link.text.strip():
+        return "empty-alt", (
+            f'the image "{url}" has no alt text: say what it shows, ![a chart of the results]({url})'
+        )
+    problem = None if link.image else link_text_problem(link.text, link.url)
+    if problem:
+        return "link-text", (
+            f'the link to "{url}" {problem}: screen readers read links out of context, so say '
+            "where it leads ([the full study](…))"
+        )
+    return "", ""
 
 
 def _locate(lines: list[str], start: int, url: str) -> int:

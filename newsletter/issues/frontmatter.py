@@ -237,7 +237,7 @@ def _front_matter_key(
         return None
     seen[key] = line
     if key not in KEYS:
-        guess = closest(key, KEYS)
+        guess = None if report.full else closest(key, KEYS)
         meant.update([guess] if guess else [])
         report.error(
             "unknown-key", line, f'unknown front matter key "{short(key)}"{report.hint(key, KEYS)}'
