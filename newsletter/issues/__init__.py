@@ -269,8 +269,9 @@ def _parse_body(
         for start, end in zip(starts, ends, strict=False)
     )
     _check_duplicate_dois(body.report, articles)
+    first_broken = min(body.broken, default=len(body.lines))  # a heading reported as broken
     for heading in headings:
-        misread = any(index < heading.index for index in body.broken)  # reported there
+        misread = first_broken < heading.index  # the section belongs to it: reported there
         if heading.kind == "implications" and heading.index < intro_end and not misread:
             body.report.error(
                 "implications-before-article",

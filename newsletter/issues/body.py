@@ -114,20 +114,24 @@ def _heading_problem(tag: str, markup: str) -> str:
 def check_section(body: Body, start: int, end: int) -> None:
     """Links, '##Title' lookalikes and stray field lines in one Markdown section."""
     check_links(body, start, end)
+    under_broken = False  # in the field lines right under a broken heading, reported there
     for index in range(start, end):
         line = body.lines[index]
         if index in body.code:
+            under_broken = False
             continue
         if _NO_SPACE_HEADING_RE.match(line):
             _no_space_heading(body, index)
         match = FIELD_RE.fullmatch(line)
-        if match and _is_field(line) and not _under_broken_heading(body, index):
+        is_field = match is not None and lookup(ARTICLE_FIELDS, match.group(1)) is not None
+        if match and is_field and not under_broken:
             body.report.error(
                 "misplaced-field",
                 body.line_no(index),
                 f'"{match.group(1)}:" is not directly under the article title, so it is not a '
                 "field: fields come right after '## Title', before the summary",
             )
+        under_broken = index in body.broken or (under_broken and is_field)
 
 
 def _is_field(line: str) -> bool:
@@ -152,14 +156,6 @@ def _no_space_heading(body: Body, index: int) -> None:
         "this article title is not a heading, so the fields under it are not read: put a "
         "space after '##'",
     )
-
-
-def _under_broken_heading(body: Body, index: int) -> bool:
-    """True for a field line right under a line meant as a heading (already reported there)."""
-    above = index - 1
-    while above >= 0 and _is_field(body.lines[above]):
-        above -= 1
-    return above in body.broken
 
 
 def check_links(body: Body, start: int, end: int) -> None:
