@@ -172,7 +172,7 @@ def test_schedule_command_lists_times_issues_and_readiness(project: Path, clean_
             "issues/2027-02.md",
             "has",
             "errors",
-            "(2)",
+            "(1)",  # the misspelt "Citaton:", and no follow-on "no Citation: line"
         ],
         ["2027-03-02", "09:00", "EST", "2027-03-02", "14:00", "issues/2027-03.md", "missing"],
     ]
@@ -226,7 +226,7 @@ def test_schedule_lists_a_later_draft_issue_with_its_send_time(
             "issues/2027-11.md",
             "has",
             "errors",
-            "(2)",
+            "(1)",
             "2027-11-02",
             "09:00",
             "EDT",

@@ -87,6 +87,7 @@ LAZY_COMMANDS = {
     "build": "issues",
     "check": "issues",
     "preview": "issues",
+    "new": "issues",
     "subscribers": "subscribers",
     "send": "send",
     "report": "send",
@@ -110,6 +111,7 @@ SUMMARIES = {
     "cite": "Print the formatted reference of DOI, from its Crossref record "
     "(stored in issues/.metadata/).",
     "doi": "Keep the issues' DOI records (issues/.metadata/) up to date.",
+    "new": "Write a draft issue issues/MONTH.md: front matter and one article skeleton per DOI.",
     "preview": "Serve a live preview of ISSUE on 127.0.0.1: desktop and phone widths, text, checks.",
     "report": "The send ledger of ISSUE: counts by status, when, transport, "
     "unconfirmed/failed addresses.",

@@ -1,8 +1,10 @@
-"""The author's commands: ``build``, ``check`` and ``preview`` an issue."""
+"""The author's commands: start (``new``), ``build``, ``check`` and ``preview`` an issue."""
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -13,13 +15,22 @@ from newsletter.cli.types import ISSUE, ISSUE_HELP
 from newsletter.codes import CODES
 from newsletter.config import Settings
 from newsletter.doi.compare import check_issue_dois
-from newsletter.doi.store import MetadataStore
+from newsletter.doi.store import FOLDER, MetadataStore
 from newsletter.errors import RenderError
-from newsletter.issues import lint_issue, load_topics, read_issue, resolve_issue
+from newsletter.issues import (
+    MAX_ARTICLES,
+    lint_issue,
+    load_topics,
+    parse_doi,
+    read_issue,
+    resolve_issue,
+)
 from newsletter.issues.common import closest, display
 from newsletter.models import Finding, Issue, RenderedIssue
 from newsletter.render import render_issue
 from newsletter.render.files import email_files, write_folder
+from newsletter.values.doi import DoiError
+from newsletter.values.month import EXAMPLE, MonthError, parse_month
 
 
 def _render(settings: Settings, issue: Issue) -> RenderedIssue:
@@ -224,4 +235,96 @@ def preview(project: Project, issue: str, port: int) -> None:
         server.close()
 
 
-COMMANDS: list[click.Command] = [build, check, preview]
+def _month_argument(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        parse_month(value)
+    except MonthError as err:
+        detail = str(err).partition(": ")[2] if re.fullmatch(r"\d{4}-\d{2}", value) else ""
+        problem = f"{value!r} is not a month: use YYYY-MM, e.g. {EXAMPLE}"
+        raise click.BadParameter(problem + (f" ({detail})" if detail else ""), ctx, param) from None
+    return value
+
+
+def _doi_options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
+    dois: list[str] = []
+    for value in values:
+        try:
+            doi = parse_doi(value)
+        except DoiError as err:
+            raise click.BadParameter(str(err), ctx, param) from None
+        if doi.lower() not in (known.lower() for known in dois):
+            dois.append(doi)
+    if len(dois) > MAX_ARTICLES:
+        raise click.BadParameter(f"an issue has at most {MAX_ARTICLES} articles", ctx, param)
+    return dois
+
+
+@click.command()
+@click.argument("month", callback=_month_argument)
+@click.option(
+    "--doi",
+    "dois",
+    metavar="DOI",
+    multiple=True,
+    callback=_doi_options,
+    help="An article to write about (repeatable): its title and citation come from Crossref.",
+)
+@click.option(
+    "--offline", is_flag=True, help="Use only the stored DOI records (issues/.metadata/)."
+)
+@pass_project
+def new(project: Project, month: str, dois: list[str], offline: bool) -> None:
+    """Write a draft issue issues/MONTH.md: front matter and one article skeleton per DOI.
+
+    What is left to write is marked [TODO: …]; `newsletter check MONTH` lists each one (a
+    warning in a draft, an error once the status is ready). An existing file is never replaced.
+
+    \b
+    Examples:
+      newsletter new 2021-03
+      newsletter new 2021-03 --doi 10.1037/pst0000165 --doi 10.1002/cpp.2509
+    """
+    from newsletter.doi.client import Client
+    from newsletter.issues.draft import draft_text, look_up, refuse_existing, write_new
+    from newsletter.monthly import format_duration
+
+    settings = project.settings
+    path = settings.issues_dir / f"{month}.md"
+    refuse_existing(path)  # before any lookup: nothing is fetched for a file never written
+    store = MetadataStore(settings.issues_dir / FOLDER)
+    client = None if offline else Client.from_env(settings.sender.email)
+    skeletons = [look_up(doi, store, client) for doi in dois]
+    text = draft_text(
+        month,
+        newsletter=settings.sender.name,
+        sends_at=_send_time(settings, month),
+        waits=format_duration(settings.send.wait_for_ready),
+        articles=skeletons,
+    )
+    write_new(path, text)
+    for skeleton in skeletons:
+        if skeleton.record is None:
+            click.secho(
+                f"warning: {skeleton.doi}: {skeleton.problem}; its skeleton has the DOI only "
+                f"(`newsletter cite --article {skeleton.doi}` prints title and citation later)",
+                fg="yellow",
+                err=True,
+            )
+    found = sum(skeleton.record is not None for skeleton in skeletons)
+    click.echo(
+        f"wrote {display(path)}: {_count(len(skeletons), 'article')} ({found} from Crossref); "
+        f"fill in each [TODO: …], then `newsletter check {month}`"
+    )
+
+
+def _send_time(settings: Settings, month: str) -> datetime | None:
+    """When ``schedule.yaml`` sends ``month``'s issue: its first send time in that month."""
+    from newsletter.schedule import month_of, next_fire_times  # APScheduler only for `new`
+
+    year, number = parse_month(month)
+    start = datetime(year, number, 1, tzinfo=settings.timezone) - timedelta(microseconds=1)
+    times = next_fire_times(settings, 1, start)
+    return times[0] if times and month_of(times[0]) == month else None
+
+
+COMMANDS: list[click.Command] = [new, build, check, preview]
