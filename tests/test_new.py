@@ -134,6 +134,24 @@ def test_a_ready_issue_with_a_placeholder_is_refused(project: Path, service: Sta
     assert run(project, "build", "2031-03").exit_code == 0
 
 
+def test_a_draft_with_placeholders_is_never_sent_to_readers(
+    project: Path, service: StandIn
+) -> None:
+    """Placeholders are warnings in a draft, yet `send --yes` of the draft refuses to send it."""
+    assert run(project, "new", "2031-03", "--doi", PELUSO).exit_code == 0
+    assert run(project, "subscribers", "add", "reader@example.org").exit_code == 0
+    sent = run(project, "send", "2031-03", "--yes")
+    assert sent.exit_code == 1, sent.output
+    assert "2031-03: 6 [TODO: …] placeholder(s) still to be written" in sent.output
+    assert "nothing was sent" in sent.output
+    assert not list((project / "outbox").glob("*/*"))
+    path = project / "issues" / "2031-03.md"
+    path.write_text(fill_in(path.read_text(encoding="utf-8")), encoding="utf-8")
+    finished = run(project, "send", "2031-03", "--yes")  # still a draft, now with no gaps
+    assert finished.exit_code == 0, finished.output
+    assert len(list((project / "outbox").glob("*/*"))) == 1
+
+
 def test_unknown_doi_and_no_network_give_a_doi_only_skeleton(
     project: Path, service: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -163,6 +163,20 @@ def _refuse_retracted(issue: Issue, path: Path) -> None:
         )
 
 
+def _refuse_placeholders(ref: str, issue: Issue) -> None:
+    """A draft may hold `[TODO: …]` placeholders (warnings while writing); none reaches readers.
+
+    A test copy (--test-to) of such a draft is fine: it goes to the author.
+    """
+    left = [finding for finding in issue.findings if finding.code == "placeholder"]
+    if left:
+        raise IssueError(
+            f"{ref}: {len(left)} [TODO: …] placeholder(s) still to be written (listed above); "
+            "nothing was sent",
+            left,
+        )
+
+
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
 
@@ -302,6 +316,7 @@ def send(
     if test_to:
         _send_test_copies(settings, parsed, test_to, transport)
         return
+    _refuse_placeholders(issue, parsed)
     database = project.database
     plan = plan_send(
         settings, database, parsed, transport_name=transport, resend_unconfirmed=resend_unconfirmed
