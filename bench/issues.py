@@ -31,6 +31,14 @@ def worst_cases() -> dict[str, str]:
         "many articles": "---\nsubject: s\n---\n" + "## T\n" * (room // 5),
         "open brackets": HEAD + "[" * room,
         "emphasis runs": HEAD + "*a " * (room // 3),
+        "misplaced fields": HEAD
+        + "Citation: a\nDOI: 10.1/x\nTopics: Training\n\nS.\n"
+        + "DOI: 10.1/x\n" * (room // 12),
+        "fields under ##Title": HEAD + "##X\n" + "DOI: 10.1/x\n" * (room // 12),
+        "placeholders": HEAD + "[TODO: x]\n" * (room // 10),
+        "generic link texts": HEAD
+        + "Citation: a\nDOI: 10.1/x\nTopics: Training\n\n"
+        + "[here](https://example.org) " * (room // 28),
     }
 
 

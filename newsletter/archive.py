@@ -1,10 +1,12 @@
 """The archive copies of each sent issue, and reading them back for the web archive.
 
-``archive/YYYY-MM/`` holds ``index.html`` (the web version: the email's HTML with the personal
-links made generic), ``email.txt`` (the text version, likewise), ``issue.md`` (the source file
-as written), ``send.json`` (times, transport, counts; no subscriber data, no secrets) and
-``records/`` (the DOI records of its articles, as when it was sent; ``doi watch`` updates them). Each
-file is written to a temporary name and renamed, so a reader never sees half of one.
+``archive/YYYY-MM/`` holds ``issue.md`` (the source file as written: the web archive builds the
+issue's page from it, see ``newsletter.web.archive``), ``index.html`` (the email's HTML as sent,
+with the personal links made generic: a record, and what tells the archive which DOI notices
+readers already saw), ``email.txt`` (the text version, likewise), ``send.json`` (times,
+transport, counts; no subscriber data, no secrets) and ``records/`` (the DOI records of its
+articles, as when it was sent; ``doi watch`` updates them). Each file is written to a temporary
+name and renamed, so a reader never sees half of one.
 """
 
 from __future__ import annotations

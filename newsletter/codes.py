@@ -56,6 +56,8 @@ _TABLE: tuple[Code, ...] = (
     Code("front-matter-position", _E, _F, "blank lines above the opening `---`"),
     Code("unclosed-front-matter", _E, _F, "the front matter has no closing `---`"),
     Code("yaml-syntax", _E, _F, "the front matter is not valid YAML"),
+    Code("yaml-comment", _W, _F, "a ` #` in an unquoted value: YAML drops the rest as a "
+         "comment"),
     Code("yaml-tag", _E, _F, "a YAML tag such as `!custom` in the front matter"),
     Code("empty-front-matter", _E, _F, "the front matter holds nothing"),
     Code("front-matter-shape", _E, _F, "the front matter is not `key: value` lines"),
@@ -76,6 +78,10 @@ _TABLE: tuple[Code, ...] = (
     Code("unexpected-heading", _E, _F, "a heading other than `## Title` and "
          "`### Practice Implications` (or a `---`/`===` underline making one)"),
     Code("heading-no-space", _W, _F, "`##Title` without a space is not a heading"),
+    Code("article-heading-no-space", _E, _F, "`##Title` without a space, with field lines under "
+         "it: an article was meant (its fields are not also reported as misplaced)"),
+    Code("implications-heading", _E, _F, "a heading meant as `### Practice Implications` "
+         "(`## Practice Implications`, `### Practice Implication`): read as that section"),
     Code("implications-before-article", _E, _F, "`### Practice Implications` before any article"),
     Code("unsafe-link", _E, _F, "a link or image that is not `https:`, `http:` or `mailto:`"),
     Code("empty-link", _E, _F, "a link without an address"),
@@ -95,10 +101,18 @@ _TABLE: tuple[Code, ...] = (
     Code("empty-topics", _E, _F, "`Topics:` names no topic"),
     Code("unknown-topic", _E, _F, "a topic not in `issues/topics.yaml` (with a suggestion)"),
     Code("duplicate-topic", _W, _F, "a topic named twice in one article"),
+    Code("bottom-line-length", _W, _F, "a `Bottom line:` over 200 characters"),
+    Code("bottom-line-sentences", _W, _F, "a `Bottom line:` of more than one sentence"),
+    Code("bottom-line-wrapped", _W, _F, "text directly under `Bottom line:` (a bottom line "
+         "wrapped onto a second line, or a summary without a blank line above it)"),
     Code("missing-summary", _E, _F, "an article without a summary paragraph"),
     Code("missing-implications", _E, _F, "an article without `### Practice Implications`"),
     Code("duplicate-implications", _E, _F, "a second `### Practice Implications` in an article"),
     Code("empty-implications", _E, _F, "`### Practice Implications` with nothing under it"),
+    Code("placeholder", _W, _F, "a `[TODO: …]` left by `newsletter new`, still to be written "
+         "(in a draft)"),
+    Code("placeholder-ready", _E, _F, "a `[TODO: …]` placeholder in an issue whose status is "
+         "`ready`: it cannot be built or sent"),
     # the article against its DOI's record (issues/.metadata/, Crossref, Unpaywall)
     Code("citation-mismatch", _W, _R, "the Citation's first author, year, title or journal "
          "differs from the DOI's record (the message gives the expected reference)"),
@@ -118,7 +132,14 @@ _TABLE: tuple[Code, ...] = (
     Code("unrendered-template", _E, _M, "template or MJML syntax left in the email"),
     Code("email-link", _E, _M, "a link of the email that is not an absolute address"),
     Code("missing-alt", _E, _M, "an image of the email without alt text"),
-    Code("empty-alt", _W, _M, "an image with empty alt text (fine only for decoration)"),
+    Code("empty-alt", _W, _FM, "an image with empty alt text (fine only for decoration; in "
+         "the issue's Markdown, `![what it shows](…)`)"),
+    Code("link-text", _W, _FM, "a link whose text says nothing out of context (\"click here\", "
+         "\"here\", \"read more\", \"link\") or is a bare address (a DOI's https://doi.org/ "
+         "address is fine)"),
+    Code("heading-skip", _W, _M, "a heading that skips a level (`<h2>` then `<h4>`)"),
+    Code("low-contrast", _W, _M, "text under 4.5:1 contrast with its background (3:1 for large "
+         "text), from the email's inline colours (WCAG 2.1 AA)"),
     Code("preheader-short", _W, _M, "the preheader is under 30 characters: the inbox adds "
          "the email's first words"),
 )  # fmt: skip

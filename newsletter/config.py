@@ -22,6 +22,7 @@ from newsletter.delivery import registry
 from newsletter.errors import ConfigError
 from newsletter.names import name_problem
 from newsletter.values.address import normalise_address
+from newsletter.values.topic import topic_slug
 
 SETTINGS_FILE = "schedule.yaml"
 _DAY_RE = re.compile(
@@ -50,6 +51,7 @@ class Sender:
     email: str
     reply_to: str | None
     postal_address: str
+    list_id: str = "newsletter.invalid"  # RFC 2919 List-Id, without the angle brackets
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +71,28 @@ class Links:
 
     def issue_url(self, month: str) -> str:
         return f"{self.archive_url}/{month}/"
+
+    def topic_url(self, topic: str) -> str:
+        """The archive page of one topic's articles (``newsletter/web/archive.py`` serves it)."""
+        return f"{self.archive_url}/topics/{topic_slug(topic)}/"
+
+    @property
+    def subscribe_url(self) -> str:
+        return f"{self.base_url}/subscribe"
+
+
+DEFAULT_DESCRIPTION = "Psychotherapy research for practice, once a month"
+DESCRIPTION_MAX = 300  # search engines cut a meta description long before this
+_LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")  # a BCP 47 tag: "en", "fr-CA"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Site:
+    """The public site's own words: its description, the feed's subtitle, the pages' language."""
+
+    description: str = DEFAULT_DESCRIPTION  # meta description and og:description of the archive
+    feed_subtitle: str = DEFAULT_DESCRIPTION  # the Atom feed's <subtitle>
+    lang: str = "en"  # <html lang> of the web pages
 
 
 S = TypeVar("S")
@@ -110,6 +134,7 @@ class Settings:
     delivery: DeliverySettings
     secret_key: str | None = field(default=None, repr=False)  # NEWSLETTER_SECRET_KEY
     welcome: str = "latest"  # latest | none: what a reader gets on confirming
+    site: Site = field(default_factory=Site)  # the site's description, feed subtitle, language
 
     @property
     def issues_dir(self) -> Path:
@@ -364,21 +389,53 @@ def _send_rule(doc: _Located) -> SendRule:
 
 
 def _sender(doc: _Located) -> Sender:
-    sec = doc.section("sender").expect("name", "email", "reply_to", "postal_address")
+    sec = doc.section("sender").expect("name", "email", "reply_to", "postal_address", "list_id")
     reply_to = sec.text("reply_to", None)
     name = sec.text("name")
     problem = name_problem(name)
     if problem is not None:  # the From line of every message: the readers' name rule applies
         raise sec.error("name", f"the name {problem}")
+    email = _checked(sec, "email", sec.text("email"), normalise_address, "an email address")
+    list_id = sec.text("list_id", None)
+    if list_id is None:
+        list_id = default_list_id(name, email)
+    elif not valid_list_id(list_id):
+        raise sec.error(
+            "list_id",
+            f"{list_id!r} is not a list id: expected dotted ASCII words such as "
+            '"monthly.example.org" (no angle brackets, spaces or @)',
+        )
     sender = Sender(
         name=name,
-        email=_checked(sec, "email", sec.text("email"), normalise_address, "an email address"),
+        email=email,
         reply_to=None
         if reply_to is None
         else _checked(sec, "reply_to", reply_to, normalise_address, "an email address"),
         postal_address=sec.text("postal_address"),
+        list_id=list_id,
     )
     return sender
+
+
+# RFC 2919: list-label "." list-id-namespace, each a dot-atom-text; at most 255 characters.
+_LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
+
+
+def valid_list_id(value: str) -> bool:
+    """Whether ``value`` can stand between the angle brackets of a List-Id header."""
+    return len(value) <= 255 and _LIST_ID.fullmatch(value) is not None
+
+
+def default_list_id(name: str, email: str) -> str:
+    """``<sender name as a slug>.<sender domain>``, e.g. ``pprnet-monthly.example.org``."""
+    local, _, domain = email.rpartition("@")
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or local
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        domain = "invalid"
+    candidate = f"{slug}.{domain}"[:255]
+    return candidate if valid_list_id(candidate) else f"newsletter.{domain}"
 
 
 def _links(doc: _Located) -> Links:
@@ -474,7 +531,7 @@ def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) 
     if not isinstance(node, yaml.MappingNode) or node.tag not in yaml.SafeLoader.yaml_constructors:
         raise ConfigError(f"{shown}:1: expected `key: value` settings at the top level")
     doc = _Located(shown, node).expect(
-        "timezone", "send", "sender", "links", "database", "delivery", "welcome"
+        "timezone", "send", "sender", "links", "database", "delivery", "welcome", "site"
     )
     settings = Settings(
         root=root,
@@ -486,6 +543,7 @@ def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) 
         delivery=_delivery(doc, root, env),
         secret_key=env.get("NEWSLETTER_SECRET_KEY") or None,
         welcome=_welcome(doc),
+        site=_site(doc),
     )
     return settings
 
@@ -495,3 +553,18 @@ def _welcome(doc: _Located) -> str:
     if value not in WELCOME_CHOICES:
         raise doc.error("welcome", f"expected latest or none, got {value!r}")
     return value
+
+
+def _site(doc: _Located) -> Site:
+    sec = doc.section("site", required=False).expect("description", "feed_subtitle", "lang")
+    description = sec.text("description", DEFAULT_DESCRIPTION)
+    if len(description) > DESCRIPTION_MAX:
+        raise sec.error("description", f"{len(description)} characters; at most {DESCRIPTION_MAX}")
+    lang = sec.text("lang", "en")
+    if not _LANG_RE.match(lang):
+        raise sec.error("lang", f'expected a language tag such as "en" or "fr-CA", got {lang!r}')
+    return Site(
+        description=description,
+        feed_subtitle=sec.text("feed_subtitle", description),
+        lang=lang,
+    )

@@ -45,17 +45,29 @@ def parse_inline(text: str) -> list[Token]:
 class Link:
     url: str
     line: int  # 0-based line within the Markdown text
+    text: str = ""  # what readers see: the link's text, or an image's alt text
+    image: bool = False
+
+
+_TEXT_TOKENS = ("text", "code_inline", "image")  # an image's content is its alt text
 
 
 def links(text: str) -> Iterator[Link]:
-    """Every link and image target in ``text``, with the line it sits on."""
+    """Every link and image in ``text``: its target, the line it sits on, its text or alt text."""
     for block in _md_all_links.parse(text):
         line = block.map[0] if block.map else 0
+        href: str | None = None  # of the link being read, whose text is gathered in ``words``
+        words: list[str] = []
         for token in block.children or ():
             if token.type == "link_open":
-                yield Link(str(token.attrGet("href") or ""), line)
-            elif token.type == "image":
-                yield Link(str(token.attrGet("src") or ""), line)
+                href, words = str(token.attrGet("href") or ""), []
+            elif token.type == "link_close" and href is not None:
+                yield Link(href, line, " ".join(words))
+                href = None
+            elif token.type in _TEXT_TOKENS and href is not None:
+                words.append(token.content)
+            if token.type == "image":
+                yield Link(str(token.attrGet("src") or ""), line, token.content, image=True)
 
 
 def is_safe_url(url: str) -> bool:

@@ -1,13 +1,17 @@
 """Build the RFC 5322 message one recipient gets: multipart/alternative, text first, HTML second.
 
-Used by ``newsletter build`` (email.eml), the SMTP and outbox transports. Header values are
+Used by ``newsletter build`` (email.eml), the SMTP and outbox transports; ``list_headers`` also
+gives the SendGrid request its List-Id, Precedence and Feedback-ID. Header values are
 checked for CR/LF so no content can inject a header; address headers are written from their
 literal parts (``AddressHeader``), so a reader's name is only ever text, never header syntax.
+Both parts are quoted-printable whatever their line lengths: 7-bit clean and the same encoding
+every month, so a DKIM signature survives relays that would re-encode 8bit.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from datetime import datetime
 from email.errors import MessageError
@@ -22,8 +26,12 @@ from newsletter.names import name_problem, refused_character
 from newsletter.values.clock import now_utc
 
 MESSAGE_ID_DOMAIN_DEFAULT = "newsletter.invalid"
+BODY_ENCODING = "quoted-printable"  # both parts, always (see the module docstring)
+# Lines of 76 characters at most: the ``email`` package encodes quoted-printable to the policy's
+# max_line_length, and RFC 2045 allows no longer encoded line (SMTP's 78 would break it).
+MAIL_POLICY = SMTP.clone(max_line_length=76)
 # A non-ASCII address needs SMTPUTF8 (RFC 6531): its message has raw UTF-8 headers.
-SMTP_UTF8 = SMTP.clone(utf8=True)
+SMTP_UTF8 = MAIL_POLICY.clone(utf8=True)
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+"  # RFC 5322 atext without "=" and "?"
 _PLAIN_PHRASE = re.compile(rf"{_ATOM}(?: {_ATOM})*")
@@ -45,6 +53,34 @@ def check_header(name: str, value: str) -> str:
     if "\r" in value or "\n" in value:
         raise PermanentDeliveryError(f"the {name} header contains a line break: {value!r}")
     return value
+
+
+def list_headers(message: OutgoingMessage) -> dict[str, str]:
+    """The headers of a list message, the same for each of its readers (none for one-off mail).
+
+    ``List-Id`` (RFC 2919) lets mail clients and filters group the list; ``Precedence: bulk``
+    keeps auto-replies away; ``Feedback-ID`` is Gmail's ``CampaignID:CustomerID:MailType:SenderId``
+    (issue, variant, "newsletter", list id): no reader's number in any of them.
+    """
+    if message.list_id is None:
+        return {}
+    list_id = check_header("List-Id", message.list_id)
+    label = message.sender_name if _PLAIN_PHRASE.fullmatch(message.sender_name) else ""
+    headers = {
+        "List-Id": f"{label} <{list_id}>" if label else f"<{list_id}>",
+        "Precedence": "bulk",
+    }
+    if message.issue_month:
+        campaign = check_header("Feedback-ID", message.issue_month).replace(":", "-")
+        headers["Feedback-ID"] = f"{campaign}:{variant_tag(message.variant)}:newsletter:{list_id}"
+    return headers
+
+
+def variant_tag(key: str | None) -> str:
+    """A short stable name for a variant: ``default``, else a hash of its key (``v`` + 8 hex)."""
+    if key is None:
+        return "default"
+    return "v" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
 
 
 def new_message_id(sender_email: str) -> str:
@@ -171,6 +207,7 @@ def check_message(message: OutgoingMessage) -> None:
     check_header("Subject", message.subject)
     if message.issue_month:
         check_header("X-Newsletter-Issue", message.issue_month)
+    list_headers(message)
 
 
 def build_message(
@@ -181,7 +218,7 @@ def build_message(
     to = AddressHeader("To", recipient.name, recipient.email)
     reply_to = AddressHeader("Reply-To", None, message.reply_to) if message.reply_to else None
     utf8 = sender.needs_utf8 or to.needs_utf8 or (reply_to is not None and reply_to.needs_utf8)
-    mail = EmailMessage(policy=SMTP_UTF8 if utf8 else SMTP)
+    mail = EmailMessage(policy=SMTP_UTF8 if utf8 else MAIL_POLICY)
     mail["From"] = sender
     mail["To"] = to
     mail["Subject"] = check_header("Subject", message.subject)
@@ -194,13 +231,13 @@ def build_message(
         mail["List-Unsubscribe"] = f"<{url}>"
         # RFC 8058: the mail client may unsubscribe with one POST, no page visit.
         mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    for name, value in list_headers(message).items():
+        mail[name] = value
     if message.issue_month:
         mail["X-Newsletter-Issue"] = check_header("X-Newsletter-Issue", message.issue_month)
-    if recipient.subscriber_id is not None:
-        mail["X-Newsletter-Subscriber"] = str(recipient.subscriber_id)
-    mail.set_content(personalise(message.text, recipient.substitutions), charset="utf-8")
+    text = personalise(message.text, recipient.substitutions)
+    mail.set_content(text, charset="utf-8", cte=BODY_ENCODING)
     if message.html is not None:
-        mail.add_alternative(
-            personalise(message.html, recipient.substitutions), subtype="html", charset="utf-8"
-        )
+        html = personalise(message.html, recipient.substitutions)
+        mail.add_alternative(html, subtype="html", charset="utf-8", cte=BODY_ENCODING)
     return mail

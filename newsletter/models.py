@@ -56,6 +56,7 @@ class Article:
     implications: str  # Markdown ("Practice Implications")
     line: int = 0  # line of the "## Title" heading
     citation_line: int = 0  # line of the "Citation:" field (0: unknown)
+    bottom_line: str | None = None  # inline Markdown: the one-sentence take-away ("Bottom line:")
 
     @property
     def url(self) -> str:
@@ -204,3 +205,5 @@ class OutgoingMessage:
     reply_to: str | None
     recipients: tuple[Recipient, ...]
     issue_month: str | None = None  # ties the message to an issue (custom args, X- headers)
+    list_id: str | None = None  # a list message (List-Id, Precedence: bulk); None: one-off mail
+    variant: str | None = None  # the issue variant's key (None: the default) for Feedback-ID

@@ -74,4 +74,5 @@ class Renderings:
             sender=self.settings.sender,
             links=self.settings.links,
             variant=variant,
+            lang=self.settings.site.lang,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,12 +35,16 @@ from newsletter.errors import ConfigError
 from newsletter.monthly import (
     Decision,
     Outcome,
+    Readiness,
+    check_issue,
     format_duration,
+    month_status,
     preflight,
     run_monthly,
 )
 from newsletter.store.database import Database
 from newsletter.store.failures import DATABASE_ERRORS
+from newsletter.values.month import is_month, parse_month
 from newsletter.watch import watch_archive
 
 log = logging.getLogger(__name__)
@@ -165,6 +169,65 @@ def latest_fire_time(settings: Settings, now: datetime, within: timedelta) -> da
 def month_of(fire_time: datetime) -> str:
     """The issue a send time sends: ``issues/YYYY-MM.md`` of its local month."""
     return fire_time.strftime("%Y-%m")
+
+
+# --- the work ahead ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssueAhead:
+    """An issue file not sent yet: its month, its status, and the send time the rule gives it."""
+
+    month: str
+    status: str  # ready, draft, has errors (N), being sent, send failed …
+    send_at: datetime | None  # None: the rule has no send time in that month
+
+
+def send_time_in(settings: Settings, month: str) -> datetime | None:
+    """The send time of ``month`` (the rule's first in that month, local), or None if it has none."""
+    year, number = parse_month(month)
+    start = datetime(year, number, 1, tzinfo=settings.timezone) - timedelta(seconds=1)
+    first = next_fire_times(settings, 1, start)
+    return first[0] if first and month_of(first[0]) == month else None
+
+
+def issues_ahead(
+    settings: Settings,
+    database: Database | None,
+    since: str,
+    *,
+    known: Mapping[str, str] | None = None,
+) -> list[IssueAhead]:
+    """Every issue file of ``since`` or a later month that is not sent yet, by month.
+
+    ``database`` None (none exists yet): nothing has been sent, and none is created to say so.
+    ``known``: statuses already worked out (month → status), so no file is checked twice.
+    """
+    known = known or {}
+    months = sorted(
+        path.stem
+        for path in settings.issues_dir.glob("*.md")
+        if is_month(path.stem) and path.stem >= since
+    )
+    ahead: list[IssueAhead] = []
+    for month in months:
+        status = known.get(month) or issue_status(settings, database, month)
+        if status != SENT_STATUS:
+            ahead.append(IssueAhead(month, status, send_time_in(settings, month)))
+    return ahead
+
+
+SENT_STATUS = "already sent"
+
+
+def issue_status(settings: Settings, database: Database | None, month: str) -> str:
+    """``month_status``, or only the file's readiness when there is no database yet."""
+    if database is not None:
+        return month_status(settings, database, month)
+    check = check_issue(settings, month)
+    if check.readiness is Readiness.ERRORS and check.errors:
+        return f"has errors ({check.errors})"
+    return check.readiness.value
 
 
 # --- running once (cron, systemd timers) --------------------------------------------------------

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from newsletter.archive import generic_links, write_archive
@@ -265,7 +265,11 @@ def _settled(ledger: Ledger, record: SendRecord, issue: Issue) -> SendSummary:
 def _render(settings: Settings, issue: Issue) -> RenderedIssue:
     """Render the issue once for the whole run."""
     return render_issue(
-        issue, templates_dir=settings.templates_dir, sender=settings.sender, links=settings.links
+        issue,
+        templates_dir=settings.templates_dir,
+        sender=settings.sender,
+        links=settings.links,
+        lang=settings.site.lang,
     )
 
 
@@ -381,7 +385,10 @@ class _Run:
 
     def _message(self, recipients: tuple[Recipient, ...], variant: str | None) -> OutgoingMessage:
         rendered = self.renderings.get(variant)
-        return _outgoing(self.settings, rendered, recipients, rendered.subject)
+        message = _outgoing(self.settings, rendered, recipients, rendered.subject)
+        if variant is None or variant == self.renderings.variants.default:
+            return message
+        return replace(message, variant=variant)
 
     def _summary(
         self, status: RunStatus, total: int, error: str | None, *, read_totals: bool = True
@@ -450,6 +457,7 @@ def _outgoing(
         reply_to=settings.sender.reply_to,
         recipients=recipients,
         issue_month=rendered.month,
+        list_id=settings.sender.list_id,
     )
 
 

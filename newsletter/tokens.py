@@ -1,8 +1,12 @@
 """Signed, purpose-scoped link tokens for unsubscribe, confirm and preferences links.
 
-A token is ``<purpose letter><subscriber id>.<issued at>.<signature>`` (ids and times in base 36,
-the signature a truncated HMAC-SHA256, URL-safe base64), e.g. ``u1f.t4x2kq.Zk3…``: short, and
-cheap enough to make once per recipient of a million-address send. The purpose is part of the
+A token is ``<purpose letter><masked subscriber id>.<issued at>.<signature>`` (ids and times in
+base 36, the signature a truncated HMAC-SHA256, URL-safe base64), e.g. ``U3k9f0q2m1x.t4x2kq.Zk3…``:
+short, and cheap enough to make once per recipient of a million-address send. The id is masked by
+a keyed permutation of 64-bit numbers (a four-round Feistel network over BLAKE2b), so a link, and
+the ``List-Unsubscribe`` header that carries one, does not show the reader's number in the list.
+Tokens of the first version (a lowercase letter and the plain id: ``u1f.…``), in emails already
+sent, keep working. The purpose is part of the
 signed text, so a token made for one purpose never works for another. Unsubscribe and
 preferences links never expire (CASL wants unsubscribing to work at least 60 days after a send);
 confirmation links expire after ``links.confirm_max_age``.
@@ -30,7 +34,8 @@ KEY_FILE_NAME = ".secret_key"
 MIN_SECRET_LENGTH = 16
 _SIGNATURE_BYTES = 16  # 128 bits: forging one is out of reach, and the token stays short
 _SIGNATURE_CHARS = 22  # base64 of 16 bytes without padding
-_TOKEN_RE = re.compile(r"([a-z])([0-9a-z]{1,13})\.([0-9a-z]{1,13})\.([A-Za-z0-9_-]{22})")
+_TOKEN_RE = re.compile(r"([a-zA-Z])([0-9a-z]{1,13})\.([0-9a-z]{1,13})\.([A-Za-z0-9_-]{22})")
+_ID_LIMIT = 1 << 64  # masked ids are 64-bit numbers (SQLite and PostgreSQL ids fit in 63)
 _SQLITE_FILE_RE = re.compile(r"^sqlite(?:\+\w+)?:///([^?]+)")
 
 
@@ -46,8 +51,10 @@ class Purpose(enum.StrEnum):
         return _LETTERS[self]
 
 
-_LETTERS = {Purpose.UNSUBSCRIBE: "u", Purpose.CONFIRM: "c", Purpose.PREFERENCES: "p"}
+_LETTERS = {Purpose.UNSUBSCRIBE: "U", Purpose.CONFIRM: "C", Purpose.PREFERENCES: "P"}
 _BY_LETTER = {letter: purpose for purpose, letter in _LETTERS.items()}
+# The first version's letters: the id in plain base 36. Still verified, never made.
+_BY_LETTER_V1 = {letter.lower(): purpose for purpose, letter in _LETTERS.items()}
 _EXPIRING = frozenset({Purpose.CONFIRM})
 
 
@@ -92,6 +99,38 @@ class FastHmac:
         return outer.digest()
 
 
+class IdMask:
+    """A keyed permutation of the numbers 0 … 2**64 - 1: a four-round Feistel network whose round
+    function is keyed BLAKE2b. Without the key a masked id says nothing of the id, and two readers
+    comparing theirs learn nothing of anyone else's; with it, ``unmask`` gives the id back.
+    """
+
+    ROUNDS = 4
+
+    def __init__(self, key: bytes) -> None:
+        self._rounds = [
+            hashlib.blake2b(key=key, person=b"link-id-round" + bytes([number]), digest_size=4)
+            for number in range(self.ROUNDS)
+        ]
+
+    def _f(self, number: int, half: int) -> int:
+        state = self._rounds[number].copy()
+        state.update(half.to_bytes(4, "big"))
+        return int.from_bytes(state.digest(), "big")
+
+    def mask(self, subscriber_id: int) -> int:
+        left, right = subscriber_id >> 32, subscriber_id & 0xFFFFFFFF
+        for number in range(self.ROUNDS):
+            left, right = right, left ^ self._f(number, right)
+        return (left << 32) | right
+
+    def unmask(self, masked: int) -> int:
+        left, right = masked >> 32, masked & 0xFFFFFFFF
+        for number in reversed(range(self.ROUNDS)):
+            left, right = right ^ self._f(number, left), left
+        return (left << 32) | right
+
+
 class LinkSigner:
     """Signs and verifies link tokens with one key (HMAC-SHA256, standard library only)."""
 
@@ -101,8 +140,11 @@ class LinkSigner:
         # A key derived for links only, so the same secret used elsewhere signs nothing here.
         link_key = hmac.new(key, b"newsletter link tokens v1", hashlib.sha256).digest()
         self._mac = FastHmac(link_key)
+        self._ids = IdMask(hmac.new(key, b"newsletter link ids v2", hashlib.sha256).digest()[:32])
         self.confirm_max_age = confirm_max_age
         self._issued: tuple[int, str] = (-1, "")  # the last issue time and its base 36
+        # A send signs two tokens per reader, one after the other: mask each id once.
+        self._masked: tuple[int, str] = (-1, "")
 
     def _signature(self, body: str) -> str:
         digest = self._mac.digest(body.encode("ascii"))
@@ -112,12 +154,14 @@ class LinkSigner:
 
     def sign(self, purpose: Purpose, subscriber_id: int, *, now: datetime | None = None) -> str:
         """A URL-safe token that lets its bearer do ``purpose`` for ``subscriber_id``."""
-        if subscriber_id < 0:
-            raise ValueError("subscriber ids are not negative")
+        if not 0 <= subscriber_id < _ID_LIMIT:
+            raise ValueError("subscriber ids are 0 to 2**64 - 1")
         issued = int(now.timestamp()) if now is not None else int(time.time())
         if self._issued[0] != issued:
             self._issued = (issued, _base36(issued))
-        body = f"{_LETTERS[purpose]}{_base36(subscriber_id)}.{self._issued[1]}"
+        if self._masked[0] != subscriber_id:
+            self._masked = (subscriber_id, _base36(self._ids.mask(subscriber_id)))
+        body = f"{_LETTERS[purpose]}{self._masked[1]}.{self._issued[1]}"
         return f"{body}.{self._signature(body)}"
 
     def verify(self, purpose: Purpose, token: str, *, now: datetime | None = None) -> int:
@@ -130,7 +174,7 @@ class LinkSigner:
         body = token[: -len(signature) - 1]
         if not hmac.compare_digest(self._signature(body), signature):
             raise TokenError("this link is not valid (bad signature)")
-        made_for = _BY_LETTER.get(letter)
+        made_for = _BY_LETTER.get(letter) or _BY_LETTER_V1.get(letter)
         if made_for is not purpose:
             raise TokenError(f"this link is not valid for {purpose.value} (made for {made_for})")
         if purpose in _EXPIRING:
@@ -138,7 +182,12 @@ class LinkSigner:
             current = now or now_utc()
             if current - issued > self.confirm_max_age:
                 raise TokenError(f"this {purpose.value} link has expired; please ask for a new one")
-        return int(id_text, 36)
+        number = int(id_text, 36)
+        if letter in _BY_LETTER_V1:  # a first-version token: the plain id
+            return number
+        if number >= _ID_LIMIT:
+            raise TokenError("this link is not valid (malformed token)")
+        return self._ids.unmask(number)
 
 
 def key_file_for(database_url: str) -> Path | None:

@@ -98,6 +98,7 @@ def send_welcome(
         sender=settings.sender,
         links=settings.links,
         variant=None if key == variants.default else variants.variant(key),
+        lang=settings.site.lang,
     )
     if not ledger.claim(engine, latest, subscriber_id, owner, message_ids=message_ids, variant=key):
         return _why_not(database, latest)
@@ -113,6 +114,8 @@ def send_welcome(
         reply_to=settings.sender.reply_to,
         recipients=(recipient,),
         issue_month=issue.month,
+        list_id=settings.sender.list_id,
+        variant=None if key == variants.default else key,
     )
     results: Sequence[DeliveryResult] | None
     try:

@@ -66,3 +66,37 @@ def horizontal_overflow(page: Page) -> tuple[int, int]:
         "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
     )
     return int(sizes[0]), int(sizes[1])
+
+
+# Every visible text node's computed font size: [size in px, the first words], smallest first.
+_TEXT_SIZES_JS = """() => {
+  const found = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    if (!node.textContent.trim()) continue;
+    const element = node.parentElement;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const box = range.getBoundingClientRect();
+    const style = getComputedStyle(element);
+    if (box.width === 0 || box.height === 0 || style.visibility === 'hidden') continue;
+    found.push([parseFloat(style.fontSize), node.textContent.trim().slice(0, 40)]);
+  }
+  return found.sort((a, b) => a[0] - b[0]);
+}"""
+
+
+def text_sizes(page: Page) -> list[tuple[float, str]]:
+    """The computed font size of every visible text node, smallest first, with its first words."""
+    return [(float(size), str(words)) for size, words in page.evaluate(_TEXT_SIZES_JS)]
+
+
+def top_of(page: Page, selector: str) -> float:
+    """The document y (CSS px) of the first element matching ``selector``."""
+    return float(
+        page.evaluate(
+            "(s) => document.querySelector(s).getBoundingClientRect().top + window.scrollY",
+            selector,
+        )
+    )

@@ -70,7 +70,7 @@ def test_a_messy_csv_imports_to_exactly_the_right_list(
 
     by_line = {row.line: (row.outcome, row.reason) for row in report.rows}
     assert by_line[2][0] is Outcome.ADDED
-    assert by_line[5] == (Outcome.DUPLICATE, "same address as line 2")
+    assert by_line[5] == (Outcome.DUPLICATE, "duplicate of line 2")
     assert by_line[6][0] is Outcome.INVALID and "@-sign" in by_line[6][1]
     assert by_line[8] == (Outcome.SUPPRESSED, "unsubscribed")
     assert by_line[9] == (
@@ -79,7 +79,7 @@ def test_a_messy_csv_imports_to_exactly_the_right_list(
         "a name is one line of plain text",
     )
     assert by_line[11][0] is Outcome.INVALID
-    assert by_line[13] == (Outcome.DUPLICATE, "same address as line 3")
+    assert by_line[13] == (Outcome.DUPLICATE, "duplicate of line 3")
     assert by_line[15][0] is Outcome.INVALID and "empty" in by_line[15][1]
     assert 7 not in by_line and 14 not in by_line
     assert report.counts == {

@@ -159,7 +159,7 @@ def _sendgrid_copy(body: dict[str, Any], personalization: dict[str, Any]) -> Cop
         subject=body["subject"],
         text=fill(content["text/plain"]),
         html=fill(content["text/html"]) if "text/html" in content else None,
-        headers=personalization["headers"],
+        headers={**body.get("headers", {}), **personalization["headers"]},
     )
 
 
@@ -286,6 +286,18 @@ def test_both_list_unsubscribe_headers_and_the_message_id(harness: Harness) -> N
         assert headers["List-Unsubscribe"] == f"<{recipient.list_unsubscribe_url}>"
         assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert headers["Message-ID"] == recipient.message_id
+
+
+def test_the_list_headers_of_a_bulk_sender(harness: Harness) -> None:
+    message = make_message(2)
+    send(harness.transport, message)
+    for copy in harness.delivered():
+        assert copy.headers["List-Id"] == "PPRNet Monthly <pprnet-monthly.example.org>"
+        assert copy.headers["Precedence"] == "bulk"
+        assert (
+            copy.headers["Feedback-ID"] == "2026-01:default:newsletter:pprnet-monthly.example.org"
+        )
+        assert "X-Newsletter-Subscriber" not in copy.headers
 
 
 def test_a_refused_batch_raises_a_typed_error_and_delivers_nothing(harness: Harness) -> None:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 
 from newsletter.config import Settings
-from newsletter.delivery.template import MessageTemplate, Templates
+from newsletter.delivery.template import MessageTemplate
 from newsletter.mime import build_message
 from newsletter.models import OutgoingMessage, Placeholder, Recipient
 from newsletter.send import _outgoing, _render
@@ -67,7 +67,7 @@ def reference(message: OutgoingMessage, recipient: Recipient, linesep: str) -> b
 @pytest.mark.parametrize("html", [True, False])
 def test_fixture_messages_equal_the_email_package(linesep: str, html: bool) -> None:
     message = make_message(50) if html else make_message(50, html=None)
-    template = Templates(message, date=DATE, linesep=linesep)
+    template = MessageTemplate(message, date=DATE, linesep=linesep)
     for recipient in message.recipients:
         ours = template.render(recipient)
         assert ours.count(b"\r\n" if linesep == "\r\n" else b"\n") > 5
@@ -95,7 +95,7 @@ def test_the_rendered_sample_issue_equals_the_email_package(settings: Settings) 
         )
     message = _outgoing(settings, rendered, tuple(recipients), rendered.subject)
     for linesep in ("\r\n", "\n"):
-        templates = Templates(message, date=DATE, linesep=linesep)
+        templates = MessageTemplate(message, date=DATE, linesep=linesep)
         for recipient in recipients:
             assert_same(templates.render(recipient), reference(message, recipient, linesep))
 
@@ -111,7 +111,7 @@ def test_a_link_with_an_equals_sign_in_a_quoted_printable_part() -> None:
     odd = {p: v + "?a=b&c=d" for p, v in recipient.substitutions.items()}
     recipient = replace(recipient, substitutions=odd)
     assert_same(
-        Templates(message, date=DATE).render(recipient), reference(message, recipient, "\r\n")
+        MessageTemplate(message, date=DATE).render(recipient), reference(message, recipient, "\r\n")
     )
 
 
@@ -121,11 +121,21 @@ def test_readers_the_template_cannot_hold_are_built_by_the_email_package() -> No
     template = MessageTemplate(message, date=DATE)
     for odd in (
         replace(base, email="zoë@example.com"),  # SMTPUTF8
-        replace(base, subscriber_id=None),  # a test copy
-        replace(base, list_unsubscribe_url=None),
+        replace(base, list_unsubscribe_url=None),  # a test copy
     ):
         assert not template.fits(odd)
         assert_same(template.render(odd), reference(message, odd, "\r\n"))
+
+
+def test_no_header_depends_on_the_subscriber_number() -> None:
+    """The reader's number is in no header, so a reader without one fits the template."""
+    message = make_message(1)
+    reader = message.recipients[0]
+    template = MessageTemplate(message, date=DATE)
+    numberless = replace(reader, subscriber_id=None)
+    assert template.fits(numberless)
+    assert template.render(numberless) == template.render(reader)
+    assert_same(template.render(numberless), reference(message, numberless, "\r\n"))
 
 
 def test_the_date_of_each_message_is_its_own() -> None:
@@ -145,7 +155,30 @@ def test_hostile_names_and_addresses_through_the_template(name: str, address: st
         return
     recipient = recipient_named(stored, address)
     message = replace(make_message(1), recipients=(recipient,))
-    ours = Templates(message, date=DATE).render(recipient)
+    ours = MessageTemplate(message, date=DATE).render(recipient)
     check_wire(ours, b"\r\n")
     check_parsed(parse(ours), stored, address)
     assert_same(ours, reference(message, recipient, "\r\n"))
+
+
+def raw_bodies(data: bytes) -> list[str]:
+    """Each part's body as it stands on the wire (still quoted-printable)."""
+    return [str(part.get_payload(decode=False)) for part in parts(parse(data))]
+
+
+@pytest.mark.parametrize("linesep", ["\r\n", "\n"])
+def test_bodies_are_byte_for_byte_the_email_packages_and_lines_stay_within_76(
+    linesep: str,
+) -> None:
+    """Long links too: their lines get the soft breaks the ``email`` package gives them."""
+    message = make_message(3)
+    long_links = {p: v + "?" + "a=b&" * 40 for p, v in message.recipients[0].substitutions.items()}
+    reader = replace(message.recipients[0], substitutions=long_links)
+    for recipient in (*message.recipients, reader):
+        ours = MessageTemplate(message, date=DATE, linesep=linesep).render(recipient)
+        theirs = reference(message, recipient, linesep)
+        assert raw_bodies(ours) == raw_bodies(theirs)
+        for part in parts(parse(ours)):
+            assert part["Content-Transfer-Encoding"] == "quoted-printable"
+        body_lines = ours.split(linesep.encode() * 2, 1)[1].split(linesep.encode())
+        assert max(map(len, body_lines)) <= 76

@@ -65,8 +65,10 @@ HEADERS = [
     "Reply-To",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
+    "List-Id",
+    "Precedence",
+    "Feedback-ID",
     "X-Newsletter-Issue",
-    "X-Newsletter-Subscriber",
     "Content-Type",
     "MIME-Version",
 ]

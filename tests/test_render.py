@@ -31,6 +31,7 @@ An intro that says a < b & c and writes <script>alert("x")</script> as text.
 Citation: Ödman, P. & Ñúñez, J. (1999). *Journal of Clinical Psychology*, 55(1), 117–125.
 DOI: {OLD_DOI}
 Topics: attendance, attrition, and drop-out; Group Psychotherapy
+Bottom line: Ask about expectations early — naïve <script> stays text, see [the study]({LINK}).
 
 The summary links [a study]({LINK}), then [the same study]({LINK}) again, and
 [another one](https://example.org/other). A long word follows:
@@ -76,8 +77,8 @@ class _Structure(HTMLParser):
             self._open.pop()
 
     def handle_data(self, data: str) -> None:
-        if self._open:
-            self.text_of[self._open[-1]][-1] += data
+        for tag in dict.fromkeys(self._open):  # a link's words belong to its heading too
+            self.text_of[tag][-1] += data
 
     def all(self, tag: str) -> list[dict[str, str | None]]:
         return [attrs for name, attrs in self.tags if name == tag]
@@ -120,12 +121,12 @@ def test_html_is_a_whole_document_in_english(rendered: RenderedIssue) -> None:
     assert viewport and "width=device-width" in (viewport[0]["content"] or "")
 
 
-def test_real_headings_one_h1_an_h2_per_article_and_practice_implications(
+def test_real_headings_the_headline_an_h2_per_article_and_practice_implications(
     rendered: RenderedIssue, tricky: Issue
 ) -> None:
     html = structure(rendered.html)
-    assert html.texts("h1") == ["PPRNet Monthly"]
-    assert html.texts("h2") == [article.title for article in tricky.articles]
+    assert html.texts("h1") == [tricky.subject]  # the issue's headline, not the sender's name
+    assert html.texts("h2") == ["In this issue"] + [article.title for article in tricky.articles]
     assert html.texts("h3") == ["Practice Implications"] * len(tricky.articles)
 
 
@@ -134,8 +135,94 @@ def test_doi_link_percent_encodes_reserved_characters(rendered: RenderedIssue) -
     expected = "https://doi.org/10.1002/(SICI)1097-4679(199901)55:1%3C117::AID-JCLP12%3E3.0.CO;2-A"
     assert doi_url(OLD_DOI) == expected
     assert expected in hrefs
-    assert f"https://doi.org/{OLD_DOI}".replace("<", "&lt;").replace(">", "&gt;") in rendered.html
     assert expected in rendered.text.splitlines()
+
+
+def test_doi_links_read_as_words_not_as_raw_addresses(rendered: RenderedIssue) -> None:
+    html = structure(rendered.html)
+    doi_links = [a for a in html.all("a") if a["href"].startswith("https://doi.org/")]
+    assert doi_links
+    assert "https://doi.org/" not in "".join(html.texts("a"))
+    escaped = OLD_DOI.replace("<", "&lt;").replace(">", "&gt;")
+    assert f"(DOI&nbsp;{escaped})" in rendered.html or f"(DOI\xa0{escaped})" in rendered.html
+
+
+def test_title_links_to_the_study_and_source_line_gives_journal_and_year(
+    rendered: RenderedIssue, tricky: Issue
+) -> None:
+    html = rendered.html
+    assert f'href="{doi_url(OLD_DOI)}"' in html
+    title_link = re.search(r"<h2[^>]*><a [^>]*href=\"([^\"]+)\"", html)
+    assert title_link and title_link.group(1) == doi_url(OLD_DOI)
+    assert "Journal of Clinical Psychology · 1999" in html
+    assert "Journal of Clinical Psychology · 1999" in rendered.text
+
+
+def test_in_this_issue_lists_every_article_with_its_bottom_line(
+    rendered: RenderedIssue, tricky: Issue
+) -> None:
+    html, text = rendered.html, rendered.text
+    toc = html[html.index("In this issue") : html.index("<h2", html.index("In this issue"))]
+    for article in tricky.articles:
+        assert article.title.replace("<", "&lt;").replace(">", "&gt;") in toc
+    assert "Ask about expectations early — naïve &lt;script&gt; stays text" in toc
+    assert html.count("Ask about expectations early") == 2  # the list, and under the title
+    assert "<strong>Bottom line:</strong>" in html
+    assert text.index("In this issue") < text.index("1. Drop-out <b>in</b> group therapy")
+    assert "Bottom line: Ask about expectations early — naïve <script> stays text" in text
+    assert "&lt;" not in text
+
+
+def test_article_order_bottom_line_summary_practice_implications_reference(
+    rendered: RenderedIssue,
+) -> None:
+    for body in (rendered.html, rendered.text):
+        first = body.index("Drop-out <b>in</b>" if body is rendered.text else "Drop-out &lt;b&gt;")
+        positions = [
+            body.index(marker, first)
+            for marker in ("Bottom line:", "The summary links", "Practice Implications", "Ödman")
+        ]
+        assert positions == sorted(positions), body[:0]
+
+
+def test_topic_tags_link_to_the_archive_topic_pages(
+    rendered: RenderedIssue, settings: Settings
+) -> None:
+    hrefs = [a["href"] for a in structure(rendered.html).all("a")]
+    url = settings.links.topic_url("Attendance, Attrition, and Drop-Out")
+    assert url == f"{settings.links.archive_url}/topics/attendance-attrition-and-drop-out/"
+    assert url in hrefs
+
+
+def test_forwarded_readers_can_subscribe(rendered: RenderedIssue, settings: Settings) -> None:
+    subscribe = f"{settings.links.base_url}/subscribe"
+    assert subscribe in [a["href"] for a in structure(rendered.html).all("a")]
+    assert "Forwarded to you?" in rendered.html
+    assert f"Forwarded to you? Subscribe:\n{subscribe}\n" in rendered.text
+
+
+def test_no_font_size_under_14px(rendered: RenderedIssue) -> None:
+    body = rendered.html[rendered.html.index("<body") :]
+    preheader_end = body.index("</div>")  # the hidden preview text sets font-size:0 on purpose
+    # 0px only on MJML's layout wrappers and the divider rule, which hold no words
+    sizes = {int(size) for size in re.findall(r"font-size:\s*(\d+)px", body[preheader_end:])}
+    assert sizes and min(sizes - {0}) >= 14, sorted(sizes)
+    styles = "".join(re.findall(r"<style[^>]*>(.*?)</style>", rendered.html, re.DOTALL))
+    assert min(int(size) for size in re.findall(r"font-size:\s*(\d+)px", styles)) >= 14
+
+
+def test_practice_implications_is_a_table_cell_with_a_background(rendered: RenderedIssue) -> None:
+    """Outlook for Windows draws a cell's background; it ignores a div's padding and background."""
+    cells = [
+        td
+        for td in structure(rendered.html).all("td")
+        if "nl-implications" in (td.get("class") or "")
+    ]
+    assert len(cells) == 2
+    for cell in cells:
+        assert cell.get("bgcolor") and "background-color" in (cell.get("style") or "")
+    boxes = re.findall(r"<table[^>]*>\s*<tr>\s*<td[^>]*nl-implications", rendered.html)
+    assert len(boxes) == 2 and all('role="presentation"' in box for box in boxes)
 
 
 def test_article_without_doi_links_to_its_link(rendered: RenderedIssue, tricky: Issue) -> None:
@@ -216,20 +303,30 @@ def test_dark_mode_and_media_queries_survive_inlining(rendered: RenderedIssue) -
     assert 'class="nl-text' in html  # the classes the media queries need are kept
 
 
-def test_preheader_is_hidden_at_the_top_of_the_body(rendered: RenderedIssue) -> None:
+def test_preheader_is_hidden_at_the_top_of_the_body_without_a_colour_trick(
+    rendered: RenderedIssue,
+) -> None:
     body = rendered.html[rendered.html.index("<body") :]
-    first_div = re.search(r"<div[^>]*>", body)
-    assert first_div and "display:none" in first_div.group(0).replace(" ", "")
-    assert rendered.preheader in body[: body.index("</div>")]
+    preheader = re.search(r"<div[^>]*nl-preheader[^>]*>([^<]*)</div>", body)
+    assert preheader, "no preheader div"
+    assert not re.sub(r"<[^>]+>|\s", "", body[: preheader.start()])  # no text before it
+    assert rendered.preheader in preheader.group(1)
+    style = preheader.group(0).split(">")[0].replace(" ", "")
+    for rule in ("display:none", "max-height:0", "overflow:hidden", "mso-hide:all", "font-size:0"):
+        assert rule in style
+    # text coloured like its background is what SpamAssassin scores (HTML_FONT_LOW_CONTRAST)
+    assert "color:" not in style.replace("background-color:", "")
 
 
 def test_view_in_browser_and_footer(rendered: RenderedIssue, settings: Settings) -> None:
     hrefs = [a["href"] for a in structure(rendered.html).all("a")]
     issue_url = settings.links.issue_url("2031-05")
     assert issue_url in hrefs and issue_url in rendered.text
+    contact = settings.sender.reply_to or settings.sender.email
     for body in (rendered.html, rendered.text):
-        assert settings.sender.postal_address in body
-        assert "because you subscribed" in body
+        footer = body[body.index("because you subscribed") :]
+        assert settings.sender.postal_address in footer
+        assert contact in footer  # the text footer gives the same contact address as the HTML
 
 
 def test_placeholders_are_left_for_personalise(rendered: RenderedIssue) -> None:
@@ -259,7 +356,7 @@ def test_missing_preheader_falls_back_to_the_article_titles(
 def test_issue_without_intro(tricky: Issue, settings: Settings) -> None:
     result = render(replace(tricky, intro=""), settings)
     assert "a &lt; b" not in result.html
-    assert structure(result.html).texts("h2")[0] == tricky.articles[0].title
+    assert structure(result.html).texts("h2")[:2] == ["In this issue", tricky.articles[0].title]
 
 
 def test_sample_issues_render_small(settings: Settings) -> None:
@@ -347,3 +444,14 @@ def test_article_fixture_builds_without_the_parser(settings: Settings) -> None:
     )
     result = render(issue, settings)
     assert "February 2030" in result.html and "https://doi.org/10.1000/x" in result.text
+
+
+def test_the_email_language_comes_from_site_lang(settings: Settings, tricky: Issue) -> None:
+    rendered = render_issue(
+        tricky,
+        templates_dir=settings.templates_dir,
+        sender=settings.sender,
+        links=settings.links,
+        lang="fr-CA",
+    )
+    assert re.search(r'<html[^>]*\blang="fr-CA"', rendered.html)

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from newsletter.cli import main
 from newsletter.config import Settings, load_settings
 from newsletter.errors import ConfigError
-from newsletter.schedule import latest_fire_time, next_fire_times
-from tests.schedkit import settings_for, write_issue
+from newsletter.schedule import latest_fire_time, next_fire_times, send_time_in
+from tests.schedkit import add_people, settings_for, write_issue
 
 TORONTO = ZoneInfo("America/Toronto")
 
@@ -172,7 +172,7 @@ def test_schedule_command_lists_times_issues_and_readiness(project: Path, clean_
             "issues/2027-02.md",
             "has",
             "errors",
-            "(2)",
+            "(1)",  # the misspelt "Citaton:", and no follow-on "no Citation: line"
         ],
         ["2027-03-02", "09:00", "EST", "2027-03-02", "14:00", "issues/2027-03.md", "missing"],
     ]
@@ -197,3 +197,110 @@ def test_schedule_command_refuses_a_bad_date(project: Path, clean_env: None) -> 
     result = CliRunner().invoke(main, ["--project", str(project), "schedule", "--after", "soon"])
     assert result.exit_code == 2
     assert "--after" in result.output
+
+
+def _ahead_rows(output: str) -> list[list[str]]:
+    """The rows of the "Issues ahead" table, split into words."""
+    _, _, ahead = output.partition("Issues ahead:")
+    return [line.split() for line in ahead.splitlines() if line.strip().startswith("issues/")]
+
+
+def test_schedule_lists_a_later_draft_issue_with_its_send_time(
+    project: Path, clean_env: None
+) -> None:
+    write_issue(project, "2026-12", "ready")
+    write_issue(project, "2027-09", "draft")  # far past the six send times listed
+    write_issue(project, "2027-11", broken=True)
+
+    result = CliRunner().invoke(
+        main, ["--project", str(project), "schedule", "--after", "2026-11-26"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "issues/2027-09.md" not in result.output.partition("Issues ahead:")[0]
+    assert "Issues ahead: 3 issue file(s) from 2026-11 on, not sent yet:" in result.output
+    assert _ahead_rows(result.output) == [
+        ["issues/2026-12.md", "ready", "2026-12-01", "09:00", "EST", "2026-12-01", "14:00"],
+        ["issues/2027-09.md", "draft", "2027-09-07", "09:00", "EDT", "2027-09-07", "13:00"],
+        [
+            "issues/2027-11.md",
+            "has",
+            "errors",
+            "(1)",
+            "2027-11-02",
+            "09:00",
+            "EDT",
+            "2027-11-02",
+            "13:00",
+        ],
+    ]
+    # the older sample issues (2020-11 to 2021-01) are behind, not ahead
+    assert "issues/2021-01.md" not in result.output
+
+
+def test_schedule_leaves_sent_issues_out_of_the_work_ahead(
+    project: Path, settings: Settings
+) -> None:
+    write_issue(project, "2027-01", "ready")
+    write_issue(project, "2027-02", "draft")
+    add_people(settings)
+    sent = CliRunner().invoke(main, ["--project", str(project), "send", "2027-01", "--yes"])
+    assert sent.exit_code == 0, sent.output
+
+    result = CliRunner().invoke(
+        main, ["--project", str(project), "schedule", "--next", "1", "--after", "2026-12-20"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "issues/2027-01.md   already sent" in result.output  # the send-times table
+    assert _ahead_rows(result.output) == [
+        ["issues/2027-02.md", "draft", "2027-02-02", "09:00", "EST", "2027-02-02", "14:00"]
+    ]
+
+
+def test_schedule_works_without_a_database_and_creates_none(project: Path, clean_env: None) -> None:
+    database = project / "subscribers" / "subscribers.db"
+    assert not database.exists()
+    write_issue(project, "2027-04", "ready")
+    result = CliRunner().invoke(
+        main, ["--project", str(project), "schedule", "--next", "1", "--after", "2027-03"]
+    )
+    assert result.exit_code == 0, result.output
+    assert _ahead_rows(result.output) == [
+        ["issues/2027-04.md", "ready", "2027-04-06", "09:00", "EDT", "2027-04-06", "13:00"]
+    ]
+    assert not database.exists()
+
+
+def test_a_send_time_already_passed_is_marked(project: Path, clean_env: None) -> None:
+    write_issue(project, "2027-04", "draft")
+    result = CliRunner().invoke(
+        main, ["--project", str(project), "schedule", "--after", "2027-04-10"]
+    )
+    assert result.exit_code == 0, result.output
+    assert _ahead_rows(result.output) == [
+        [
+            "issues/2027-04.md",
+            "draft",
+            "2027-04-06",
+            "09:00",
+            "EDT",
+            "(passed)",
+            "2027-04-06",
+            "13:00",
+        ]
+    ]
+
+
+def test_no_issue_ahead_says_so(project: Path, clean_env: None) -> None:
+    result = CliRunner().invoke(main, ["--project", str(project), "schedule", "--after", "2031-01"])
+    assert result.exit_code == 0, result.output
+    assert "Issues ahead: no issue file from 2031-01 on is waiting to be sent." in result.output
+
+
+def test_send_time_in_a_month(project: Path, clean_env: None) -> None:
+    settings = settings_for(project)
+    assert send_time_in(settings, "2027-09") == local(2027, 9, 7, 9)
+    cron = settings_for(project, cron="0 9 1 1,7 *")  # twice a year
+    assert send_time_in(cron, "2027-07") == local(2027, 7, 1, 9)
+    assert send_time_in(cron, "2027-08") is None

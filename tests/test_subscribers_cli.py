@@ -193,3 +193,63 @@ def test_import_checks_topics_against_issues_topics_yaml(run, tmp_path: Path) ->
     assert f"{path}:3: unknown topic 'Astrology'" in result.stderr
     assert "1 added" in result.stdout
     assert "topics:     Therapist Factors" in ok(run("show", "a@example.org")).output
+
+
+def test_import_names_each_duplicate_row_with_its_line(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    others = [f"p{n}@example.org" for n in range(1, 11)]  # lines 4-13
+    text = "email\np0@example.org\na@b.org\n" + "\n".join(others) + "\na@b.org\nA@B.ORG\n"
+    Path("subscribers.csv").write_text(text, encoding="utf-8")
+    result = ok(run("import", "subscribers.csv"))
+    assert result.stderr.splitlines()[-2:] == [
+        "subscribers.csv:14: duplicate of line 3: a@b.org",
+        "subscribers.csv:15: duplicate of line 3: A@b.org",
+    ]
+    assert "12 added, 0 updated, 2 duplicate, 0 invalid, 0 suppressed" in result.stdout
+    # again: the rows already on the list are counted, not listed; the repeats still are
+    again = ok(run("import", "subscribers.csv"))
+    listed = [line for line in again.stderr.splitlines() if line.startswith("subscribers.csv:")]
+    assert listed == [
+        "subscribers.csv:14: duplicate of line 3: a@b.org",
+        "subscribers.csv:15: duplicate of line 3: A@b.org",
+    ]
+    assert "0 added, 0 updated, 14 duplicate" in again.stdout
+
+
+ACCENTED = (
+    "email,name\n"
+    "zoe@example.org,Zoë Ñúñez-Çelik\n"
+    "jose@example.org,José Ødegård\n"
+    'evil@example.org,"=HYPERLINK(""http://x.example"",""clic"")"\n'
+    "plus@example.org,+1 Müller\n"
+)
+
+
+def test_export_excel_has_the_bom_keeps_accents_and_guards_formulas(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, project: Path
+) -> None:
+    source = tmp_path / "people.csv"
+    source.write_text(ACCENTED, encoding="utf-8")
+    ok(run("import", str(source)))
+    out = tmp_path / "for-excel.csv"
+    result = ok(run("export", "--excel", str(out)))
+    assert "exported 4 subscriber(s)" in result.stderr
+    data = out.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfemail,name,status,")
+    assert b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
+    text = data.decode("utf-8-sig")
+    assert "Zoë Ñúñez-Çelik" in text and "José Ødegård" in text
+    names = {row["email"]: row["name"] for row in csv.DictReader(io.StringIO(text))}
+    assert names["evil@example.org"] == '\'=HYPERLINK("http://x.example","clic")'
+    assert names["plus@example.org"] == "'+1 Müller"
+    # to standard output too: the same bytes
+    assert ok(run("export", "--excel")).stdout_bytes == data
+    # it imports back into an empty list with every name as it was
+    (project / "subscribers" / "subscribers.db").unlink()
+    ok(run("import", str(out)))
+    listing = ok(run("list")).stdout
+    assert "Zoë Ñúñez-Çelik" in listing and "José Ødegård" in listing
+    assert '=HYPERLINK("http://x.example","clic")' in listing
+    assert "\t'" not in listing

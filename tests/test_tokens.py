@@ -15,7 +15,7 @@ import pytest
 
 from newsletter.config import Settings, load_settings
 from newsletter.errors import ConfigError, TokenError
-from newsletter.tokens import FastHmac, LinkSigner, Purpose, load_signer
+from newsletter.tokens import FastHmac, IdMask, LinkSigner, Purpose, _base36, load_signer
 
 KEY = b"k" * 32
 SENT = datetime(2026, 1, 6, 14, 0, tzinfo=UTC)
@@ -44,17 +44,61 @@ def test_a_token_never_works_for_another_purpose(signer: LinkSigner, made_for: P
 
 def test_relabelling_the_purpose_letter_breaks_the_signature(signer: LinkSigner) -> None:
     token = signer.sign(Purpose.PREFERENCES, 7)
-    with pytest.raises(TokenError, match="signature"):
-        signer.verify(Purpose.UNSUBSCRIBE, "u" + token[1:])
+    for letter in ("U", "u"):
+        with pytest.raises(TokenError, match="signature"):
+            signer.verify(Purpose.UNSUBSCRIBE, letter + token[1:])
+
+
+def _first_version_token(purpose: Purpose, subscriber_id: int, issued: int = 1_700_000_000) -> str:
+    """A token as version 1 made them (in emails already sent): lowercase letter, plain id."""
+    body = f"{purpose.value[0]}{_base36(subscriber_id)}.{_base36(issued)}"
+    link_key = hmac.new(KEY, b"newsletter link tokens v1", hashlib.sha256).digest()
+    digest = hmac.new(link_key, body.encode(), hashlib.sha256).digest()[:16]
+    return f"{body}.{base64.urlsafe_b64encode(digest).decode()[:22]}"
+
+
+def test_the_id_in_a_token_is_masked_not_the_readers_number(signer: LinkSigner) -> None:
+    """Links (and List-Unsubscribe) must not show a reader's number in the list."""
+    tokens = {number: signer.sign(Purpose.UNSUBSCRIBE, number) for number in range(1, 200)}
+    bodies = [token.split(".")[0][1:] for token in tokens.values()]
+    assert len(set(bodies)) == len(bodies)
+    for number, token in tokens.items():
+        assert token.split(".")[0][1:] != _base36(number)
+        assert signer.verify(Purpose.UNSUBSCRIBE, token) == number
+    # consecutive numbers give unrelated masks: no order, no common prefix to count readers by
+    assert bodies != sorted(bodies)
+    assert len({body[:3] for body in bodies}) > 150
+    # another key masks the same number differently
+    other = LinkSigner(b"o" * 32).sign(Purpose.UNSUBSCRIBE, 5)
+    assert other.split(".")[0] != signer.sign(Purpose.UNSUBSCRIBE, 5).split(".")[0]
+
+
+@pytest.mark.parametrize("number", [0, 1, 2**32 - 1, 2**32, 2**63 - 1, 2**64 - 1])
+def test_masking_is_a_permutation_of_64_bit_ids(number: int) -> None:
+    mask = IdMask(b"m" * 32)
+    masked = mask.mask(number)
+    assert 0 <= masked < 2**64
+    assert mask.unmask(masked) == number
+
+
+def test_tokens_of_the_first_version_in_sent_emails_still_work(signer: LinkSigner) -> None:
+    for purpose in (Purpose.UNSUBSCRIBE, Purpose.PREFERENCES):
+        old = _first_version_token(purpose, 41)
+        assert old.startswith(purpose.value[0] + "15.")
+        assert signer.verify(purpose, old) == 41
+    with pytest.raises(TokenError, match="signature"):  # its id can still not be changed
+        signer.verify(
+            Purpose.UNSUBSCRIBE, "u16" + _first_version_token(Purpose.UNSUBSCRIBE, 41)[3:]
+        )
 
 
 def test_tampered_tokens_are_rejected(signer: LinkSigner) -> None:
     token = signer.sign(Purpose.UNSUBSCRIBE, 41)
     body, issued, signature = token.split(".")
-    assert body == "u15"
+    other_body = signer.sign(Purpose.UNSUBSCRIBE, 42).split(".")[0]
     flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
     for bad in (
-        f"u16.{issued}.{signature}",  # id 42 (base 36 "16") instead of 41 ("15")
+        f"{other_body}.{issued}.{signature}",  # id 42's masked id with 41's signature
         f"{body}.{issued}.{flipped}",
         f"{body}.{issued}1.{signature}",
         token + "x",

@@ -338,7 +338,7 @@ def test_confirmation_email_goes_through_the_configured_transport(settings: Sett
         assert "prize" not in shown and "evil.example" not in shown  # nothing typed but the address
     stored = store_of(settings).get("memo@example.com")
     assert stored is not None and stored.name is not None and "prize" in stored.name
-    assert re.search(r"https://newsletter.example.org/confirm/c\w+\.", message.text)
+    assert re.search(r"https://newsletter.example.org/confirm/C\w+\.", message.text)
     assert transport.opened == transport.closed == 2
 
 
@@ -525,5 +525,5 @@ def test_with_sendgrid_configured_the_confirmation_is_a_valid_mail_send(
     assert sendgrid.recipients() == ["api.reader@example.com"]
     body = sendgrid.accepted[0]
     plain = next(part["value"] for part in body["content"] if part["type"] == "text/plain")
-    assert "/confirm/c" in plain
+    assert "/confirm/C" in plain
     assert outbox_messages(settings) == []

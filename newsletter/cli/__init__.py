@@ -9,6 +9,7 @@ store's own translation (``newsletter.store.failures``) gets the same treatment,
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from newsletter import __version__
-from newsletter.errors import NewsletterError
+from newsletter.errors import ConfigError, NewsletterError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -34,6 +35,7 @@ class Project:
     """
 
     root: Path
+    searched: bool = False  # looked for from the working folder up, not given by --project
     _settings: Settings | None = field(default=None, repr=False)
     _database: Database | None = field(default=None, repr=False)
 
@@ -41,6 +43,12 @@ class Project:
     def settings(self) -> Settings:
         if self._settings is None:
             from newsletter.config import load_settings  # YAML and the providers on first use
+
+            if self.searched and not (self.root / SETTINGS_FILE).is_file():
+                raise ConfigError(
+                    f"{SETTINGS_FILE}: not found in {self.root} or any folder above it; run the "
+                    "command inside the newsletter's folder or pass --project DIR"
+                )
 
             self._settings = load_settings(self.root)
         return self._settings
@@ -62,6 +70,16 @@ class Project:
 
 pass_project = click.make_pass_decorator(Project)
 
+SETTINGS_FILE = "schedule.yaml"  # newsletter.config's name for it, without importing YAML here
+
+
+def find_project(start: Path) -> Path | None:
+    """The nearest folder from ``start`` up that holds a schedule.yaml (as git finds .git), or None."""
+    for folder in (start, *start.parents):
+        if (folder / SETTINGS_FILE).is_file():
+            return folder
+    return None
+
 
 # Each command's module, imported only when that command runs: `newsletter build` need not load
 # the web app, the scheduler or SQLAlchemy's dialects.
@@ -69,6 +87,7 @@ LAZY_COMMANDS = {
     "build": "issues",
     "check": "issues",
     "preview": "issues",
+    "new": "issues",
     "subscribers": "subscribers",
     "send": "send",
     "report": "report",
@@ -92,6 +111,7 @@ SUMMARIES = {
     "cite": "Print the formatted reference of DOI, from its Crossref record "
     "(stored in issues/.metadata/).",
     "doi": "Keep the issues' DOI records (issues/.metadata/) up to date.",
+    "new": "Write a draft issue issues/MONTH.md: front matter and one article skeleton per DOI.",
     "preview": "Serve a live preview of ISSUE on 127.0.0.1: desktop and phone widths, text, checks.",
     "report": "The send ledger of ISSUE: counts by status, when, transport, "
     "unconfirmed/failed addresses.",
@@ -102,11 +122,33 @@ SUMMARIES = {
     "send": "Send ISSUE to every active subscriber (once: a sent issue is never sent again).",
     "serve": "Run the public web app: subscribe, confirm, unsubscribe, preferences, webhooks, "
     "archive.",
-    "subscribers": "Manage the subscriber list: add, remove, import, export, list, show, stats.",
+    "subscribers": "Manage the subscriber list: add, remove, import, export, list, show, stats, "
+    "and sync with the transport's suppression lists.",
 }
 
 
-class FunnelGroup(click.Group):
+class SuggestingGroup(click.Group):
+    """A click group that answers a mistyped command with the nearest names ("Did you mean …?")."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if ctx.resilient_parsing or name.startswith("-") or self.get_command(ctx, name):
+            return super().resolve_command(ctx, args)
+        raise click.UsageError(unknown_command(name, self.list_commands(ctx)), ctx)
+
+
+def unknown_command(name: str, known: list[str]) -> str:
+    """``No such command 'sned'. Did you mean 'send'?`` (the hint only when one is close)."""
+    close = difflib.get_close_matches(name, known, n=3)
+    message = f"No such command {name!r}."
+    if not close:
+        return message
+    return f"{message} Did you mean {' or '.join(repr(match) for match in close)}?"
+
+
+class FunnelGroup(SuggestingGroup):
     """A click group that turns our errors into one-line messages and exit codes."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -188,15 +230,27 @@ def _database_failure(ctx: click.Context, err: Exception) -> NewsletterError | N
     "--project",
     "project_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=".",
-    show_default=True,
+    default=None,
     envvar="NEWSLETTER_PROJECT",
-    help="The newsletter's folder (holds schedule.yaml, issues/, templates/).",
+    help="The newsletter's folder (holds schedule.yaml, issues/, templates/). Default: the "
+    "nearest folder holding a schedule.yaml, from the working folder up.",
 )
 @click.pass_context
-def main(ctx: click.Context, project_dir: Path) -> None:
-    """Write, check, send and archive a monthly research-digest newsletter."""
-    ctx.obj = Project(root=project_dir.resolve())
+def main(ctx: click.Context, project_dir: Path | None) -> None:
+    """Write, check, send and archive a monthly research-digest newsletter.
+
+    \b
+    Examples:
+      newsletter check 2021-01
+      newsletter send 2021-01 --test-to editor@example.org
+      newsletter --project ~/pprnet schedule
+    """
+    if project_dir is not None:
+        ctx.obj = Project(root=project_dir.resolve())
+        return
+    here = Path.cwd()
+    found = find_project(here)
+    ctx.obj = Project(root=found or here, searched=True)
 
 
 def top_command_names() -> list[str]:

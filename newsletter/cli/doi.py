@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from newsletter.cli import Project, pass_project
+from newsletter.cli import Project, SuggestingGroup, pass_project
+from newsletter.cli.types import ISSUE, ISSUE_HELP
 from newsletter.config import Settings
 from newsletter.doi.client import Client, NotFound, Unreachable
 from newsletter.doi.record import Record
@@ -59,7 +60,14 @@ def _doi_argument(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.option("--refresh", is_flag=True, help="Fetch the record again even if it is stored.")
 @pass_project
 def cite(project: Project, doi: str, style: str, article: bool, refresh: bool) -> None:
-    """Print the formatted reference of DOI, from its Crossref record (stored in issues/.metadata/)."""
+    """Print the formatted reference of DOI, from its Crossref record (stored in issues/.metadata/).
+
+    \b
+    Examples:
+      newsletter cite 10.1002/cpp.2509
+      newsletter cite --article https://doi.org/10.1080/10503307.2020.1762946
+      newsletter cite --style apa-6th-edition 10.1002/cpp.2509
+    """
     from newsletter.doi.cite import StyleError, format_reference, without_doi_link
 
     record = _lookup(project.settings, doi, fetch=refresh)
@@ -81,18 +89,32 @@ def cite(project: Project, doi: str, style: str, article: bool, refresh: bool) -
     click.echo("(implications)")
 
 
-@click.group()
+@click.group(cls=SuggestingGroup)
 def doi() -> None:
-    """Keep the issues' DOI records (issues/.metadata/) up to date."""
+    """Keep the issues' DOI records (issues/.metadata/) up to date.
+
+    \b
+    Examples:
+      newsletter doi refresh 2021-01
+      newsletter doi refresh --all
+      newsletter doi watch
+    """
 
 
-@doi.command()
-@click.argument("issues", metavar="[ISSUE]...", nargs=-1)
+@doi.command(epilog=ISSUE_HELP)
+@click.argument("issues", metavar="[ISSUE]...", type=ISSUE, nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Every issue in issues/.")
 @pass_project
 @click.pass_context
 def refresh(ctx: click.Context, project: Project, issues: tuple[str, ...], every: bool) -> None:
-    """Fetch the records of the DOIs of ISSUE (or --all) again from Crossref and Unpaywall."""
+    """Fetch the records of the DOIs of ISSUE (or --all) again from Crossref and Unpaywall.
+
+    \b
+    Examples:
+      newsletter doi refresh 2021-01
+      newsletter doi refresh issues/2020-12.md issues/2021-01.md
+      newsletter doi refresh --all
+    """
     settings = project.settings
     if every == bool(issues):
         raise click.UsageError("give ISSUE (a month or a file) or --all, not both nor neither")
@@ -133,7 +155,13 @@ def refresh(ctx: click.Context, project: Project, issues: tuple[str, ...], every
 @pass_project
 @click.pass_context
 def watch(ctx: click.Context, project: Project) -> None:
-    """Re-check every DOI of the sent issues for new retractions, corrections and concerns."""
+    """Re-check every DOI of the sent issues for new retractions, corrections and concerns.
+
+    \b
+    Examples:
+      newsletter doi watch
+      newsletter --project ~/pprnet doi watch
+    """
     from newsletter.watch import watch_archive
 
     settings = project.settings

@@ -1,26 +1,36 @@
-"""The author's commands: ``build``, ``check`` and ``preview`` an issue."""
+"""The author's commands: start (``new``), ``build``, ``check`` and ``preview`` an issue."""
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 
 from newsletter.checks import check_rendered, merge_findings
 from newsletter.cli import Project, pass_project
+from newsletter.cli.types import ISSUE, ISSUE_HELP
 from newsletter.codes import CODES
 from newsletter.config import Settings
 from newsletter.doi.compare import check_issue_dois
-from newsletter.doi.store import MetadataStore
+from newsletter.doi.store import FOLDER, MetadataStore
 from newsletter.errors import RenderError
-from newsletter.issues import lint_issue, load_topics, read_issue, resolve_issue
+from newsletter.issues import (
+    MAX_ARTICLES,
+    lint_issue,
+    load_topics,
+    parse_doi,
+    read_issue,
+    resolve_issue,
+)
 from newsletter.issues.common import closest, display
 from newsletter.models import Finding, Issue, RenderedIssue
 from newsletter.render import render_issue
 from newsletter.render.files import email_files, write_folder
-
-ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
+from newsletter.values.doi import DoiError
+from newsletter.values.month import EXAMPLE, MonthError, parse_month
 
 
 def _render(settings: Settings, issue: Issue) -> RenderedIssue:
@@ -29,6 +39,7 @@ def _render(settings: Settings, issue: Issue) -> RenderedIssue:
         templates_dir=settings.templates_dir,
         sender=settings.sender,
         links=settings.links,
+        lang=settings.site.lang,
     )
 
 
@@ -70,7 +81,7 @@ ignore_option = click.option(
 
 
 @click.command(epilog=ISSUE_HELP)
-@click.argument("issue")
+@click.argument("issue", type=ISSUE)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -80,7 +91,14 @@ ignore_option = click.option(
 @ignore_option
 @pass_project
 def build(project: Project, issue: str, out: Path | None, ignore: frozenset[str]) -> None:
-    """Render ISSUE into email.html, email.txt, email.mjml and email.eml (a sample reader's copy)."""
+    """Render ISSUE into email.html, email.txt, email.mjml and email.eml (a sample reader's copy).
+
+    \b
+    Examples:
+      newsletter build 2021-01
+      newsletter build issues/2021-01.md --out /tmp/2021-01
+      newsletter build --ignore subject-length 2020-12
+    """
     started = time.perf_counter()
     settings = project.settings
     path = resolve_issue(settings.issues_dir, issue)
@@ -101,7 +119,7 @@ def build(project: Project, issue: str, out: Path | None, ignore: frozenset[str]
 
 
 @click.command(epilog=ISSUE_HELP)
-@click.argument("issues", metavar="ISSUE...", nargs=-1, required=True)
+@click.argument("issues", metavar="ISSUE...", type=ISSUE, nargs=-1, required=True)
 @ignore_option
 @click.option(
     "--offline",
@@ -121,6 +139,12 @@ def check(
 
     Each article is compared with its DOI's record in issues/.metadata/; a DOI without one is
     fetched from Crossref and stored (not with --offline).
+
+    \b
+    Examples:
+      newsletter check 2021-01
+      newsletter check --ignore subject-length 2020-11 2020-12
+      newsletter check --offline issues/*.md
     """
     settings = project.settings
     paths = [resolve_issue(settings.issues_dir, issue) for issue in issues]
@@ -170,7 +194,7 @@ def issue_findings(
 
 
 @click.command(epilog=ISSUE_HELP)
-@click.argument("issue")
+@click.argument("issue", type=ISSUE)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
@@ -180,7 +204,13 @@ def issue_findings(
 )
 @pass_project
 def preview(project: Project, issue: str, port: int) -> None:
-    """Serve a live preview of ISSUE on 127.0.0.1: desktop and phone widths, text, checks."""
+    """Serve a live preview of ISSUE on 127.0.0.1: desktop and phone widths, text, checks.
+
+    \b
+    Examples:
+      newsletter preview 2021-01
+      newsletter preview issues/2021-01.md --port 8030
+    """
     from newsletter.web.preview import PreviewServer, PreviewSource
 
     settings = project.settings
@@ -192,6 +222,7 @@ def preview(project: Project, issue: str, port: int) -> None:
         sender=settings.sender,
         links=settings.links,
         display_path=display(path),
+        lang=settings.site.lang,
     )
     try:
         server = PreviewServer(source, port=port)
@@ -204,4 +235,96 @@ def preview(project: Project, issue: str, port: int) -> None:
         server.close()
 
 
-COMMANDS: list[click.Command] = [build, check, preview]
+def _month_argument(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        parse_month(value)
+    except MonthError as err:
+        detail = str(err).partition(": ")[2] if re.fullmatch(r"\d{4}-\d{2}", value) else ""
+        problem = f"{value!r} is not a month: use YYYY-MM, e.g. {EXAMPLE}"
+        raise click.BadParameter(problem + (f" ({detail})" if detail else ""), ctx, param) from None
+    return value
+
+
+def _doi_options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
+    dois: list[str] = []
+    for value in values:
+        try:
+            doi = parse_doi(value)
+        except DoiError as err:
+            raise click.BadParameter(str(err), ctx, param) from None
+        if doi.lower() not in (known.lower() for known in dois):
+            dois.append(doi)
+    if len(dois) > MAX_ARTICLES:
+        raise click.BadParameter(f"an issue has at most {MAX_ARTICLES} articles", ctx, param)
+    return dois
+
+
+@click.command()
+@click.argument("month", callback=_month_argument)
+@click.option(
+    "--doi",
+    "dois",
+    metavar="DOI",
+    multiple=True,
+    callback=_doi_options,
+    help="An article to write about (repeatable): its title and citation come from Crossref.",
+)
+@click.option(
+    "--offline", is_flag=True, help="Use only the stored DOI records (issues/.metadata/)."
+)
+@pass_project
+def new(project: Project, month: str, dois: list[str], offline: bool) -> None:
+    """Write a draft issue issues/MONTH.md: front matter and one article skeleton per DOI.
+
+    What is left to write is marked [TODO: …]; `newsletter check MONTH` lists each one (a
+    warning in a draft, an error once the status is ready). An existing file is never replaced.
+
+    \b
+    Examples:
+      newsletter new 2021-03
+      newsletter new 2021-03 --doi 10.1037/pst0000165 --doi 10.1002/cpp.2509
+    """
+    from newsletter.doi.client import Client
+    from newsletter.issues.draft import draft_text, look_up, refuse_existing, write_new
+    from newsletter.monthly import format_duration
+
+    settings = project.settings
+    path = settings.issues_dir / f"{month}.md"
+    refuse_existing(path)  # before any lookup: nothing is fetched for a file never written
+    store = MetadataStore(settings.issues_dir / FOLDER)
+    client = None if offline else Client.from_env(settings.sender.email)
+    skeletons = [look_up(doi, store, client) for doi in dois]
+    text = draft_text(
+        month,
+        newsletter=settings.sender.name,
+        sends_at=_send_time(settings, month),
+        waits=format_duration(settings.send.wait_for_ready),
+        articles=skeletons,
+    )
+    write_new(path, text)
+    for skeleton in skeletons:
+        if skeleton.record is None:
+            click.secho(
+                f"warning: {skeleton.doi}: {skeleton.problem}; its skeleton has the DOI only "
+                f"(`newsletter cite --article {skeleton.doi}` prints title and citation later)",
+                fg="yellow",
+                err=True,
+            )
+    found = sum(skeleton.record is not None for skeleton in skeletons)
+    click.echo(
+        f"wrote {display(path)}: {_count(len(skeletons), 'article')} ({found} from Crossref); "
+        f"fill in each [TODO: …], then `newsletter check {month}`"
+    )
+
+
+def _send_time(settings: Settings, month: str) -> datetime | None:
+    """When ``schedule.yaml`` sends ``month``'s issue: its first send time in that month."""
+    from newsletter.schedule import month_of, next_fire_times  # APScheduler only for `new`
+
+    year, number = parse_month(month)
+    start = datetime(year, number, 1, tzinfo=settings.timezone) - timedelta(microseconds=1)
+    times = next_fire_times(settings, 1, start)
+    return times[0] if times and month_of(times[0]) == month else None
+
+
+COMMANDS: list[click.Command] = [new, build, check, preview]

@@ -10,13 +10,12 @@ from typing import Any
 import click
 
 from newsletter.cli import Project, pass_project
+from newsletter.cli.types import ISSUE, ISSUE_HELP
 from newsletter.config import Settings
 from newsletter.issues import month_of, resolve_issue
 from newsletter.models import LedgerStatus
 from newsletter.store.send_report import SendReport, send_report
 from newsletter.values.month import looks_like_month
-
-ISSUE_HELP = "ISSUE is a month such as 2021-01 (looked up in issues/) or the path of an issue file."
 
 
 def _when(moment: datetime | None) -> str:
@@ -55,7 +54,7 @@ def report_json(report: SendReport, *, list_resent: bool = False) -> dict[str, A
 
 
 @click.command("report", epilog=ISSUE_HELP)
-@click.argument("issue")
+@click.argument("issue", type=ISSUE)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
     "--list-resent",
@@ -64,7 +63,14 @@ def report_json(report: SendReport, *, list_resent: bool = False) -> dict[str, A
 )
 @pass_project
 def report(project: Project, issue: str, as_json: bool, list_resent: bool) -> None:
-    """The send ledger of ISSUE: counts by status, when, transport, unconfirmed/failed addresses."""
+    """The send ledger of ISSUE: counts by status, when, transport, unconfirmed/failed addresses.
+
+    \b
+    Examples:
+      newsletter report 2021-01
+      newsletter report 2021-01 --json
+      newsletter report 2021-01 --list-resent
+    """
     settings = project.settings
     month = _month(settings, issue)
     result = send_report(project.database, month, list_resent=list_resent)

@@ -1,4 +1,4 @@
-"""``newsletter schedule`` (the next send times) and ``newsletter scheduler`` (run them)."""
+"""``newsletter schedule`` (the next send times, the issues ahead) and ``newsletter scheduler`` (run them)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,21 @@ from rich.table import Table
 
 from newsletter.cli import Project, pass_project
 from newsletter.cli.signals import stop_on_signals
+from newsletter.cli.types import MOMENT
 from newsletter.config import Settings, parse_duration
-from newsletter.monthly import Outcome, format_duration, month_status
-from newsletter.schedule import DEFAULT_RECHECK, month_of, next_fire_times, run_once, run_scheduler
+from newsletter.monthly import Outcome, format_duration
+from newsletter.schedule import (
+    DEFAULT_RECHECK,
+    IssueAhead,
+    issue_status,
+    issues_ahead,
+    month_of,
+    next_fire_times,
+    run_once,
+    run_scheduler,
+)
 from newsletter.store.database import Database
+from newsletter.store.engine import missing_sqlite_file
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FAILED_OUTCOMES = (Outcome.FAILED, Outcome.GAVE_UP, Outcome.MISSED)
@@ -34,19 +45,68 @@ FAILED_OUTCOMES = (Outcome.FAILED, Outcome.GAVE_UP, Outcome.MISSED)
 )
 @click.option(
     "--after",
+    type=MOMENT,
     metavar="DATETIME",
-    help="List the send times after this local date/time instead of now, e.g. 2027-03-01.",
+    help="Start from this local date/time or month instead of now, e.g. 2027-03-01 or 2027-03.",
 )
 @pass_project
-def schedule(project: Project, count: int, after: str | None) -> None:
-    """List the next send times (local and UTC), the issue each sends, and whether it is ready."""
+def schedule(project: Project, count: int, after: datetime | None) -> None:
+    """List the next send times (local and UTC), the issue each sends, and whether it is ready.
+
+    Then the work ahead: every issue file from this month on that is not sent yet, with its
+    status and the send time it will get.
+
+    \b
+    Examples:
+      newsletter schedule
+      newsletter schedule --next 12
+      newsletter schedule --after 2027-03
+    """
     settings = project.settings
-    start = _moment(after, settings, "--after") if after else datetime.now(settings.timezone)
+    start = _local(after, settings) if after else datetime.now(settings.timezone)
     times = next_fire_times(settings, count, start)
+    database = _database_if_any(project)
     terminal = sys.stdout.isatty()
     console = Console(highlight=False, width=None if terminal else 120)
     console.print(_rule_line(settings))
-    console.print(_table(settings, project.database, times))
+    statuses: dict[str, str] = {}
+    console.print(_table(settings, database, times, statuses))
+    ahead = issues_ahead(settings, database, month_of(start), known=statuses)
+    console.print(_ahead_title(ahead, month_of(start)))
+    if ahead:
+        console.print(_ahead_table(settings, ahead, start))
+
+
+def _database_if_any(project: Project) -> Database | None:
+    """The project's database, or None when it is a SQLite file not created yet (nothing sent)."""
+    if missing_sqlite_file(project.settings.database_url):
+        return None
+    return project.database
+
+
+def _ahead_title(ahead: list[IssueAhead], since: str) -> str:
+    if not ahead:
+        return f"Issues ahead: no issue file from {since} on is waiting to be sent."
+    return f"Issues ahead: {len(ahead)} issue file(s) from {since} on, not sent yet:"
+
+
+def _ahead_table(settings: Settings, ahead: list[IssueAhead], start: datetime) -> Table:
+    table = Table(box=box.SIMPLE, show_edge=False)
+    table.add_column("Issue", no_wrap=True)
+    table.add_column("Status")
+    table.add_column(f"Sends at (local, {settings.timezone.key})", no_wrap=True)
+    table.add_column("UTC", no_wrap=True)
+    for item in ahead:
+        send_at = item.send_at
+        if send_at is None:
+            local, utc = "no send time that month", ""
+        else:
+            local = send_at.strftime("%Y-%m-%d %H:%M %Z")
+            utc = send_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+            if send_at <= start:
+                local += " (passed)"
+        table.add_row(f"issues/{item.month}.md", item.status, local, utc)
+    return table
 
 
 def _rule_line(settings: Settings) -> str:
@@ -59,17 +119,22 @@ def _rule_line(settings: Settings) -> str:
     )
 
 
-def _table(settings: Settings, database: Database, times: list[datetime]) -> Table:
+def _table(
+    settings: Settings,
+    database: Database | None,
+    times: list[datetime],
+    statuses: dict[str, str],
+) -> Table:
+    """The next send times; ``statuses`` gets each month's status (the issues ahead reuse them)."""
     table = Table(box=box.SIMPLE, show_edge=False)
     table.add_column(f"Local ({settings.timezone.key})", no_wrap=True)
     table.add_column("UTC", no_wrap=True)
     table.add_column("Issue", no_wrap=True)
     table.add_column("Status")
-    statuses: dict[str, str] = {}
     for fire in times:
         month = month_of(fire)
         if month not in statuses:
-            statuses[month] = month_status(settings, database, month)
+            statuses[month] = issue_status(settings, database, month)
         table.add_row(
             fire.strftime("%Y-%m-%d %H:%M %Z"),
             fire.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
@@ -95,15 +160,23 @@ def _table(settings: Settings, database: Database, times: list[datetime]) -> Tab
 )
 @click.option(
     "--fire-at",
+    type=MOMENT,
     metavar="DATETIME",
     help="Also send once at this local time, e.g. 2026-11-26T14:05 (to try a deployment).",
 )
 @pass_project
-def scheduler(project: Project, once: bool, recheck_every: str, fire_at: str | None) -> None:
-    """Run in the foreground and send each month's issue at its send time (SIGTERM stops it)."""
+def scheduler(project: Project, once: bool, recheck_every: str, fire_at: datetime | None) -> None:
+    """Run in the foreground and send each month's issue at its send time (SIGTERM stops it).
+
+    \b
+    Examples:
+      newsletter scheduler
+      newsletter scheduler --once
+      newsletter scheduler --fire-at 2026-11-26T14:05 --recheck-every 1m
+    """
     settings = project.settings
     recheck = _duration(recheck_every, "--recheck-every")
-    extra = _moment(fire_at, settings, "--fire-at") if fire_at else None
+    extra = _local(fire_at, settings) if fire_at else None
     _configure_logging()
     with stop_on_signals(_log_signal) as stop:
         if not once:
@@ -151,17 +224,9 @@ def _duration(text: str, option: str) -> timedelta:
     return duration
 
 
-def _moment(text: str, settings: Settings, option: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise click.BadParameter(
-            f"expected a date and time such as 2026-11-26T14:05, got {text!r}",
-            param_hint=option,
-        ) from err
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=settings.timezone)
-    return moment
+def _local(moment: datetime, settings: Settings) -> datetime:
+    """``moment`` in the newsletter's time zone when it gave none of its own."""
+    return moment.replace(tzinfo=settings.timezone) if moment.tzinfo is None else moment
 
 
 COMMANDS: list[click.Command] = [schedule, scheduler]

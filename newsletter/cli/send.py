@@ -23,8 +23,8 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 
 from newsletter.cli import Project, pass_project
-from newsletter.cli.report import ISSUE_HELP
 from newsletter.cli.signals import stop_on_signals
+from newsletter.cli.types import ISSUE, ISSUE_HELP
 from newsletter.config import Settings
 from newsletter.delivery.registry import names as transport_names
 from newsletter.doi.compare import check_issue_dois
@@ -45,6 +45,7 @@ from newsletter.send import (
 )
 from newsletter.store.database import Database
 from newsletter.store.ledger import SendStatus, refusal
+from newsletter.values.address import AddressError, normalise_address
 from newsletter.variants import SKIP, Variants
 
 LOG_EVERY_SECONDS = 5.0
@@ -159,6 +160,20 @@ def _refuse_retracted(issue: Issue, path: Path) -> None:
         )
 
 
+def _refuse_placeholders(ref: str, issue: Issue) -> None:
+    """A draft may hold `[TODO: …]` placeholders (warnings while writing); none reaches readers.
+
+    A test copy (--test-to) of such a draft is fine: it goes to the author.
+    """
+    left = [finding for finding in issue.findings if finding.code == "placeholder"]
+    if left:
+        raise IssueError(
+            f"{ref}: {len(left)} [TODO: …] placeholder(s) still to be written (listed above); "
+            "nothing was sent",
+            left,
+        )
+
+
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
 
@@ -238,8 +253,20 @@ class _Reporting(Progress):
         _print_summary(summary)
 
 
+def _test_addresses(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The --test-to addresses as given; one that is no email address is a usage error (exit 2)."""
+    for value in values:
+        try:
+            normalise_address(value)
+        except AddressError as err:
+            raise click.BadParameter(str(err), ctx, param) from None
+    return values
+
+
 @click.command("send", epilog=ISSUE_HELP)
-@click.argument("issue")
+@click.argument("issue", type=ISSUE)
 @click.option("--yes", "-y", is_flag=True, help="Send without asking (required with no terminal).")
 @click.option("--dry-run", is_flag=True, help="Render and count the recipients; send nothing.")
 @click.option(
@@ -247,6 +274,7 @@ class _Reporting(Progress):
     "test_to",
     multiple=True,
     metavar="EMAIL",
+    callback=_test_addresses,
     help="Send one [TEST] copy to EMAIL instead (repeatable); not recorded as the issue's send.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted send of ISSUE.")
@@ -272,12 +300,20 @@ def send(
     resend_unconfirmed: bool,
     transport: str | None,
 ) -> None:
-    """Send ISSUE to every active subscriber (once: a sent issue is never sent again)."""
+    """Send ISSUE to every active subscriber (once: a sent issue is never sent again).
+
+    \b
+    Examples:
+      newsletter send 2021-01 --test-to editor@example.org
+      newsletter send 2021-01 --dry-run
+      newsletter send 2021-01 --resume --yes
+    """
     settings = project.settings
     parsed = _load(settings, issue)
     if test_to:
         _send_test_copies(settings, parsed, test_to, transport)
         return
+    _refuse_placeholders(issue, parsed)
     database = project.database
     plan = plan_send(
         settings, database, parsed, transport_name=transport, resend_unconfirmed=resend_unconfirmed

@@ -1,8 +1,12 @@
-"""``newsletter subscribers …``: add, remove, import, export, list, show and count subscribers."""
+"""``newsletter subscribers …``: add, remove, import, export, list, show and count subscribers.
+
+``sync`` (the transport's suppression lists) lives in ``newsletter.cli.sync``, added on load.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -13,7 +17,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from newsletter.cli import Project, pass_project
+from newsletter.cli import Project, SuggestingGroup, pass_project
 from newsletter.errors import InvalidNameError, SubscriberError
 from newsletter.models import SubscriberStatus, TopicMode
 from newsletter.store.csv_io import (
@@ -36,9 +40,17 @@ def _store(project: Project) -> SubscriberStore:
     return project.database.subscribers
 
 
-@click.group("subscribers")
+@click.group("subscribers", cls=SuggestingGroup)
 def subscribers() -> None:
-    """Manage the subscriber list: add, remove, import, export, list, show, stats."""
+    """Manage the subscriber list: add, remove, import, export, list, show, stats, and sync with
+    the transport's suppression lists.
+
+    \b
+    Examples:
+      newsletter subscribers add ana@example.org --name 'Ana Silva'
+      newsletter subscribers import people.csv --dry-run
+      newsletter subscribers sync
+    """
 
 
 @subscribers.command("add")
@@ -71,13 +83,20 @@ def add(
     topics: str,
     only_my_topics: bool,
 ) -> None:
-    """Add one person (consent recorded as given on the command line)."""
+    """Add one person (consent recorded as given on the command line).
+
+    \b
+    Examples:
+      newsletter subscribers add ana@example.org --name 'Ana Silva'
+      newsletter subscribers add ben@example.org --status pending
+      newsletter subscribers add chloe@example.org --topics 'Attachment; Anxiety Disorders' --only-my-topics
+    """
     try:
         chosen = canonical_topics(topics.split(TOPIC_SEPARATOR), _known_topics(project))
     except SubscriberError as err:
         raise SubscriberError(f"--topics: {err}") from err
     if only_my_topics and not chosen:
-        raise SubscriberError("--only-my-topics needs --topics (a reader of no topics gets all)")
+        raise click.UsageError("--only-my-topics needs --topics (a reader of no topics gets all)")
     try:
         subscriber = _store(project).add(
             email,
@@ -108,7 +127,14 @@ def add(
 )
 @pass_project
 def remove(project: Project, email: str, forget: bool, reason: str) -> None:
-    """Unsubscribe a person; the record stays, so no later import brings them back."""
+    """Unsubscribe a person; the record stays, so no later import brings them back.
+
+    \b
+    Examples:
+      newsletter subscribers remove ana@example.org
+      newsletter subscribers remove ana@example.org --reason 'asked by email'
+      newsletter subscribers remove ana@example.org --forget
+    """
     store = _store(project)
     if forget:
         if store.get(email) is None and store.forgotten_at(email) is not None:
@@ -141,8 +167,12 @@ def _progress(console: Console, label: str) -> Iterator[ProgressCallback | None]
 
 
 def _print_report(report: ImportReport, shown_path: str) -> None:
-    for row in report.invalid:
-        click.echo(f"{shown_path}:{row.line}: {row.reason}", err=True)
+    """Each invalid or repeated row as ``FILE:LINE: …`` on standard error, in file order."""
+    for row in sorted([*report.invalid, *report.repeated], key=lambda row: row.line):
+        if row.repeats is not None:
+            click.echo(f"{shown_path}:{row.line}: {row.reason}: {row.email}", err=True)
+        else:
+            click.echo(f"{shown_path}:{row.line}: {row.reason}", err=True)
     prefix = "dry run, nothing written: " if report.dry_run else ""
     click.echo(f"{shown_path}: {prefix}{report.summary()}")
 
@@ -162,7 +192,14 @@ def _print_report(report: ImportReport, shown_path: str) -> None:
 @click.option("--strict", is_flag=True, help="Write nothing (and exit 1) if any row is invalid.")
 @pass_project
 def import_(project: Project, file: Path, status: str, dry_run: bool, strict: bool) -> None:
-    """Import people from FILE.csv (header with `email`, optionally `name`)."""
+    """Import people from FILE.csv (header with `email`, optionally `name`).
+
+    \b
+    Examples:
+      newsletter subscribers import people.csv --dry-run
+      newsletter subscribers import people.csv --status pending
+      newsletter subscribers import people.csv --strict
+    """
     store = _store(project)
     console = Console(stderr=True)
     with _progress(console, f"importing {file}") as progress:
@@ -196,19 +233,40 @@ def _known_topics(project: Project) -> tuple[str, ...] | None:
     "file", metavar="[FILE.csv]", required=False, type=click.Path(dir_okay=False, path_type=Path)
 )
 @click.option("--status", type=ANY_STATUS, help="Only people in this status.")
+@click.option(
+    "--excel",
+    is_flag=True,
+    help="For Excel: UTF-8 with a byte order mark (accents intact) and CRLF line ends.",
+)
 @pass_project
-def export(project: Project, file: Path | None, status: str | None) -> None:
-    """Write the list as CSV to FILE.csv (replaced atomically), or to standard output."""
+def export(project: Project, file: Path | None, status: str | None, excel: bool) -> None:
+    """Write the list as CSV to FILE.csv (replaced atomically), or to standard output.
+
+    \b
+    Examples:
+      newsletter subscribers export backup.csv
+      newsletter subscribers export --excel --status active active.csv
+      newsletter subscribers export --status unsubscribed > gone.csv
+    """
     store = _store(project)
     only = SubscriberStatus(status) if status else None
     if file is None:
-        export_csv(store, sys.stdout, status=only)
+        if not excel:
+            export_csv(store, sys.stdout, status=only)
+            return
+        # The mark must be UTF-8's bytes whatever the terminal's encoding is.
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+        export_csv(store, out, status=only, excel=True)
+        out.flush()
+        out.detach()
         return
-    count = _export_to_file(store, file, only)
+    count = _export_to_file(store, file, only, excel=excel)
     click.echo(f"exported {count} subscriber(s) to {file}", err=True)
 
 
-def _export_to_file(store: SubscriberStore, file: Path, status: SubscriberStatus | None) -> int:
+def _export_to_file(
+    store: SubscriberStore, file: Path, status: SubscriberStatus | None, *, excel: bool
+) -> int:
     """Write to a temporary file beside ``file`` and rename it into place: never half-written."""
     folder = file.resolve().parent
     if not folder.is_dir():
@@ -216,7 +274,7 @@ def _export_to_file(store: SubscriberStore, file: Path, status: SubscriberStatus
     descriptor, temporary = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            count = export_csv(store, handle, status=status)
+            count = export_csv(store, handle, status=status, excel=excel)
         os.replace(temporary, file)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -228,7 +286,13 @@ def _export_to_file(store: SubscriberStore, file: Path, status: SubscriberStatus
 @click.option("--status", type=ANY_STATUS, help="Only people in this status.")
 @pass_project
 def list_(project: Project, status: str | None) -> None:
-    """List subscribers: address, status, name (one per line, oldest first)."""
+    """List subscribers: address, status, name (one per line, oldest first).
+
+    \b
+    Examples:
+      newsletter subscribers list
+      newsletter subscribers list --status pending
+    """
     only = SubscriberStatus(status) if status else None
     for subscriber in _store(project).iter_all(only):
         click.echo(f"{subscriber.email}\t{subscriber.status}\t{subscriber.name or ''}")
@@ -238,7 +302,13 @@ def list_(project: Project, status: str | None) -> None:
 @click.argument("email")
 @pass_project
 def show(project: Project, email: str) -> None:
-    """Show one subscriber: consent record and the history of every change."""
+    """Show one subscriber: consent record and the history of every change.
+
+    \b
+    Examples:
+      newsletter subscribers show ana@example.org
+      newsletter --project ~/pprnet subscribers show ana@example.org
+    """
     store = _store(project)
     record = store.record(email)
     if record is None:
@@ -285,7 +355,13 @@ def _mode_text(mode: TopicMode) -> str:
 @subscribers.command("stats")
 @pass_project
 def stats(project: Project) -> None:
-    """Count subscribers by status."""
+    """Count subscribers by status.
+
+    \b
+    Examples:
+      newsletter subscribers stats
+      newsletter --project ~/pprnet subscribers stats
+    """
     store = _store(project)
     counts = store.counts_by_status()
     width = max(len(status.value) for status in counts)

@@ -28,7 +28,13 @@ PLAIN_EVERY = 500  # records between two progress lines when stderr is not a ter
 )
 @pass_project
 def sync(project: Project, transport: str | None) -> None:
-    """Pull the transport's unsubscribes, bounces, spam reports and invalid emails into the list."""
+    """Pull the transport's unsubscribes, bounces, spam reports and invalid emails into the list.
+
+    \b
+    Examples:
+      newsletter subscribers sync
+      newsletter subscribers sync --transport sendgrid
+    """
     provider = get_provider(transport or project.settings.delivery.transport)
     pull = _pull(provider)
     with _progress(provider.label) as progress:

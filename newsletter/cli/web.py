@@ -50,7 +50,14 @@ def serve(
     log_level: str,
     allow_no_mail: bool,
 ) -> None:
-    """Run the public web app: subscribe, confirm, unsubscribe, preferences, webhooks, archive."""
+    """Run the public web app: subscribe, confirm, unsubscribe, preferences, webhooks, archive.
+
+    \b
+    Examples:
+      newsletter serve
+      newsletter serve --host 0.0.0.0 --port 8000 --forwarded-allow-ips 10.0.0.2
+      newsletter serve --allow-no-mail --log-level debug
+    """
     import uvicorn
 
     from newsletter.web.app import create_app
@@ -121,7 +128,13 @@ def check_transport(settings: Settings, allow_no_mail: bool) -> None:
 )
 @pass_project
 def archive(project: Project, out_dir: Path | None) -> None:
-    """Write the archive of sent issues (pages, topic pages, Atom feed, references) as static files."""
+    """Write the archive of sent issues (pages, topic pages, Atom feed, references) as static files.
+
+    \b
+    Examples:
+      newsletter archive
+      newsletter archive --out /var/www/newsletter-archive
+    """
     from newsletter.web.archive import export_static
 
     settings = project.settings

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from newsletter.config import OutOfRange, Section, checked
 from newsletter.delivery.base import DeliveryResult, Transport, not_built, partial
 from newsletter.delivery.registry import Provider
-from newsletter.delivery.template import TemplateCache, Templates
+from newsletter.delivery.template import MessageTemplate, TemplateCache
 from newsletter.errors import (
     ConfigError,
     DeliveryError,
@@ -330,7 +330,7 @@ class Pacer:
 class _Work:
     """One batch shared by the connections: the next recipient to take, and what each got."""
 
-    def __init__(self, message: OutgoingMessage, templates: Templates, now: datetime) -> None:
+    def __init__(self, message: OutgoingMessage, templates: MessageTemplate, now: datetime) -> None:
         self.message = message
         self.templates = templates
         self.now = now

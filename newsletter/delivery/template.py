@@ -2,23 +2,23 @@
 
 ``mime.build_message`` builds an ``EmailMessage`` per reader (the header registry, the content
 manager, the generator: ~1 ms each). A ``MessageTemplate`` asks it once, for a probe reader, and
-keeps what every reader shares as bytes: the shared headers folded by the same policy, each
-part's headers, and each part's body encoded the way the ``email`` package chose for it, cut at
-the placeholders. A reader's message is then the shared bytes with their own header lines (To,
-Message-ID, List-Unsubscribe, X-Newsletter-Subscriber) and their two links put in the holes,
-the links encoded the way their part is (quoted-printable: ``=`` becomes ``=3D``).
+keeps what every reader shares as bytes: the shared headers (List-Id, Precedence, Feedback-ID …)
+folded by the same policy, each part's headers, and each part's body quoted-printable as the
+``email`` package encodes it, but for the lines holding a placeholder. A reader's message is
+then the shared bytes with their own header lines (To, Date, Message-ID, List-Unsubscribe) and
+the lines with their two links in them, encoded line by line as the ``email`` package does: the
+same bytes, soft line breaks included, so no line is longer than 76 characters.
 
 Parsed back, every header and part equals what ``build_message`` makes for the same reader
-(tests/test_message_template.py, also with the hostile names of tests/test_names_in_headers.py).
+(tests/test_message_template.py, also with the hostile names of tests/test_names_in_headers.py);
+the bodies are the same bytes.
 Whatever the template cannot hold exactly it leaves to ``build_message``, reader by reader:
-a non-ASCII address (an SMTPUTF8 message), a reader without a List-Unsubscribe link or a
-subscriber id (test copies), a link that is not plain ASCII, a base64 part (it is re-encoded for
-each reader instead of cut).
+a non-ASCII address (an SMTPUTF8 message), a reader without a List-Unsubscribe link (test
+copies), a link that is not plain ASCII.
 """
 
 from __future__ import annotations
 
-import binascii
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -35,45 +35,48 @@ _PROBE_ID = "<template-probe@template.invalid>"
 # Per-reader header values we write ourselves when they are this plain (no folding needed).
 _PLAIN_VALUE = re.compile(r"[\x21-\x7e]+")
 _LINE_LIMIT = 78
-_PER_READER = frozenset({"to", "date", "message-id", "list-unsubscribe", "x-newsletter-subscriber"})
+_PER_READER = frozenset({"to", "date", "message-id", "list-unsubscribe"})
 
 
-class _Link:
-    """Where a reader's link goes in a body, and whether that body is quoted-printable."""
+class _Line:
+    """A body line with a reader's link in it, quoted-printable encoded for each reader.
 
-    __slots__ = ("placeholder", "qp")
+    The encoder knows nothing across lines, so encoding this line alone gives the bytes that
+    encoding the whole body would: soft line breaks where the ``email`` package puts them.
+    """
 
-    def __init__(self, placeholder: Placeholder, qp: bool) -> None:
-        self.placeholder, self.qp = placeholder, qp
+    __slots__ = ("line", "linesep", "links", "width")
+
+    def __init__(self, line: bytes, width: int, linesep: bytes) -> None:
+        self.line, self.width, self.linesep = line, width, linesep
+        self.links = [(raw, p) for raw, p in _PLACEHOLDER_OF.items() if raw in line]
+
+    def encode(self, subs: Mapping[Placeholder, str]) -> bytes:
+        line = self.line
+        for raw, placeholder in self.links:
+            line = line.replace(raw, subs[placeholder].encode("ascii"))
+        encoded = quoprimime.body_encode(line.decode("latin-1"), self.width, eol="\n")
+        return encoded.encode("ascii").replace(b"\n", self.linesep) + self.linesep
 
 
-Piece = bytes | str | _Link  # shared bytes, a per-reader header (its lower-case name), a link
+Piece = bytes | str | _Line  # shared bytes, a per-reader header (its lower-case name), a link line
 
 
 class MessageTemplate:
     """The bytes of one variant's message for any reader, in the layout of ``policy``."""
 
     def __init__(
-        self,
-        message: OutgoingMessage,
-        *,
-        date: datetime,
-        linesep: str | None = None,
-        links: Mapping[Placeholder, str] | None = None,
+        self, message: OutgoingMessage, *, date: datetime, linesep: str | None = None
     ) -> None:
-        """The template for readers whose links are as long as ``links`` (default: any length).
-
-        The ``email`` package chooses each part's encoding from its longest line (7bit/8bit up
-        to 78 characters, else quoted-printable or base64), so the probe carries links of the
-        readers' lengths: the template then encodes each part as it would for them.
-        """
+        """The template of ``message`` for any reader (``build_message`` encodes every part
+        quoted-printable, so the readers' links do not change the encoding)."""
         self.message = message
         self.date = date
         probe = Recipient(
-            subscriber_id=1,
+            subscriber_id=None,
             email=_PROBE_EMAIL,
             name=None,
-            substitutions=links or {p: p.value for p in Placeholder},
+            substitutions={p: p.value for p in Placeholder},
             message_id=_PROBE_ID,
             list_unsubscribe_url="https://template.invalid/u",
         )
@@ -81,8 +84,8 @@ class MessageTemplate:
         mail.as_bytes()  # the generator draws the multipart boundary (once, for every reader)
         self.policy: Policy = mail.policy if linesep is None else mail.policy.clone(linesep=linesep)
         self._nl = self.policy.linesep
-        self._pieces: list[Piece | _Base64Part] = []
-        self.exact = True  # False: a placeholder was cut by the encoder; every reader is built
+        self._pieces: list[Piece] = []
+        self.exact = True  # False: a part is not quoted-printable; every reader is built anew
         self._dates: tuple[str, bytes] = ("", b"")  # the last Date value and its line
         self._write_headers(mail, top=True)
         if mail.is_multipart():
@@ -101,7 +104,7 @@ class MessageTemplate:
 
     # --- building the template ------------------------------------------------------------
 
-    def _add(self, piece: Piece | _Base64Part) -> None:
+    def _add(self, piece: Piece) -> None:
         if isinstance(piece, bytes) and self._pieces and isinstance(self._pieces[-1], bytes):
             self._pieces[-1] += piece
         else:
@@ -118,40 +121,37 @@ class MessageTemplate:
 
     def _write_body(self, part: MIMEPart, text: str) -> None:
         """The part's body as the ``email`` package encodes ``text``, cut at the placeholders."""
-        cte = str(part.get("Content-Transfer-Encoding", "7bit")).lower()
-        if cte == "base64":
-            embedded = _normal_body(text, part).replace(b"\n", mail_linesep(part))
-            self._add(_Base64Part(embedded, self.policy.max_line_length or 76, self._nl))
+        if str(part.get("Content-Transfer-Encoding", "")).lower() != "quoted-printable":
+            self.exact = False  # not the encoding build_message chooses: build every reader
             return
-        if cte == "quoted-printable":
-            self._write_quoted_printable(part, text)
-            return
-        # 7bit or 8bit: the text's own bytes, lines ended as the policy ends them.
-        nl = self._nl.encode("ascii")
-        for piece in re.split(_PLACEHOLDERS_BYTES, _normal_body(text, part)):
-            if piece in _PLACEHOLDER_OF:
-                self._add(_Link(_PLACEHOLDER_OF[piece], qp=False))
-            elif piece:
-                self._add(piece.replace(b"\n", nl))
+        self._write_quoted_printable(part, text)
 
     def _write_quoted_printable(self, part: MIMEPart, text: str) -> None:
-        """Encoded piece by piece between the placeholders (the encoder would break lines
-        inside them), the way the ``email`` package encodes the whole text."""
-        body = _normal_body(text, part)
+        """Encoded as the ``email`` package encodes the whole text (line by line, as it does),
+        each line with a link kept to be encoded with the reader's link in it."""
         width = self.policy.max_line_length or 76
         nl = self._nl.encode("ascii")
-        for piece in re.split(_PLACEHOLDERS_BYTES, body):
-            if piece in _PLACEHOLDER_OF:
-                self._add(_Link(_PLACEHOLDER_OF[piece], qp=True))
-            elif piece:
-                encoded = quoprimime.body_encode(piece.decode("latin-1"), width)
-                self._add(encoded.encode("ascii").replace(b"\n", nl))
+        shared: list[bytes] = []
+        for line in _normal_body(text, part).split(b"\n")[:-1]:
+            if _PLACEHOLDERS_BYTES.search(line) is None:
+                shared.append(line)
+                continue
+            self._add_encoded(shared, width)
+            shared = []
+            self._add(_Line(line, width, nl))
+        self._add_encoded(shared, width)
+
+    def _add_encoded(self, lines: list[bytes], width: int) -> None:
+        if lines:
+            body = b"\n".join(lines).decode("latin-1") + "\n"
+            encoded = quoprimime.body_encode(body, width, eol="\n")
+            self._add(encoded.encode("ascii").replace(b"\n", self._nl.encode("ascii")))
 
     # --- one reader ---------------------------------------------------------------------------
 
     def fits(self, recipient: Recipient) -> bool:
         """Whether this reader's message can be made from the template (else ``build_message``)."""
-        if recipient.subscriber_id is None or not recipient.list_unsubscribe_url:
+        if not recipient.list_unsubscribe_url:
             return False
         if not (recipient.email.isascii() and recipient.message_id.isascii()):
             return False
@@ -175,13 +175,10 @@ class MessageTemplate:
         for piece in self._pieces:
             if isinstance(piece, bytes):
                 out.append(piece)
-            elif isinstance(piece, _Link):
-                value = subs[piece.placeholder]
-                out.append(_qp_value(value) if piece.qp else value.encode("ascii"))
-            elif isinstance(piece, str):
-                out.append(headers[piece])
-            else:
+            elif isinstance(piece, _Line):
                 out.append(piece.encode(subs))
+            else:
+                out.append(headers[piece])
         return b"".join(out)
 
     def _headers(self, recipient: Recipient, date: datetime) -> dict[str, bytes]:
@@ -197,9 +194,6 @@ class MessageTemplate:
                 "Message-ID", check_header("Message-ID", recipient.message_id)
             ),
             "list-unsubscribe": self._line("List-Unsubscribe", f"<{url}>"),
-            "x-newsletter-subscriber": self._line(
-                "X-Newsletter-Subscriber", str(recipient.subscriber_id)
-            ),
         }
 
     def _line(self, name: str, value: str) -> bytes:
@@ -208,39 +202,10 @@ class MessageTemplate:
         return self.policy.fold_binary(name, value)
 
 
-class _Base64Part:
-    """A base64 body: cut-and-fill cannot work inside base64, so each reader's is encoded anew."""
-
-    def __init__(self, decoded: bytes, max_line_length: int, linesep: str) -> None:
-        self.decoded = decoded
-        self.per_line = max_line_length // 4 * 3
-        self.linesep = linesep.encode("ascii")
-
-    def encode(self, subs: Mapping[Placeholder, str]) -> bytes:
-        data = self.decoded
-        for placeholder, value in subs.items():
-            data = data.replace(placeholder.value.encode("ascii"), value.encode("utf-8"))
-        lines = [
-            binascii.b2a_base64(data[i : i + self.per_line], newline=False)
-            for i in range(0, len(data), self.per_line)
-        ]
-        return b"".join(line + self.linesep for line in lines)
-
-
-def mail_linesep(part: MIMEPart) -> bytes:
-    """The line end inside a base64 body: the building policy's (CRLF for SMTP), not the file's."""
-    return str(part.policy.linesep).encode("ascii")
-
-
 def _normal_body(text: str, part: MIMEPart) -> bytes:
     """``text`` in the part's charset with LF line ends, as the ``email`` package encodes it."""
     charset = part.get_content_charset() or "utf-8"
     return b"\n".join(text.encode(charset).splitlines()) + b"\n"
-
-
-def _qp_value(value: str) -> bytes:
-    """A link as quoted-printable text (no soft line breaks: a URL line stays under 998)."""
-    return quoprimime.body_encode(value, maxlinelen=998).encode("ascii")
 
 
 _PLACEHOLDER_OF = {p.value.encode("ascii"): p for p in Placeholder}
@@ -249,56 +214,18 @@ _PLACEHOLDERS_BYTES = re.compile(b"(" + b"|".join(map(re.escape, _PLACEHOLDER_OF
 MessageBytes = Callable[[Recipient], bytes]
 
 
-class Templates:
-    """The templates of one message: one per shape of the readers' links (a handful a send).
-
-    The shape is each link's length and count of ``=``: all the ``email`` package's choice of
-    encoding depends on (for the ASCII links a template takes).
-    """
-
-    MAX_SHAPES = 64  # past this many, readers of new shapes are built one by one
-
-    def __init__(
-        self, message: OutgoingMessage, *, date: datetime, linesep: str | None = None
-    ) -> None:
-        self.message = message
-        self.date = date
-        self.linesep = linesep
-        self._by_shape: dict[tuple[tuple[int, int], ...], MessageTemplate] = {}
-
-    def render(self, recipient: Recipient, date: datetime | None = None) -> bytes:
-        """The reader's message bytes (``MessageBuildError`` when it cannot be built)."""
-        subs = recipient.substitutions
-        shape = tuple((len(subs.get(p, "")), subs.get(p, "").count("=")) for p in Placeholder)
-        template = self._by_shape.get(shape)
-        if template is None:
-            if len(self._by_shape) >= self.MAX_SHAPES:
-                date = date or self.date
-                mail = build_message(self.message, recipient, date=date)
-                policy = (
-                    mail.policy if self.linesep is None else mail.policy.clone(linesep=self.linesep)
-                )
-                return mail.as_bytes(policy=policy)
-            links = {p: subs.get(p, p.value) for p in Placeholder}
-            template = MessageTemplate(
-                self.message, date=self.date, linesep=self.linesep, links=links
-            )
-            self._by_shape[shape] = template
-        return template.render(recipient, date)
-
-
 class TemplateCache:
-    """``Templates`` per message content (a run's variants), kept across batches."""
+    """A ``MessageTemplate`` per message content (a run's variants), kept across batches."""
 
     MAX_MESSAGES = 32
 
     def __init__(self, *, linesep: str | None = None) -> None:
         self.linesep = linesep
-        self._by_message: dict[tuple[object, ...], Templates] = {}
+        self._by_message: dict[tuple[object, ...], MessageTemplate] = {}
 
-    def templates(self, message: OutgoingMessage, date: datetime) -> Templates:
+    def templates(self, message: OutgoingMessage, date: datetime) -> MessageTemplate:
         # The texts by identity: a run's batches of one variant share its rendered strings (the
-        # Templates keeps them alive, so an id is never reused while it is a key).
+        # template keeps them alive, so an id is never reused while it is a key).
         key = (
             id(message.text),
             id(message.html),
@@ -307,11 +234,13 @@ class TemplateCache:
             message.sender_email,
             message.reply_to,
             message.issue_month,
+            message.list_id,
+            message.variant,
         )
         found = self._by_message.get(key)
         if found is None:
             if len(self._by_message) >= self.MAX_MESSAGES:
                 self._by_message.clear()
-            found = Templates(message, date=date, linesep=self.linesep)
+            found = MessageTemplate(message, date=date, linesep=self.linesep)
             self._by_message[key] = found
         return found

@@ -5,9 +5,10 @@ to its file line; all findings of a file are collected at once and no input, how
 raises anything but the documented errors. The parsing is split by part of the file:
 ``frontmatter`` (the YAML), ``body`` (headings and Markdown checks), ``article`` (fields, summary,
 Practice Implications); ``fields`` declares the front matter keys and article fields once;
-``common`` holds topic names and the findings collector. Months and DOIs are parsed by the leaf
-modules ``newsletter.values.month`` and ``newsletter.values.doi``; finding codes are registered in
-``newsletter.codes``.
+``common`` holds topic names and the findings collector; ``placeholders`` finds the ``[TODO: …]``
+gaps that ``draft`` (``newsletter new``) leaves in a new issue. Months and DOIs are parsed by the
+leaf modules ``newsletter.values.month`` and ``newsletter.values.doi``; finding codes are
+registered in ``newsletter.codes``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from newsletter.issues.common import (
     yaml_problem,
 )
 from newsletter.issues.frontmatter import FrontMatter, parse_front_matter, split_front_matter
+from newsletter.issues.placeholders import check_placeholders
 from newsletter.models import Article, Finding, Issue
 from newsletter.values.doi import doi_url, parse_doi
 from newsletter.values.month import MonthError, looks_like_month, parse_month
@@ -225,7 +227,23 @@ def _parse(
         return None
     body = Body(lines[body_start:], body_start + 1, report)
     intro, articles = _parse_body(body, topics, closing_line=body_start)
+    check_placeholders(_content_lines(lines, body), front.values["status"], report)
     return front, intro, articles
+
+
+def _content_lines(lines: list[str], body: Body) -> list[tuple[int, str]]:
+    """The lines an author writes content on: front matter values and the body outside code."""
+    front = [
+        (index + 1, line)
+        for index, line in enumerate(lines[: body.first - 1])
+        if not line.lstrip().startswith("#")
+    ]
+    text = [
+        (body.line_no(index), line)
+        for index, line in enumerate(body.lines)
+        if index not in body.code
+    ]
+    return front + text
 
 
 def _parse_body(
@@ -251,8 +269,10 @@ def _parse_body(
         for start, end in zip(starts, ends, strict=False)
     )
     _check_duplicate_dois(body.report, articles)
+    first_broken = min(body.broken, default=len(body.lines))  # a heading reported as broken
     for heading in headings:
-        if heading.kind == "implications" and heading.index < intro_end:
+        misread = first_broken < heading.index  # the section belongs to it: reported there
+        if heading.kind == "implications" and heading.index < intro_end and not misread:
             body.report.error(
                 "implications-before-article",
                 body.line_no(heading.index),

@@ -7,11 +7,23 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from newsletter import markdown
-from newsletter.issues.common import Report, fold, link_problem, short
+from newsletter.issues.common import Report, closest, fold, link_problem, short
 from newsletter.issues.fields import ARTICLE_FIELDS, lookup
+from newsletter.values.linktext import link_text_problem
 
 IMPLICATIONS = "Practice Implications"
-FIELD_RE = re.compile(r" {0,3}([A-Za-z][\w-]*)[ \t]*:(?!//)(.*)")
+# A field name is one word, or one of the few names of several words ("Bottom line"): any other
+# "Some words: …" line is prose, not a misspelt field.
+_SPACED_NAMES = "|".join(
+    r"[ \t]+".join(map(re.escape, field.name.split()))
+    for field in ARTICLE_FIELDS
+    if " " in field.name
+)
+FIELD_RE = re.compile(
+    rf" {{0,3}}((?i:{_SPACED_NAMES})(?![\w-])|[A-Za-z][\w-]*)[ \t]*:(?!//)(.*)"
+    if _SPACED_NAMES
+    else r" {0,3}([A-Za-z][\w-]*)[ \t]*:(?!//)(.*)"
+)
 _NO_SPACE_HEADING_RE = re.compile(r" {0,3}#{2,6}[^\s#]")
 
 
@@ -23,6 +35,7 @@ class Body:
     first: int
     report: Report
     code: set[int] = field(default_factory=set)
+    broken: set[int] = field(default_factory=set)  # lines meant as headings, reported as such
 
     def line_no(self, index: int) -> int:
         return self.first + index
@@ -49,12 +62,17 @@ def find_headings(body: Body) -> list[Heading]:
             continue
         title = tokens[position + 1].content.strip()
         kind = _heading_kind(token.tag, token.markup, token.level, title)
-        if kind == "other":
+        slip = _implications_slip(token.tag, token.markup, token.level, title)
+        if slip:  # read as the section it was meant to be: one finding, not a broken article
+            kind = "implications"
+            body.report.error("implications-heading", body.line_no(token.map[0]), slip)
+        elif kind == "other":
             # a setext heading is reported at its underline, the line that made it a heading
             line = token.map[0] if token.markup.startswith("#") else token.map[1] - 1
             body.report.error(
                 "unexpected-heading", body.line_no(line), _heading_problem(token.tag, token.markup)
             )
+            body.broken.add(line)
         headings.append(Heading(token.map[0], kind, title))
     return headings
 
@@ -70,6 +88,23 @@ def _heading_kind(tag: str, markup: str, level: int, title: str) -> str:
     ):
         return "implications"
     return "other"
+
+
+def _implications_slip(tag: str, markup: str, level: int, title: str) -> str | None:
+    """What is wrong with a heading meant as "### Practice Implications", or None.
+
+    "## Practice Implications" (it would start an article) and a misspelt "### " heading
+    ("### Practice Implication", "### Implications") are read as the section they mean.
+    """
+    wanted = f"### {IMPLICATIONS}"
+    if level or not markup.startswith("#"):
+        return None
+    name = title.rstrip(":")
+    if tag == "h2" and fold(name) == fold(IMPLICATIONS):
+        return f'"## {short(title)}" needs three #: "{wanted}" (with two it starts an article)'
+    if tag == "h3" and fold(name) != fold(IMPLICATIONS) and closest(name, [IMPLICATIONS]):
+        return f'"### {short(title)}" should read "{wanted}"'
+    return None
 
 
 def _heading_problem(tag: str, markup: str) -> str:
@@ -90,33 +125,77 @@ def _heading_problem(tag: str, markup: str) -> str:
 def check_section(body: Body, start: int, end: int) -> None:
     """Links, '##Title' lookalikes and stray field lines in one Markdown section."""
     check_links(body, start, end)
+    under_broken = False  # in the field lines right under a broken heading, reported there
     for index in range(start, end):
         line = body.lines[index]
         if index in body.code:
+            under_broken = False
             continue
         if _NO_SPACE_HEADING_RE.match(line):
-            body.report.warning(
-                "heading-no-space",
-                body.line_no(index),
-                "this is not a heading: put a space after the '#'s",
-            )
+            _no_space_heading(body, index)
         match = FIELD_RE.fullmatch(line)
-        if match and lookup(ARTICLE_FIELDS, match.group(1)) is not None:
+        is_field = match is not None and lookup(ARTICLE_FIELDS, match.group(1)) is not None
+        if match and is_field and not under_broken:
             body.report.error(
                 "misplaced-field",
                 body.line_no(index),
                 f'"{match.group(1)}:" is not directly under the article title, so it is not a '
                 "field: fields come right after '## Title', before the summary",
             )
+        under_broken = index in body.broken or (under_broken and is_field)
+
+
+def _is_field(line: str) -> bool:
+    match = FIELD_RE.fullmatch(line)
+    return match is not None and lookup(ARTICLE_FIELDS, match.group(1)) is not None
+
+
+def _no_space_heading(body: Body, index: int) -> None:
+    """'##Title': an error when field lines follow (an article was meant), else a warning."""
+    following = index + 1 < len(body.lines) and _is_field(body.lines[index + 1])
+    if not following:
+        body.report.warning(
+            "heading-no-space",
+            body.line_no(index),
+            "this is not a heading: put a space after the '#'s",
+        )
+        return
+    body.broken.add(index)
+    body.report.error(
+        "article-heading-no-space",
+        body.line_no(index),
+        "this article title is not a heading, so the fields under it are not read: put a "
+        "space after '##'",
+    )
 
 
 def check_links(body: Body, start: int, end: int) -> None:
+    """Unsafe or empty link targets (errors); link text and alt text that say nothing (warnings)."""
     lines = body.lines[start:end]
     for link in markdown.links("\n".join(lines)):
-        if not markdown.is_safe_url(link.url):
+        code, message = _link_finding(link)
+        if code:
             line = body.line_no(start + _locate(lines, link.line, link.url))
-            code, message = link_problem(link.url)
-            body.report.error(code, line, message)
+            add = body.report.warning if code in ("empty-alt", "link-text") else body.report.error
+            add(code, line, message)
+
+
+def _link_finding(link: markdown.Link) -> tuple[str, str]:
+    """The code and message of what is wrong with one link or image; ("", "") when nothing."""
+    if not markdown.is_safe_url(link.url):
+        return link_problem(link.url)
+    url = short(link.url)
+    if link.image and not link.text.strip():
+        return "empty-alt", (
+            f'the image "{url}" has no alt text: say what it shows, ![a chart of the results]({url})'
+        )
+    problem = None if link.image else link_text_problem(link.text, link.url)
+    if problem:
+        return "link-text", (
+            f'the link to "{url}" {problem}: screen readers read links out of context, so say '
+            "where it leads ([the full study](…))"
+        )
+    return "", ""
 
 
 def _locate(lines: list[str], start: int, url: str) -> int:

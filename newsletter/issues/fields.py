@@ -9,6 +9,7 @@ the model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,12 @@ from newsletter.values.doi import DoiError, parse_doi
 
 SUBJECT_MAX = 78  # longer subjects are cut off by most inboxes
 PREHEADER_MAX = 140
+BOTTOM_LINE_MAX = 200  # one sentence a reader takes in at a glance
+# A sentence ends at . ! or ? (and closing quotes or brackets) before a space and a capital or digit;
+# a few abbreviations (e.g., i.e., vs., et al.) end no sentence.
+_SENTENCE_END_RE = re.compile(
+    r"(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bal)(?<!\bcf)[.!?][\"'”’)\]]*\s+[\"“(]?[A-Z0-9]"
+)
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,9 @@ def spoken_list(items: Sequence[str]) -> str:
 
 
 def lookup(table: Sequence[Field], name: str) -> Field | None:
-    """The field ``name`` means, ignoring case (``doi`` is ``DOI``), or None."""
-    return next((field for field in table if field.name.lower() == name.lower()), None)
+    """The field ``name`` means, ignoring case and runs of spaces (``bottom  LINE``), or None."""
+    wanted = " ".join(name.split()).lower()
+    return next((field for field in table if field.name.lower() == wanted), None)
 
 
 def defaults(table: Sequence[Field]) -> dict[str, Any]:
@@ -179,6 +187,26 @@ def _citation(raw: Raw, context: Context) -> str:
     """The reference as written; its inline Markdown links must be safe."""
     check_inline_links(context.report, raw.text, raw.line)
     return raw.text
+
+
+def _bottom_line(raw: Raw, context: Context) -> str:
+    """The one-sentence take-away: safe inline links; a warning when long or several sentences."""
+    text, report = " ".join(raw.text.split()), context.report
+    check_inline_links(report, text, raw.line)
+    if len(text) > BOTTOM_LINE_MAX:
+        report.warning(
+            "bottom-line-length",
+            raw.line,
+            f"the bottom line has {len(text)} characters; keep it to one sentence of at most "
+            f"{BOTTOM_LINE_MAX}",
+        )
+    elif _SENTENCE_END_RE.search(text):
+        report.warning(
+            "bottom-line-sentences",
+            raw.line,
+            "the bottom line holds more than one sentence: keep one, the rest belongs in the summary",
+        )
+    return text
 
 
 def _doi(raw: Raw, context: Context) -> str | None:
@@ -284,5 +312,14 @@ ARTICLE_FIELDS: tuple[Field, ...] = (
         (),
         "one or more topic names separated by **semicolons**",
         required=True,
+    ),
+    Field(
+        "Bottom line",
+        "bottom_line",
+        _bottom_line,
+        None,
+        "the take-away in one sentence, on one line (inline Markdown allowed); shown "
+        "under the title and in the email's *In this issue* list. A warning above "
+        f"{BOTTOM_LINE_MAX} characters or with more than one sentence",
     ),
 )

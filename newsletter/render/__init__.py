@@ -31,13 +31,15 @@ def render_issue(
     sender: Sender,
     links: Links,
     variant: Variant | None = None,
+    lang: str = "en",
 ) -> RenderedIssue:
     """The issue's final HTML, plain text and intermediate MJML, with per-recipient placeholders.
 
     ``variant`` picks, orders and marks the articles (``newsletter/variants.py``); without one,
-    every article in the author's order, none marked.
+    every article in the author's order, none marked. ``lang`` is the email's ``<html lang>``
+    (``site.lang`` in schedule.yaml).
     """
-    context = email_context(issue, sender=sender, links=links, variant=variant)
+    context = email_context(issue, sender=sender, links=links, variant=variant, lang=lang)
     source = render_template(templates_dir, MJML_TEMPLATE, context)
     html = inline.inline_css(mjml.to_html(source))
     return RenderedIssue(
@@ -51,7 +53,12 @@ def render_issue(
 
 
 def email_context(
-    issue: Issue, *, sender: Sender, links: Links, variant: Variant | None = None
+    issue: Issue,
+    *,
+    sender: Sender,
+    links: Links,
+    variant: Variant | None = None,
+    lang: str = "en",
 ) -> dict[str, Any]:
     """Everything the email templates may use; the same names for the HTML and the text.
 
@@ -66,6 +73,7 @@ def email_context(
     )
     return {
         "issue": issue,
+        "lang": lang,
         "articles": articles,
         "records": doi_records(issue),
         "marked": marked,
@@ -75,6 +83,8 @@ def email_context(
         "sender": sender,
         "issue_url": links.issue_url(issue.month),
         "archive_url": links.archive_url,
+        "subscribe_url": links.subscribe_url,
+        "topic_url": links.topic_url,
         "unsubscribe_url": Placeholder.UNSUBSCRIBE_URL.value,
         "preferences_url": Placeholder.PREFERENCES_URL.value,
     }

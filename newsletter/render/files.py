@@ -44,6 +44,7 @@ def email_files(
         reply_to=sender.reply_to,
         recipients=(recipient,),
         issue_month=rendered.month,
+        list_id=sender.list_id,
     )
     eml = build_message(message, recipient, date=date)
     return {

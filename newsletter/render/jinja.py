@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from newsletter import markdown
 from newsletter.errors import RenderError
+from newsletter.render.source import source_line
 from newsletter.values.doi import doi_url
 from newsletter.values.month import first_day
 
@@ -66,6 +67,7 @@ def new_environment(templates_dir: Path, *, auto_reload: bool = False) -> Enviro
     env.filters["inline_markdown"] = inline_markdown_filter
     env.filters["doi_url"] = doi_url
     env.filters["month_name"] = month_name
+    env.filters["source_line"] = source_line
     return env
 
 

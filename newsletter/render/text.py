@@ -35,21 +35,24 @@ class TextWriter:
             self.links.append(url)
         return self.links.index(url) + 1
 
-    def wrap(self, text: str, indent: str = "") -> str:
-        """Fill plain text to the width; words longer than a line (URLs) are never broken."""
-        return "\n".join(self._wrap(text, self.width, indent, indent))
+    def wrap(self, text: str, indent: str = "", first: str | None = None) -> str:
+        """Fill plain text to the width; words longer than a line (URLs) are never broken.
+
+        ``indent`` starts every line, unless ``first`` is given for the first one (``"1. "``)."""
+        return "\n".join(self._wrap(text, self.width, indent if first is None else first, indent))
 
     def block(self, source: str) -> str:
         """Block Markdown (paragraphs, lists, quotes, code) → wrapped text, blocks a blank line apart."""
         root = SyntaxTreeNode(markdown.parse(source))
         return "\n".join(self._blocks(root.children, self.width)).rstrip("\n")
 
-    def inline(self, source: str) -> str:
-        """One line of inline Markdown (a citation) → wrapped text."""
+    def inline(self, source: str, first: str = "", rest: str = "") -> str:
+        """One line of inline Markdown (a citation) → wrapped text; ``first`` starts it, ``rest``
+        indents its other lines (``"1. "`` and ``"   "`` for a list item)."""
         tokens = markdown.parse_inline(source)
         root = SyntaxTreeNode(tokens[0].children or []) if tokens else None
         text = self._inline(root.children) if root else ""
-        return "\n".join(self._wrap(text, self.width, "", ""))
+        return "\n".join(self._wrap(text, self.width, first, rest))
 
     def link_list(self) -> str:
         """``[1] https://…`` lines for every link used so far."""

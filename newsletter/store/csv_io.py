@@ -3,7 +3,8 @@
 An import reads the whole file first (UTF-8, with or without BOM; LF or CRLF; RFC 4180 quoting),
 decides an outcome for every row against the addresses already known, then writes all new
 people and changed names in one transaction, so a failed import leaves nothing half-done and a
-second import of the same file changes nothing. An export re-imports to the same list.
+second import of the same file changes nothing. An export re-imports to the same list; an
+``excel`` export starts with a byte order mark, which Excel needs to read UTF-8 (accents) right.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class RowOutcome:
     email: str
     outcome: Outcome
     reason: str = ""
+    repeats: int | None = None  # a duplicate in the file: the line of its first appearance
 
 
 @dataclass
@@ -79,6 +81,11 @@ class ImportReport:
     @property
     def invalid(self) -> list[RowOutcome]:
         return [row for row in self.rows if row.outcome is Outcome.INVALID]
+
+    @property
+    def repeated(self) -> list[RowOutcome]:
+        """The rows whose address appeared earlier in the file."""
+        return [row for row in self.rows if row.repeats is not None]
 
     @property
     def changed(self) -> bool:
@@ -238,8 +245,10 @@ def _decide(plan: _Plan, line: int, fields: list[str], columns: _Columns) -> Row
         return RowOutcome(line, raw_email, Outcome.INVALID, str(err))
     key = email_hash(address)
     if key in plan.first_line:
-        reason = f"same address as line {plan.first_line[key]}"
-        return RowOutcome(line, address, Outcome.DUPLICATE, reason)
+        first = plan.first_line[key]
+        return RowOutcome(
+            line, address, Outcome.DUPLICATE, f"duplicate of line {first}", repeats=first
+        )
     plan.first_line[key] = line
     if key in plan.known:
         return _existing(plan, line, address, name, plan.known[key])
@@ -348,11 +357,24 @@ def export_row(values: Mapping[str, str]) -> list[str]:
     return [escape_cell(values[column]) for column in EXPORT_COLUMNS]
 
 
+EXCEL_BOM = "\ufeff"  # UTF-8's byte order mark: without it Excel reads the file as ANSI
+
+
 def export_csv(
-    store: SubscriberStore, out: TextIO, *, status: SubscriberStatus | None = None
+    store: SubscriberStore,
+    out: TextIO,
+    *,
+    status: SubscriberStatus | None = None,
+    excel: bool = False,
 ) -> int:
-    """Write the list (or the people in ``status``) as CSV; returns how many rows were written."""
-    writer = csv.writer(out, lineterminator="\n")
+    """Write the list (or the people in ``status``) as CSV; returns how many rows were written.
+
+    ``excel``: a byte order mark first and CRLF line ends, as Excel's own "CSV UTF-8" files have
+    (``out`` must encode UTF-8); the formula guard is the same either way.
+    """
+    if excel:
+        out.write(EXCEL_BOM)
+    writer = csv.writer(out, lineterminator="\r\n" if excel else "\n")
     writer.writerow(EXPORT_COLUMNS)
     written = 0
     for subscriber in store.iter_all(status):

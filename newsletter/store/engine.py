@@ -65,6 +65,18 @@ def _prepare_sqlite_file(engine: sa.Engine, url: str) -> None:
         ) from err
 
 
+def missing_sqlite_file(url: str) -> bool:
+    """True when ``url`` names a SQLite file that does not exist yet (opening it would create it)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return False
+    database = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:":
+        return False
+    return not parsed.query.get("uri") and not Path(database).exists()
+
+
 def open_database(url: str) -> sa.Engine:
     """Return an engine for ``url`` with the schema migrated to the latest version.
 

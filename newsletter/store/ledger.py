@@ -547,19 +547,31 @@ class Ledger:
 
 
 class MessageIds:
-    """Message-IDs made by the database while claiming: ``<ISSUE.SUBSCRIBER.NONCE@DOMAIN>``.
+    """Message-IDs made by the database while claiming: ``<ISSUE.TOKEN.NONCE@DOMAIN>``.
 
-    Unique (a fresh random nonce per run), stored on the row, and reused when an unconfirmed
-    recipient is sent again, so a receiving server can recognise the copy as the same message.
+    TOKEN is the subscriber's id through a secret affine map of this run, ``(id * a + b) mod p``
+    with ``p`` the prime 2**61 - 1: one per reader (a bijection), computable in SQL and here
+    alike, and saying nothing of the id to whoever reads the header (``b`` is uniform). Unique
+    (a fresh nonce per run), stored on the row, and reused when an unconfirmed recipient is sent
+    again, so a receiving server can recognise the copy as the same message.
     """
+
+    MODULUS = 2**61 - 1
+    # ids below 2**32 times a multiplier below 2**31, plus b: no 64-bit SQL integer overflows.
+    MULTIPLIER_BELOW = 2**31
 
     def __init__(self, issue: str, sender_email: str) -> None:
         domain = sender_email.rpartition("@")[2] or "newsletter.invalid"
         self.prefix = f"<{issue}."
         self.suffix = f".{secrets.token_hex(6)}@{domain}>"
+        self.multiplier = 1 + secrets.randbelow(self.MULTIPLIER_BELOW - 1)
+        self.offset = secrets.randbelow(self.MODULUS)
+
+    def token(self, subscriber_id: int) -> int:
+        return (subscriber_id * self.multiplier + self.offset) % self.MODULUS
 
     def for_id(self, subscriber_id: int) -> str:
-        return f"{self.prefix}{subscriber_id}{self.suffix}"
+        return f"{self.prefix}{self.token(subscriber_id)}{self.suffix}"
 
 
 def refusal(record: SendRecord) -> SendError:
@@ -682,7 +694,15 @@ _CLAIM_IDS = (
             sa.bindparam("c_status", type_=sa.String),
             sa.bindparam("c_batch", type_=sa.Integer),
             sa.bindparam("c_prefix", type_=sa.String)
-            + sa.cast(subscribers.c.id, sa.String)
+            + sa.cast(
+                (
+                    sa.cast(subscribers.c.id, sa.BigInteger)
+                    * sa.bindparam("c_multiplier", type_=sa.BigInteger)
+                    + sa.bindparam("c_offset", type_=sa.BigInteger)
+                )
+                % MessageIds.MODULUS,
+                sa.String,
+            )
             + sa.bindparam("c_suffix", type_=sa.String),
             sa.bindparam("c_now", type_=sa.DateTime(timezone=True)),
             sa.bindparam("c_variant", type_=sa.String),
@@ -727,6 +747,7 @@ def claim_rows(
     """
     values = {"c_send_id": send_id, "c_batch": batch, "c_ids": list(ids), "c_now": now_utc()}
     values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
+    values |= {"c_multiplier": message_ids.multiplier, "c_offset": message_ids.offset}
     values |= {"c_status": status.value, "c_variant": variant}
     return set(conn.scalars(_CLAIM_IDS, values))
 

@@ -102,6 +102,18 @@ def archive_references(request: Request) -> Response:
     return Response(text, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
+def archive_search(request: Request) -> Response:
+    return HTMLResponse(_site(request).search_page(request.query_params.get("q", "")))
+
+
+def archive_search_index(request: Request) -> Response:
+    return Response(_site(request).search_index(), media_type="application/json")
+
+
+def archive_search_script(request: Request) -> Response:
+    return Response(_site(request).search_script(), media_type="text/javascript; charset=utf-8")
+
+
 def archive_feed(request: Request) -> Response:
     return Response(_site(request).feed(), media_type="application/atom+xml; charset=utf-8")
 
@@ -137,6 +149,9 @@ ROUTES = [
     Route("/archive/topics/", archive_topics),
     Route("/archive/topics/{slug:str}/", archive_topic),
     Route("/archive/topics/{slug:str}/feed.xml", archive_topic_feed),
+    Route("/archive/search/", archive_search),
+    Route("/archive/search/index.json", archive_search_index),
+    Route("/archive/search/search.js", archive_search_script),
     Route("/archive/{month}/", archive_issue),
     Route("/archive/{month}/{name:str}", archive_references),
 ]

@@ -3,119 +3,60 @@
 Besides the feed of every issue (``feed.xml``), each topic has its own (``topics/SLUG/feed.xml``):
 one entry per article on that topic, newest first.
 
+The pieces: ``entries`` (reading the archive folder), ``feeds`` (Atom), ``search``; this module
+puts the pages together and writes the static export.
+
 The pages come from ``archive/YYYY-MM/`` (written by each send, see ``newsletter.archive``):
-``issue.md`` gives the articles and topics, ``index.html`` is the web version as it was sent.
-Links between archive pages are relative, so the same files work under ``/archive/`` of
-``newsletter serve`` and on any static host (``newsletter archive --out DIR``).
+``issue.md`` gives the articles and topics, and each issue's page is built from it with
+``templates/web/archive_issue.html.j2`` (a web page, not the email: no unsubscribe footer, an
+anchor ``#article-N`` per article). ``index.html`` there, the email as sent, only tells which
+DOI notices readers already saw. Links between archive pages are relative, so the same files
+work under ``/archive/`` of ``newsletter serve`` and on any static host (``newsletter archive
+--out DIR``), where ``search/`` runs ``search.js`` over ``search/index.json``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import html
 import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from jinja2 import Environment
+from markupsafe import Markup
 
-from newsletter import markdown
-from newsletter.archive import RECORDS_DIR, ArchivedIssue, list_archived
+from newsletter.archive import RECORDS_DIR, list_archived
 from newsletter.config import Settings
 from newsletter.doi.export import bibtex, highwire_tags, ris
 from newsletter.doi.record import Record
 from newsletter.doi.store import FOLDER, MetadataStore
 from newsletter.errors import ConfigError, IssueError, NewsletterError
-from newsletter.issues import load_topics, read_issue
 from newsletter.models import Article, Issue
-from newsletter.values.clock import aware
+from newsletter.render.jinja import month_name
 from newsletter.values.doi import doi_url
-from newsletter.values.month import parse_month
+from newsletter.values.topic import topic_slug
+from newsletter.web.entries import Entry, read_archived_issue, vocabulary_of
+from newsletter.web.feeds import FEED_FILE, atom_feed, topic_feed
 from newsletter.web.pages import render, template_environment
+from newsletter.web.search import QUERY_MAX, Document, index_json, search
+
+__all__ = ["ARCHIVE_CSP", "ArchiveSite", "Entry", "export_static", "topic_slug"]
 
 log = logging.getLogger("newsletter.web.archive")
 
-ATOM_NS = "http://www.w3.org/2005/Atom"
-FEED_FILE = "feed.xml"
-_TOPICS_LINE_RE = re.compile(r"^\s*topics\s*:(.*)$", re.IGNORECASE | re.MULTILINE)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def topic_slug(topic: str) -> str:
-    """``"Attendance, Attrition, and Drop-Out"`` → ``"attendance-attrition-and-drop-out"``."""
-    ascii_text = unicodedata.normalize("NFKD", topic).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "topic"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One sent issue as the archive shows it."""
-
-    archived: ArchivedIssue
-    issue: Issue
-
-    @property
-    def month(self) -> str:
-        return self.archived.month
-
-    @property
-    def sent_at(self) -> datetime:
-        when = self.archived.finished_at or self.archived.started_at
-        if when is None:
-            year, number = parse_month(self.month)
-            return datetime(year, number, 1, tzinfo=UTC)
-        return aware(when)
-
-    @property
-    def topics(self) -> list[str]:
-        """The issue's topics, each once, in order of first appearance."""
-        return list(
-            dict.fromkeys(topic for article in self.issue.articles for topic in article.topics)
-        )
-
-
-def _vocabulary(settings: Settings) -> tuple[str, ...]:
-    try:
-        return load_topics(settings.topics_file)
-    except ConfigError as err:
-        log.warning("archive: %s; reading archived issues with their own topics", err)
-        return ()
-
-
-def _own_topics(source: str) -> list[str]:
-    """The topic names an archived file uses (topics.yaml may have changed since it was sent)."""
-    names: list[str] = []
-    for match in _TOPICS_LINE_RE.finditer(source):
-        names.extend(" ".join(name.split()) for name in match.group(1).split(";") if name.strip())
-    return names
-
-
-def read_archived_issue(archived: ArchivedIssue, vocabulary: Sequence[str]) -> Issue:
-    """Parse ``issue.md`` of an archive folder (it is named for its month by the folder, not the file)."""
-    source = archived.source_path.read_text(encoding="utf-8-sig")
-    topics = [
-        *vocabulary,
-        *(
-            name
-            for name in _own_topics(source)
-            if name.casefold() not in {v.casefold() for v in vocabulary}
-        ),
-    ]
-    with tempfile.TemporaryDirectory(prefix="newsletter-archive-") as folder:
-        copy = Path(folder) / f"{archived.month}.md"
-        copy.write_text(source, encoding="utf-8")
-        issue = read_issue(copy, topics)
-    return dataclasses.replace(issue, path=archived.source_path)
+SEARCH_SCRIPT = "web/archive_search.js"  # under templates/; copied as is, never rendered
+DESCRIPTION_MAX = 300
+# Archive pages carry this as a <meta> too, so a static host without CSP headers still runs no
+# script but search.js (same origin) and lets it fetch nothing but same-origin files.
+ARCHIVE_CSP = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    "img-src 'self' https: data:; form-action 'self'; base-uri 'none'"
+)
 
 
 class ArchiveSite:
@@ -144,7 +85,7 @@ class ArchiveSite:
                 found.append(cached[1])
                 continue
             if vocabulary is None:
-                vocabulary = _vocabulary(self.settings)
+                vocabulary = vocabulary_of(self.settings)
             try:
                 entry = Entry(archived, read_archived_issue(archived, vocabulary))
             except (IssueError, OSError, UnicodeDecodeError) as err:
@@ -166,18 +107,40 @@ class ArchiveSite:
                     by_slug.setdefault(topic_slug(topic), (topic, []))[1].append((entry, article))
         return dict(sorted(by_slug.items(), key=lambda item: item[1][0].casefold()))
 
-    # --- pages -----------------------------------------------------------------------------
+    # --- pages ---------------------------------------------------------------------------
 
-    def _render(self, name: str, **values: Any) -> str:
-        return render(self.templates, self.settings, f"web/{name}", noindex=False, **values)
+    def _render(self, name: str, *, noindex: bool = False, **values: Any) -> str:
+        return render(
+            self.templates,
+            self.settings,
+            f"web/{name}",
+            noindex=noindex,
+            site_heading="p",
+            page_csp=ARCHIVE_CSP,
+            **values,
+        )
+
+    def _meta(self, path: str, title: str, description: str = "") -> dict[str, Any]:
+        """Canonical address and Open Graph values of the page at ``archive_url/path``."""
+        return {
+            "canonical": f"{self.settings.links.archive_url}/{path}",
+            "og_title": title,
+            "description": _clip(description or self.settings.site.description),
+        }
 
     def index_page(self, entries: Sequence[Entry] | None = None) -> str:
         entries = self.entries() if entries is None else entries
-        return self._render("archive_index.html.j2", entries=entries, root="", slug=topic_slug)
+        meta = self._meta("", f"{self.settings.sender.name}: past issues")
+        return self._render(
+            "archive_index.html.j2", entries=entries, root="", slug=topic_slug, **meta
+        )
 
     def topics_page(self, entries: Sequence[Entry] | None = None) -> str:
         entries = self.entries() if entries is None else entries
-        return self._render("archive_topics.html.j2", topics=self.topics(entries), root="../")
+        meta = self._meta("topics/", f"{self.settings.sender.name}: topics")
+        return self._render(
+            "archive_topics.html.j2", topics=self.topics(entries), root="../", **meta
+        )
 
     def topic_page(self, slug: str, entries: Sequence[Entry] | None = None) -> str | None:
         entries = self.entries() if entries is None else entries
@@ -185,16 +148,54 @@ class ArchiveSite:
         if found is None:
             return None
         topic, articles = found
+        meta = self._meta(
+            f"topics/{slug}/",
+            f"{topic} · {self.settings.sender.name}",
+            f"Research on {topic}, summarised with its practice implications: "
+            f"{len(articles)} article{'' if len(articles) == 1 else 's'}.",
+        )
         return self._render(
-            "archive_topic.html.j2", topic=topic, articles=articles, root="../../", slug=topic_slug
+            "archive_topic.html.j2",
+            topic=topic,
+            articles=articles,
+            root="../../",
+            slug=topic_slug,
+            **meta,
         )
 
-    def issue_file(self, month: str) -> Path | None:
-        """The web version of one sent issue, as archived."""
-        for entry in self.entries():
-            if entry.month == month:
-                return entry.archived.web_path
-        return None
+    def search_documents(self, entries: Sequence[Entry]) -> list[Document]:
+        """Every article of every issue as search sees it, newest issue first."""
+        return [doc for entry in entries for doc in entry.documents]
+
+    def search_page(
+        self, query: str = "", *, static: bool = False, entries: Sequence[Entry] | None = None
+    ) -> str:
+        """The search page: with ``static``, the page ``search.js`` fills in; else the server's
+        results for ``query``."""
+        entries = self.entries() if entries is None else entries
+        query = "" if static else query[:QUERY_MAX]
+        results = search(self.search_documents(entries), query) if query else []
+        return self._render(
+            "archive_search.html.j2",
+            noindex=bool(query),  # a page of results is not a page for search engines
+            query=query,
+            results=results,
+            static=static,
+            root="../",
+            **self._meta("search/", f"Search · {self.settings.sender.name}"),
+        )
+
+    def search_index(self, entries: Sequence[Entry] | None = None) -> str:
+        entries = self.entries() if entries is None else entries
+        return index_json(self.search_documents(entries))
+
+    def search_script(self) -> str:
+        """``search.js`` of the static export (a file of templates/web/, not a template)."""
+        path = self.settings.templates_dir / SEARCH_SCRIPT
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot be read: {err}") from err
 
     def entry(self, month: str) -> Entry | None:
         return next((entry for entry in self.entries() if entry.month == month), None)
@@ -212,17 +213,39 @@ class ArchiveSite:
                     found.append(record)
         return found
 
-    def issue_page(self, month: str) -> str | None:
-        """The web version of one sent issue, with citation meta tags, reference downloads and a
-        dated notice of each retraction or correction found after it was sent."""
-        entry = self.entry(month)
+    def issue_page(self, month: str, entries: Sequence[Entry] | None = None) -> str | None:
+        """One sent issue as a web page: every article with an anchor, citation meta tags,
+        reference downloads, free full text links, and each retraction or correction notice
+        (those found after sending also at the top of the page)."""
+        entries = self.entries() if entries is None else entries
+        entry = next((entry for entry in entries if entry.month == month), None)
         if entry is None:
             return None
-        page = entry.archived.web_path.read_text(encoding="utf-8")
         records = self.records(entry)
-        if not records:
-            return page
-        return with_references(page, entry.issue, records)
+        by_doi = {record.doi.lower(): record for record in records}
+        articles = [
+            {
+                "article": article,
+                "anchor": entry.anchor(article),
+                "record": by_doi.get((article.doi or "").lower()),
+            }
+            for article in entry.issue.articles
+        ]
+        return self._render(
+            "archive_issue.html.j2",
+            entry=entry,
+            issue=entry.issue,
+            articles=articles,
+            month_label=month_name(month),
+            published=entry.sent_at.isoformat(),
+            references=bool(records),
+            highwire=Markup(highwire_tags(records)),  # noqa: S704 - every value escaped in export.py
+            late_notices=late_notices(entry, records),
+            root="../",
+            slug=topic_slug,
+            og_type="article",
+            **self._meta(f"{month}/", entry.issue.subject, issue_description(entry.issue)),
+        )
 
     def references(self, month: str, kind: str) -> str | None:
         """``references.ris`` or ``references.bib`` of one sent issue (None: no such issue)."""
@@ -246,152 +269,66 @@ class ArchiveSite:
         return topic_feed(self.settings, slug, topic, articles)
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
-    element = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", attributes)
-    if text is not None:
-        element.text = text
-    return element
-
-
-def _stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _entry_html(entry: Entry) -> str:
-    items = "".join(
-        f'<li><a href="{html.escape(article.url)}">{html.escape(article.title)}</a></li>'
-        for article in entry.issue.articles
-    )
-    return markdown.to_html(entry.issue.intro) + f"<ul>{items}</ul>"
-
-
-def atom_feed(settings: Settings, entries: Sequence[Entry]) -> str:
-    """An Atom 1.0 document (RFC 4287) of the sent issues, newest first; built as XML, never by string pasting."""
-    ET.register_namespace("", ATOM_NS)
-    links = settings.links
-    feed = ET.Element(f"{{{ATOM_NS}}}feed")
-    _sub(feed, "id", f"{links.archive_url}/")
-    _sub(feed, "title", settings.sender.name)
-    _sub(feed, "subtitle", "Psychotherapy research for practice, once a month")
-    _sub(feed, "updated", _stamp(max((entry.sent_at for entry in entries), default=_EPOCH)))
-    _sub(
-        feed,
-        "link",
-        rel="self",
-        type="application/atom+xml",
-        href=f"{links.archive_url}/{FEED_FILE}",
-    )
-    _sub(feed, "link", rel="alternate", type="text/html", href=f"{links.archive_url}/")
-    author = _sub(feed, "author")
-    _sub(author, "name", settings.sender.name)
-    for entry in entries:
-        item = _sub(feed, "entry")
-        _sub(item, "id", links.issue_url(entry.month))
-        _sub(item, "title", entry.issue.subject)
-        _sub(item, "updated", _stamp(entry.sent_at))
-        _sub(item, "published", _stamp(entry.sent_at))
-        _sub(item, "link", rel="alternate", type="text/html", href=links.issue_url(entry.month))
-        if entry.issue.preheader:
-            _sub(item, "summary", entry.issue.preheader)
-        _sub(item, "content", _entry_html(entry), type="html")
-        for topic in entry.topics:
-            _sub(item, "category", term=topic_slug(topic), label=topic)
-    ET.indent(feed)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="unicode") + "\n"
-
-
-def topic_feed(
-    settings: Settings, slug: str, topic: str, articles: Sequence[tuple[Entry, Article]]
-) -> str:
-    """An Atom 1.0 document of the articles on one topic (newest issue first), one entry each."""
-    ET.register_namespace("", ATOM_NS)
-    links = settings.links
-    home = f"{links.archive_url}/topics/{slug}/"
-    feed = ET.Element(f"{{{ATOM_NS}}}feed")
-    _sub(feed, "id", home)
-    _sub(feed, "title", f"{settings.sender.name}: {topic}")
-    _sub(feed, "subtitle", f"Research summaries on {topic}, as each issue is sent")
-    _sub(feed, "updated", _stamp(max((e.sent_at for e, _ in articles), default=_EPOCH)))
-    _sub(feed, "link", rel="self", type="application/atom+xml", href=home + FEED_FILE)
-    _sub(feed, "link", rel="alternate", type="text/html", href=home)
-    author = _sub(feed, "author")
-    _sub(author, "name", settings.sender.name)
-    for entry, article in articles:
-        number = entry.issue.articles.index(article) + 1
-        item = _sub(feed, "entry")
-        _sub(item, "id", f"{links.issue_url(entry.month)}#article-{number}")
-        _sub(item, "title", article.title)
-        _sub(item, "updated", _stamp(entry.sent_at))
-        _sub(item, "published", _stamp(entry.sent_at))
-        _sub(item, "link", rel="alternate", type="text/html", href=links.issue_url(entry.month))
-        if article.url:
-            _sub(item, "link", rel="related", type="text/html", href=article.url)
-        body = (
-            f"<p>{markdown.inline_to_html(article.citation)}</p>"
-            + markdown.to_html(article.summary)
-            + "<h3>Practice Implications</h3>"
-            + markdown.to_html(article.implications)
-        )
-        _sub(item, "content", body, type="html")
-        for other in article.topics:
-            _sub(item, "category", term=topic_slug(other), label=other)
-    ET.indent(feed)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="unicode") + "\n"
-
-
-# --- references and notices on an issue's page ---------------------------------------------------
+# --- an issue's description and notices ---------------------------------------------------------
 
 RIS_FILE = "references.ris"
 BIBTEX_FILE = "references.bib"
-_NOTICE_STYLE = (
-    "max-width: 600px; margin: 16px auto; padding: 10px 14px; border-left: 4px solid #b26a00; "
-    "font: 15px/1.5 Helvetica, Arial, sans-serif; color: #1f2933; background: #fff;"
-)
 
 
-def with_references(page: str, issue: Issue, records: Sequence[Record]) -> str:
-    """``page`` with Highwire meta tags and RIS/BibTeX links in its head, a notice for each
-    update the page does not show yet (found after sending), and the download links at its end."""
-    head = (
-        highwire_tags(records)
-        + f'\n<link rel="alternate" type="application/x-research-info-systems" href="{RIS_FILE}"'
-        + ' title="References (RIS)">'
-        + f'\n<link rel="alternate" type="application/x-bibtex" href="{BIBTEX_FILE}"'
-        + ' title="References (BibTeX)">\n'
-    )
-    page = _insert_before(page, "</head>", head)
-    titles = {(a.doi or "").lower(): a.title for a in issue.articles}
-    notices = [
-        f'<p class="nl-archive-notice" style="{_NOTICE_STYLE}"><strong>{html.escape(update.label)}'
-        f"</strong> ({html.escape(update.date or 'undated')}) of “"
-        f"{html.escape(titles.get(record.doi.lower(), record.title))}”: "
-        f'<a href="{html.escape(doi_url(update.doi))}">read the notice</a></p>'
-        for record in records
-        for update in record.updates
-        if doi_url(update.doi) not in page
-    ]
-    downloads = (
-        f'<p class="nl-references" style="{_NOTICE_STYLE} border-left-color: #1d5a6e;">'
-        f'Save this issue\'s references: <a href="{RIS_FILE}" download>RIS</a> · '
-        f'<a href="{BIBTEX_FILE}" download>BibTeX</a></p>\n'
-    )
-    if notices:
-        page = re.sub(
-            r"(<body[^>]*>)", lambda m: m.group(1) + "\n" + "\n".join(notices), page, count=1
-        )
-    return _insert_before(page, "</body>", downloads)
+def _clip(text: str, limit: int = DESCRIPTION_MAX) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def _insert_before(page: str, marker: str, text: str) -> str:
-    at = page.lower().rfind(marker)
-    return page + text if at < 0 else page[:at] + text + page[at:]
+def issue_description(issue: Issue) -> str:
+    """The meta description of an issue's page: its preheader, else its articles' titles."""
+    if issue.preheader:
+        return issue.preheader
+    titles = "; ".join(article.title for article in issue.articles)
+    return f"This month: {titles}" if titles else issue.subject
+
+
+@dataclass(frozen=True)
+class LateNotice:
+    """A retraction or correction of an article, published after the issue was sent."""
+
+    label: str
+    date: str | None
+    title: str
+    url: str
+    anchor: str
+
+
+def late_notices(entry: Entry, records: Sequence[Record]) -> list[LateNotice]:
+    """The notices the email as sent did not show (``doi watch`` found them since)."""
+    try:
+        sent = entry.archived.web_path.read_text(encoding="utf-8")
+    except OSError:
+        sent = ""
+    by_doi = {(a.doi or "").lower(): a for a in entry.issue.articles}
+    found = []
+    for record in records:
+        article = by_doi.get(record.doi.lower())
+        for update in record.updates:
+            url = doi_url(update.doi)
+            if url not in sent:
+                found.append(
+                    LateNotice(
+                        label=update.label,
+                        date=update.date,
+                        title=article.title if article else record.title,
+                        url=url,
+                        anchor=entry.anchor(article) if article else "",
+                    )
+                )
+    return found
 
 
 # --- static export ---------------------------------------------------------------------------------
 
 
-def _pages(site: ArchiveSite) -> Iterator[tuple[str, str | Path]]:
-    """(relative path, text or file to copy) of every page of the archive."""
+def _pages(site: ArchiveSite) -> Iterator[tuple[str, str]]:
+    """(relative path, text) of every file of the archive."""
     entries = site.entries()
     yield "index.html", site.index_page(entries)
     yield FEED_FILE, site.feed(entries)
@@ -403,11 +340,17 @@ def _pages(site: ArchiveSite) -> Iterator[tuple[str, str | Path]]:
         feed = site.topic_feed(slug, entries)
         if feed is not None:
             yield f"topics/{slug}/{FEED_FILE}", feed
+    yield "search/index.html", site.search_page(static=True, entries=entries)
+    yield "search/index.json", site.search_index(entries)
+    yield "search/search.js", site.search_script()
     for entry in entries:
-        yield f"{entry.month}/index.html", site.issue_page(entry.month) or entry.archived.web_path
-        if site.records(entry):
-            yield f"{entry.month}/{RIS_FILE}", site.references(entry.month, "ris") or ""
-            yield f"{entry.month}/{BIBTEX_FILE}", site.references(entry.month, "bib") or ""
+        page = site.issue_page(entry.month, entries)
+        if page is not None:
+            yield f"{entry.month}/index.html", page
+        records = site.records(entry)
+        if records:
+            yield f"{entry.month}/{RIS_FILE}", ris(records)
+            yield f"{entry.month}/{BIBTEX_FILE}", bibtex(records)
 
 
 def export_static(settings: Settings, out_dir: Path) -> list[Path]:
@@ -430,10 +373,7 @@ def export_static(settings: Settings, out_dir: Path) -> list[Path]:
         for relative, content in _pages(ArchiveSite(settings)):
             target = staging / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, Path):
-                shutil.copyfile(content, target)
-            else:
-                target.write_text(content, encoding="utf-8")
+            target.write_text(content, encoding="utf-8")
             written.append(out_dir / relative)
         os.chmod(staging, 0o755)  # noqa: S103 - a public web folder (mkdtemp made it 0700)
         _swap_in(staging, out_dir)

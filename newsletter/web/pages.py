@@ -58,6 +58,8 @@ TEMPLATES = (
     "web/archive_index.html.j2",
     "web/archive_topics.html.j2",
     "web/archive_topic.html.j2",
+    "web/archive_issue.html.j2",
+    "web/archive_search.html.j2",
     "email/confirm.txt.j2",
     "email/confirm.html.j2",
 )
@@ -86,6 +88,8 @@ def common_values(settings: Settings) -> dict[str, Any]:
         "base_url": settings.links.base_url,
         "archive_url": settings.links.archive_url,
         "postal_address": settings.sender.postal_address,
+        "lang": settings.site.lang,
+        "site_description": settings.site.description,
     }
 
 

@@ -1,44 +1,55 @@
 """``newsletter preview``: a local page that shows an issue's email as it is being written.
 
-A small stdlib HTTP server on 127.0.0.1. The page shows the email in a desktop-wide and a
-phone-wide frame, the plain text and the check findings, and polls ``/version`` (a hash of the
-issue file, the topics file and every template) to reload itself within half a second of a save;
-the page it reloads renders the files again.
-A broken file shows its findings on the page; the server keeps answering.
+A small stdlib HTTP server on 127.0.0.1. The page (``preview_page``) shows the email in a
+desktop-wide and a phone-wide frame, the plain text, and a side panel with the subject, the
+status (draft or ready), every check finding with its code and a variant picker.
 
-Any variant of the issue can be shown (``newsletter/variants.py``): the page has a topic picker
-(the issue's topics and a mode), which adds ``?topic=…&mode=only`` to the page and its frames;
-``?variant=2*,1`` names a variant by its key, as ``send --dry-run`` and ``report`` list them.
+Keeping up with saves (``preview_live``): a watcher thread stats the issue file, the topics file
+and every template every ``WATCH_S``; on a change it publishes a new version number, which
+``/events`` pushes to every open page as a server-sent event, and renders the default variant
+once while the pages ask for it. The page then reloads its two frames and refreshes its panel
+from ``/panel.json``: no page reload, no polling. A reconnecting page sends ``Last-Event-ID``
+and is told the current version only when it missed one. Every request also checks the files,
+so an answer is never older than the files on disk. Each variant is rendered once per version,
+whatever the number of pages asking. A broken file shows its findings on the page; the server
+keeps answering.
+
+Any variant of the issue can be shown (``newsletter/variants.py``): ``?topic=…&mode=only`` (a
+reader's topics and mode) or ``?variant=2*,1`` (a key, as ``send --dry-run`` and ``report`` list
+them) on the page and its frames.
 """
 
 from __future__ import annotations
 
-import hashlib
-import html
 import json
-import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from newsletter.checks import check_rendered
+from newsletter.checks import check_rendered, merge_findings
 from newsletter.config import Links, Sender
 from newsletter.doi.compare import check_issue_dois
 from newsletter.doi.store import MetadataStore
 from newsletter.errors import NewsletterError
-from newsletter.issues import lint_issue, load_topics
+from newsletter.issues import MAX_BYTES, lint_issue, load_topics
+from newsletter.issues.common import Report
+from newsletter.issues.frontmatter import parse_front_matter, split_front_matter
 from newsletter.models import Finding, Issue, TopicMode, personalise
 from newsletter.render import render_issue
 from newsletter.render.files import sample_recipient
 from newsletter.variants import SKIP, Variant, Variants
+from newsletter.web import preview_page
+from newsletter.web.preview_live import Broadcast, Version, Versions, WatchedFiles
 
-POLL_MS = 400
 HOST = "127.0.0.1"
-_SLOT = re.compile(r"\{\{(\w+)\}\}")
+WATCH_S = 0.05  # how often the watcher stats the files: a save shows up within this
+KEEPALIVE_S = 15.0  # a comment line this often on an idle stream finds clients that went away
+RETRY_MS = 500  # how soon a page's EventSource reconnects after losing the server
+MAX_STATES = 64  # renderings kept for the current version (one per variant asked for)
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ class PreviewSource:
     sender: Sender
     links: Links
     display_path: str
+    lang: str = "en"  # the email's <html lang> (``site.lang``)
 
 
 @dataclass(frozen=True)
@@ -91,18 +103,20 @@ class Choice:
 
 @dataclass(frozen=True)
 class PreviewState:
-    """One rendering of the watched files, identified by their fingerprint."""
+    """One rendering of the watched files, identified by their version number."""
 
-    version: str
+    version: int
     findings: tuple[Finding, ...] = ()
-    subject: str = ""
+    subject: str = ""  # from the front matter, even while the body has errors
     preheader: str = ""
+    status: str = ""  # "draft" or "ready" ("" when the front matter cannot be read)
     html: str | None = None  # placeholders filled with a sample reader's links
     text: str | None = None
     error: str | None = None  # a failure that is not a finding (templates, topics file)
     choice: Choice = Choice()
     issue_topics: tuple[str, ...] = ()  # the topics of the issue's articles, for the picker
     variant: str = ""  # the key shown (the default's too)
+    variants: tuple[tuple[str, str], ...] = ()  # (key, label) the picker offers
 
     @property
     def errors(self) -> int:
@@ -110,80 +124,126 @@ class PreviewState:
 
 
 class Previewer:
-    """Renders the issue again whenever the fingerprint of the watched files changes."""
+    """Renders the issue again when the watched files change: once per version and variant."""
 
     def __init__(self, source: PreviewSource) -> None:
         self.source = source
+        files = WatchedFiles([source.issue_path, source.topics_file], [source.templates_dir])
+        self.versions = Versions(files)
         self._lock = threading.Lock()
         self._states: dict[Choice, PreviewState] = {}  # of the current version only
 
-    def fingerprint(self) -> str:
-        """A hash of the contents of every watched file (content, not mtime: no missed saves)."""
-        digest = hashlib.blake2b(digest_size=12)
-        files = [self.source.issue_path, self.source.topics_file]
-        files += sorted(p for p in self.source.templates_dir.rglob("*") if p.is_file())
-        for path in files:
-            digest.update(str(path).encode() + b"\0")
-            try:
-                digest.update(path.read_bytes())
-            except OSError:
-                digest.update(b"\0missing\0")
-        return digest.hexdigest()
-
     def state(self, choice: Choice | None = None) -> PreviewState:
-        """The current rendering (of the variant ``choice``), redone if a watched file changed."""
-        version = self.fingerprint()
+        """The rendering of the variant ``choice`` for the files as they are now."""
         choice = choice or Choice()
-        with self._lock:
+        with self._lock:  # one render at a time: two pages asking at once share it
+            version = self.versions.refresh()  # inside: never label a newer render as older
             found = self._states.get(choice)
-            if found is None or found.version != version:
-                if found is None and len(self._states) > 64:
+            if found is None or found.version != version.number:
+                if any(state.version != version.number for state in self._states.values()):
                     self._states.clear()
-                found = self._states[choice] = self._render(version, choice)
+                if len(self._states) >= MAX_STATES:
+                    self._states.clear()
+                found = self._states[choice] = self._render(version.number, choice)
             return found
 
-    def _render(self, version: str, choice: Choice | None = None) -> PreviewState:
-        choice = choice or Choice()
+    def _render(self, version: int, choice: Choice) -> PreviewState:
         source = self.source
+        front = front_matter(source.issue_path)  # shown even when the body has errors
+        base = PreviewState(
+            version,
+            choice=choice,
+            subject=front.get("subject", ""),
+            preheader=front.get("preheader", ""),
+            status=front.get("status", ""),
+        )
         try:
             topics = load_topics(source.topics_file)
             issue, findings = lint_issue(
                 source.issue_path, topics, display_path=source.display_path
             )
             if issue is None:
-                return PreviewState(version, findings=findings, choice=choice)
-            picker = tuple(dict.fromkeys(t for a in issue.articles for t in a.topics))
+                return replace(base, findings=findings)
+            base = replace(
+                base,
+                issue_topics=tuple(dict.fromkeys(t for a in issue.articles for t in a.topics)),
+                variants=variant_choices(issue),
+            )
             try:
                 variant = choice.variant(issue)
             except ValueError as err:
-                return PreviewState(version, error=str(err), choice=choice, issue_topics=picker)
+                return replace(base, error=str(err))
             if variant is not None and variant.key == SKIP:
                 why = "a reader with these topics who reads only them is not sent this issue"
-                return PreviewState(version, error=why, choice=choice, issue_topics=picker)
+                return replace(base, error=why)
             rendered = render_issue(
                 issue,
                 templates_dir=source.templates_dir,
                 sender=source.sender,
                 links=source.links,
                 variant=variant,
+                lang=source.lang,
             )
         except NewsletterError as err:
-            return PreviewState(version, error=str(err), choice=choice)
+            return replace(base, error=str(err))
         values = sample_recipient(source.sender, source.links).substitutions
-        checks = tuple(check_rendered(rendered, path=source.display_path))
+        checks = merge_findings(findings, check_rendered(rendered, path=source.display_path))
         store = MetadataStore.beside(source.issue_path)  # the stored records only: no network
         dois = tuple(check_issue_dois(issue, store, path=source.display_path).findings)
-        return PreviewState(
-            version,
-            findings=(*findings, *checks, *dois),
+        return replace(
+            base,
+            findings=(*checks, *dois),  # as `check` lists them: no duplicates
             subject=rendered.subject,
             preheader=rendered.preheader,
+            status=issue.status.value,
             html=personalise(rendered.html, values),
             text=personalise(rendered.text, values),
-            choice=choice,
-            issue_topics=picker,
             variant=variant.key if variant is not None else Variants(issue).default,
         )
+
+
+def front_matter(path: Path) -> dict[str, str]:
+    """Subject, preheader and status as the front matter gives them, errors or not."""
+    try:
+        with path.open("rb") as handle:
+            text = handle.read(MAX_BYTES).decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    lines = text.replace("\r\n", "\n").split("\n")
+    report = Report("-")  # the findings come from lint_issue; these would be its duplicates
+    opening, front_lines, _ = split_front_matter(lines, report)
+    if front_lines is None:
+        return {}
+    values = parse_front_matter(front_lines, opening, report).values
+    found = {name: values.get(name) for name in ("subject", "preheader", "status")}
+    return {name: str(value) for name, value in found.items() if value}
+
+
+def variant_choices(issue: Issue, most_topics: int = 6) -> tuple[tuple[str, str], ...]:
+    """Every variant a reader's topics can give (key, label), the default first.
+
+    Each subset of the issue's topics in each mode, when there are at most ``most_topics``
+    topics (else each topic alone); a key is labelled by the first choice that gives it.
+    """
+    variants = Variants(issue)
+    topics = list(dict.fromkeys(t for article in issue.articles for t in article.topics))
+    found: dict[str, str] = {variants.default: "a reader without topics: every article"}
+    subsets = _subsets(topics) if len(topics) <= most_topics else [[t] for t in topics]
+    for subset in subsets:
+        for mode, how in ((TopicMode.ALL, "theirs first"), (TopicMode.ONLY, "only theirs")):
+            key = variants.key_for(subset, mode)
+            if key != SKIP and key not in found:
+                found[key] = f"{' + '.join(subset)}: {how}"
+    return tuple(found.items())
+
+
+def _subsets(items: list[str]) -> list[list[str]]:
+    """Every non-empty subset, the smaller first, each in the items' order."""
+    every = [
+        [item for bit, item in enumerate(items) if mask >> bit & 1]
+        for mask in range(1, 1 << len(items))
+    ]
+    return sorted(every, key=len)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -191,46 +251,100 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
+        if not self._host_is_local():
+            self._send(HTTPStatus.MISDIRECTED_REQUEST, "text/plain", "ask 127.0.0.1 by its name")
+            return
         try:
             self._route(parts.path, Choice.from_query(parts.query))
+        except ConnectionError:
+            pass  # the page went away (a closed tab's event stream, mostly)
         except Exception as err:  # never let one bad request stop the author's preview
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", f"preview failed: {err}")
 
+    def _host_is_local(self) -> bool:
+        """A page on another site that resolves its name to 127.0.0.1 must not read drafts."""
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        return host in ("127.0.0.1", "localhost", "::1")
+
     def _route(self, route: str, choice: Choice) -> None:
         previewer = self.server.previewer
-        if route == "/version":  # the files' hash only: the signal never waits for a render
-            body = json.dumps({"version": previewer.fingerprint()})
+        if route == "/events":
+            self._stream_events()
+            return
+        if route == "/version":  # the files' version only: never waits for a render
+            version = previewer.versions.refresh()
+            body = json.dumps({"version": version.number, "fingerprint": version.fingerprint})
             self._send(HTTPStatus.OK, "application/json", body)
             return
-        if route not in ("/", "/email.html", "/email.txt", "/findings.json"):
+        if route in preview_page.ASSETS:
+            content_type, body = preview_page.ASSETS[route]
+            self._send(HTTPStatus.OK, content_type, body)
+            return
+        if route not in ("/", "/email.html", "/email.txt", "/findings.json", "/panel.json"):
             self._send(HTTPStatus.NOT_FOUND, "text/plain", "not found")
             return
         state = previewer.state(choice)
         if route == "/":
-            self._send(HTTPStatus.OK, "text/html", page(previewer.source, state))
+            page = preview_page.page(previewer.source.display_path, state)
+            self._send(HTTPStatus.OK, "text/html", page, preview_page.PAGE_CSP)
         elif route == "/email.html":
-            self._send(HTTPStatus.OK, "text/html", state.html or _placeholder_page())
+            email = state.html or preview_page.placeholder_page(state)
+            self._send(HTTPStatus.OK, "text/html", email, preview_page.EMAIL_CSP)
         elif route == "/email.txt":
             self._send(HTTPStatus.OK, "text/plain", state.text or "(no text: see the errors)")
+        elif route == "/panel.json":
+            self._send(HTTPStatus.OK, "application/json", json.dumps(preview_page.panel(state)))
         else:
             self._send(HTTPStatus.OK, "application/json", _findings_json(state))
 
-    def _send(self, status: HTTPStatus, content_type: str, body: str) -> None:
+    def _stream_events(self) -> None:
+        """Server-sent events: the current version now (unless the page has it), then each new one."""
+        broadcast = self.server.broadcast
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        self.wfile.write(f"retry: {RETRY_MS}\n\n".encode())
+        sent = broadcast.published
+        if self.headers.get("Last-Event-ID", "").strip() != str(sent.number):
+            self.wfile.write(_event(sent))
+        while not broadcast.closed:
+            version = broadcast.wait_past(sent.number, KEEPALIVE_S)
+            if version is None:
+                if not broadcast.closed:
+                    self.wfile.write(b": still here\n\n")
+                continue
+            self.wfile.write(_event(version))
+            sent = version
+
+    def _send(
+        self, status: HTTPStatus, content_type: str, body: str, policy: str | None = None
+    ) -> None:
         data = body.encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", f"{content_type}; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        if policy is not None:
+            self.send_header("Content-Security-Policy", policy)
         self.end_headers()
         self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the poll every 400 ms would flood the author's terminal."""
+        """Quiet: every save brings a handful of requests that would flood the terminal."""
+
+
+def _event(version: Version) -> bytes:
+    data = json.dumps({"version": version.number})
+    return f"id: {version.number}\nevent: version\ndata: {data}\n\n".encode()
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+    daemon_threads = True  # an open event stream never keeps the process alive
     previewer: Previewer
+    broadcast: Broadcast
 
 
 class PreviewServer:
@@ -238,15 +352,35 @@ class PreviewServer:
 
     def __init__(self, source: PreviewSource, *, port: int = 0) -> None:
         self._server = _Server((HOST, port), _Handler)
-        self._server.previewer = Previewer(source)
+        self.previewer = self._server.previewer = Previewer(source)
+        self._server.broadcast = Broadcast(self.previewer.versions.current)
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self._server.server_address[1]}/"
 
     def serve_forever(self) -> None:
+        """Answer requests (and watch the files) until ``close()`` or Ctrl-C."""
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="preview-watch", daemon=True)
+            self._watcher.start()
         self._server.serve_forever(poll_interval=0.2)
+
+    def _watch(self) -> None:
+        """Each new version: tell the pages, and render the default variant while they ask.
+
+        The pages' requests wait for this one render (``Previewer.state`` renders one at a
+        time and keeps the result), so telling them first overlaps their round trip with it.
+        """
+        broadcast = self._server.broadcast
+        while not self._stop.wait(WATCH_S):
+            version = self.previewer.versions.refresh()
+            if version.number != broadcast.published.number:
+                broadcast.publish(version)
+                self.previewer.state()
 
     def start(self) -> PreviewServer:
         self._thread = threading.Thread(target=self.serve_forever, name="preview", daemon=True)
@@ -254,9 +388,14 @@ class PreviewServer:
         return self
 
     def close(self) -> None:
+        """Stop: end every event stream, the watcher and the server."""
+        self._stop.set()
+        self._server.broadcast.close()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=5)
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
         self._server.server_close()
 
     def __enter__(self) -> PreviewServer:
@@ -270,171 +409,9 @@ def _findings_json(state: PreviewState) -> str:
     return json.dumps(
         {
             "version": state.version,
+            "status": state.status or None,
+            "subject": state.subject or None,
             "error": state.error,
-            "findings": [str(finding) for finding in state.findings],
+            "findings": [preview_page.finding_json(finding) for finding in state.findings],
         }
     )
-
-
-def _placeholder_page() -> str:
-    return (
-        '<!doctype html><html lang="en"><meta charset="utf-8"><title>No email</title>'
-        '<body style="font-family:sans-serif;padding:1em">'
-        "<p>The issue has errors, so there is no email to show. See the findings above.</p>"
-    )
-
-
-def page(source: PreviewSource, state: PreviewState) -> str:
-    """The preview page; every value in it is HTML-escaped."""
-    esc = html.escape
-    values = {
-        "title": esc(source.display_path),
-        "subject": esc(state.subject or "—"),
-        "preheader": esc(state.preheader or "—"),
-        "summary": esc(_summary(state)),
-        "status_class": "bad" if state.errors else "good",
-        "findings": _findings_html(state),
-        "email": _email_html(state),
-        "picker": _picker_html(state),
-        "version": esc(state.version),
-        "version_json": json.dumps(state.version),
-        "poll_ms": str(POLL_MS),
-    }
-    # one pass, so a value that happens to contain "{{text}}" is never expanded itself
-    return _SLOT.sub(lambda match: values[match.group(1)], PAGE)
-
-
-def _email_html(state: PreviewState) -> str:
-    """The two frames and the plain text; nothing to frame while the issue has errors."""
-    if state.html is None or state.text is None:
-        return (
-            '<p class="none">Fix the errors above to see the email; this page reloads itself.</p>'
-        )
-    version = html.escape(state.version)
-    extra = html.escape(f"&{state.choice.query}" if state.choice.query else "")
-    return (
-        _FRAMES.replace("{{version}}", version + extra)
-        .replace("{{text}}", html.escape(state.text))
-        .replace("{{variant}}", html.escape(state.variant))
-    )
-
-
-def _picker_html(state: PreviewState) -> str:
-    """A form that shows the email a reader of some topics gets (a GET of this page)."""
-    esc = html.escape
-    chosen = set(state.choice.topics)
-    boxes = "".join(
-        f'<label><input type="checkbox" name="topic" value="{esc(t)}"'
-        f"{' checked' if t in chosen else ''}> {esc(t)}</label> "
-        for t in state.issue_topics
-    )
-    only = state.choice.mode is TopicMode.ONLY
-    return (
-        '<form class="picker" method="get" action="/"><fieldset><legend>Show the email of a '
-        f"reader who follows</legend>{boxes}<br>"
-        f'<label><input type="radio" name="mode" value="all"{"" if only else " checked"}> '
-        "every article, theirs first</label> "
-        f'<label><input type="radio" name="mode" value="only"{" checked" if only else ""}> '
-        "only their topics</label> "
-        f'<label>or variant <input type="text" name="variant" size="10" '
-        f'value="{esc(state.choice.key or "")}"></label> '
-        '<button type="submit">Show</button> <a href="/">default</a></fieldset></form>'
-    )
-
-
-def _summary(state: PreviewState) -> str:
-    errors = state.errors
-    warnings = sum(not finding.is_error for finding in state.findings)
-    return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"
-
-
-def _findings_html(state: PreviewState) -> str:
-    items = []
-    if state.error:
-        items.append(f'<li class="error">{html.escape(state.error)}</li>')
-    for finding in state.findings:
-        kind = "error" if finding.is_error else "warning"
-        items.append(f'<li class="{kind}">{html.escape(str(finding))}</li>')
-    if not items:
-        return '<p class="none">No findings: the issue and its email pass every check.</p>'
-    return '<ul class="findings">' + "".join(items) + "</ul>"
-
-
-_FRAMES = """<p id="variant">Variant: <code>{{variant}}</code></p>
-<section class="frames" aria-label="The HTML email">
-  <figure class="desktop"><figcaption>Desktop, 700 px</figcaption>
-    <iframe src="/email.html?v={{version}}" title="The email at desktop width"></iframe></figure>
-  <figure class="phone"><figcaption>Phone, 375 px</figcaption>
-    <iframe src="/email.html?v={{version}}" title="The email at phone width"></iframe></figure>
-</section>
-<section aria-labelledby="plain">
-  <h2 id="plain">Plain text</h2>
-  <pre>{{text}}</pre>
-</section>
-"""
-
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Preview: {{title}}</title>
-<style>
-  :root { color-scheme: light dark; --muted: #5b6770; --line: #d5dbe0; --panel: #f5f7f9; }
-  @media (prefers-color-scheme: dark) { :root { --muted: #a3adb6; --line: #3a444c; --panel: #1d2328; } }
-  body { font-family: system-ui, sans-serif; margin: 0; padding: 16px 24px 48px; }
-  header h1 { font-size: 20px; margin: 0 0 4px; }
-  header p { margin: 2px 0; color: var(--muted); }
-  .status { font-weight: bold; }
-  .status.good { color: #1b7f3b; } .status.bad { color: #c0262d; }
-  .findings { padding-left: 20px; font-family: ui-monospace, Menlo, monospace; font-size: 13px; }
-  .findings li { margin: 3px 0; overflow-wrap: anywhere; }
-  .findings .error { color: #c0262d; } .findings .warning { color: #9a6700; }
-  .frames { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; margin-top: 16px; }
-  figure { margin: 0; }
-  figcaption { font-size: 13px; color: var(--muted); margin-bottom: 6px; }
-  iframe { border: 1px solid var(--line); background: #fff; height: 900px; display: block; }
-  .desktop iframe { width: 700px; } .phone iframe { width: 375px; }
-  pre { background: var(--panel); border: 1px solid var(--line); padding: 16px; overflow-x: auto;
-        font-size: 13px; line-height: 1.45; max-width: 80ch; }
-  #live { font-size: 12px; color: var(--muted); }
-</style>
-</head>
-<body>
-<header>
-  <h1>Preview of {{title}}</h1>
-  <p>Subject: <strong>{{subject}}</strong></p>
-  <p>Preheader: {{preheader}}</p>
-  <p class="status {{status_class}}" id="summary">{{summary}}</p>
-  <p id="live" data-version="{{version}}">Reloads when you save the issue or a template.</p>
-</header>
-<section aria-labelledby="checks">
-  <h2 id="checks">Checks</h2>
-  {{findings}}
-</section>
-{{picker}}
-{{email}}
-<script>
-  const shown = {{version_json}};
-  for (const frame of document.querySelectorAll("iframe")) {
-    frame.addEventListener("load", () => {
-      const doc = frame.contentDocument;
-      if (doc && doc.documentElement) frame.style.height = (doc.documentElement.scrollHeight + 4) + "px";
-    });
-  }
-  async function poll() {
-    try {
-      const answer = await fetch("/version", {cache: "no-store"});
-      const body = await answer.json();
-      if (body.version !== shown) { location.reload(); return; }
-      document.getElementById("live").textContent = "Reloads when you save the issue or a template.";
-    } catch (err) {
-      document.getElementById("live").textContent = "The preview server is not answering.";
-    }
-    setTimeout(poll, {{poll_ms}});
-  }
-  setTimeout(poll, {{poll_ms}});
-</script>
-</body>
-</html>
-"""

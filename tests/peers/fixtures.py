@@ -52,6 +52,7 @@ def make_message(
         reply_to="editor@example.org",
         recipients=tuple(make_recipient(i) for i in range(start, start + count)),
         issue_month="2026-01",
+        list_id="pprnet-monthly.example.org",
     )
 
 

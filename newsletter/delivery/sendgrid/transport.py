@@ -28,7 +28,7 @@ from sendgrid import SendGridAPIClient
 from newsletter.delivery.base import BatchResults, DeliveryResult, Transport, not_built
 from newsletter.delivery.sendgrid.settings import MAX_BATCH, SendGridSettings
 from newsletter.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
-from newsletter.mime import check_address, check_header
+from newsletter.mime import check_address, check_header, list_headers
 from newsletter.models import OutgoingMessage, Recipient
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,16 @@ PERMANENT_5XX = {
     508: " (Loop Detected)",
     510: " (Not Extended)",
     511: " (Network Authentication Required: a proxy between here and SendGrid wants a login)",
+}
+# Every tracking feature off in every request, whatever the account's defaults: click tracking
+# would rewrite each link through SendGrid's domain (the unsubscribe link too), open tracking adds
+# a pixel, Google Analytics adds utm_ parameters, and subscription tracking a second unsubscribe
+# link next to our own List-Unsubscribe.
+TRACKING_OFF: dict[str, dict[str, bool]] = {
+    "click_tracking": {"enable": False, "enable_text": False},
+    "open_tracking": {"enable": False},
+    "ganalytics": {"enable": False},
+    "subscription_tracking": {"enable": False},
 }
 # custom_args keys: SendGrid hands them back in event webhooks, so other modules read these.
 CUSTOM_ARG_ISSUE = "newsletter_issue"
@@ -482,10 +492,12 @@ class SendGridTransport(Transport):
             "from": _address("From", message.sender_email, message.sender_name),
             "subject": message.subject,
             "content": _content(message),
-            # Our own List-Unsubscribe headers only: SendGrid's would add a second link.
-            "tracking_settings": {"subscription_tracking": {"enable": False}},
+            "tracking_settings": TRACKING_OFF,
             "mail_settings": {"sandbox_mode": {"enable": self.sandbox}},
         }
+        shared = list_headers(message)  # List-Id, Precedence, Feedback-ID: as build_message's
+        if shared:
+            body["headers"] = _check_header_names(shared)
         if message.reply_to:
             body["reply_to"] = _address("Reply-To", message.reply_to, None)
         _check_recipients(message.recipients)

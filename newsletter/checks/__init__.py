@@ -1,4 +1,5 @@
-"""Checks of a rendered email before anyone gets it: size, links, alt text, leftovers, lengths.
+"""Checks of a rendered email before anyone gets it: size, links, alt text, leftovers, lengths,
+and accessibility (link text, heading levels, contrast: ``accessibility``).
 
 The HTML is read with the standard library's ``html.parser``; each finding names the line of the
 rendered ``email.html`` it is about, so it can be looked up in ``newsletter build``'s output.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html.parser import HTMLParser
 
+from newsletter.checks import accessibility
 from newsletter.codes import CODES
 from newsletter.models import Finding, Placeholder, RenderedIssue, personalise
 
@@ -67,7 +69,47 @@ def check_rendered(rendered: RenderedIssue, *, path: str) -> list[Finding]:
     findings += _leftovers(text, "email.txt", path)
     findings += _html_elements(html, path)
     findings += _lengths(rendered, path)
+    findings += _accessibility(html, path)
     return findings
+
+
+def _accessibility(html: str, path: str) -> list[Finding]:
+    """Link texts, heading levels and text contrast of the email (see ``accessibility``)."""
+    report = accessibility.read(html)
+    findings = [
+        _finding(
+            path,
+            "link-text",
+            f"email.html line {link.line}: the link to {link.href!r} {link.problem}: "
+            "say where it leads, e.g. the article's or page's name",
+        )
+        for link in report.links
+    ]
+    findings += [
+        _finding(
+            path,
+            "heading-skip",
+            f"email.html line {heading.line}: <h{heading.level}> follows <h{heading.previous}>, "
+            f"skipping a level: screen-reader users navigate by headings",
+        )
+        for heading in report.headings
+    ]
+    findings += [
+        _finding(
+            path,
+            "low-contrast",
+            f"email.html line {low.line}: text {_short_text(low.text)!r} is "
+            f"{accessibility.hex_color(low.color)} on {accessibility.hex_color(low.background)}, "
+            f"contrast {low.ratio:.2f}:1; WCAG AA needs {low.needed:g}:1 (change the template's "
+            "colours)",
+        )
+        for low in report.contrast
+    ]
+    return findings
+
+
+def _short_text(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _finding(path: str, code: str, message: str) -> Finding:
