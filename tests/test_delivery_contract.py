@@ -123,8 +123,8 @@ def smtp_harness(tmp_path: Path) -> Iterator[Harness]:
         def delivered() -> list[Copy]:
             return [copy_of(received.message) for received in server.messages]
 
-        def refuse() -> None:
-            server.mail_replies.append("550 5.7.1 Sender address rejected")
+        def refuse() -> None:  # as a real server would: on every connection of the pool
+            server.mail_replies.extend(["550 5.7.1 Sender address rejected"] * 3)
 
         yield Harness(SmtpTransport(settings), delivered, refuse)
 

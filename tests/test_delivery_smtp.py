@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from newsletter.delivery.base import PartialTemporaryError, split_batches
+from newsletter.delivery.base import PartialPermanentError, PartialTemporaryError, split_batches
 from newsletter.delivery.smtp import SmtpSettings, SmtpTransport
 from newsletter.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from newsletter.models import OutgoingMessage, Placeholder
@@ -327,3 +327,16 @@ def test_lines_that_start_with_a_dot_arrive_whole(smtp_server):
         body = received.message.get_body(("plain",))
         assert body is not None
         assert body.get_content().replace("\r\n", "\n").rstrip("\n") == text
+
+
+def test_a_permanent_refusal_stops_every_connection_and_gives_the_batch_back():
+    with SmtpServer(mail_replies=["550 5.7.1 Sender address rejected"] * 3) as server:
+        transport = SmtpTransport(settings_for(server, connections=3, rate=300.0))
+        message = make_message(12)
+        with transport, pytest.raises(PartialPermanentError, match="550") as caught:
+            transport.send_batch(message)
+        assert server.messages == []
+        assert caught.value.answered == []
+        assert sorted(r.email for r in caught.value.unsent) == sorted(
+            r.email for r in message.recipients
+        )

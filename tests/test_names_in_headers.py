@@ -253,7 +253,7 @@ def test_smtp_sends_the_others_when_one_message_cannot_be_built(
     server, transport = smtp_peer
     before = len(server.messages)
     check_one_failed(transport.send_batch(batch_with_one_unbuildable()))
-    got = [m.rcpt_tos for m in server.messages[before:]]
+    got = sorted(m.rcpt_tos for m in server.messages[before:])  # any order: several connections
     assert got == [["reader1@example.com"], ["reader3@example.com"]]
 
 

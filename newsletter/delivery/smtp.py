@@ -337,13 +337,15 @@ class _Work:
         self.results: list[DeliveryResult | None] = [None] * len(message.recipients)
         self.unsent = [True] * len(message.recipients)  # never handed to the server
         self.errors: list[DeliveryError] = []
+        self.refused = False  # a permanent refusal (the sender, the message): take no more
         self._next = 0
         self._lock = threading.Lock()
 
     def take(self) -> int | None:
+        """The next recipient's index; None when none is left or the server refused us for good."""
         with self._lock:
             index = self._next
-            if index >= len(self.results):
+            if index >= len(self.results) or self.refused:
                 return None
             self._next += 1
             return index
@@ -407,6 +409,7 @@ class _Line:
                 # Refused, unreachable, or dropped twice: given back with the never-sent ones, so
                 # --resume sends it (resending rather than losing, as after one drop above).
                 work.errors.append(err)
+                work.refused = work.refused or isinstance(err, PermanentDeliveryError)
                 return
             work.unsent[index] = False
 
