@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from newsletter.archive import list_archived
@@ -32,6 +33,7 @@ from newsletter.mime import build_message
 from newsletter.models import LedgerStatus, OutgoingMessage
 from newsletter.send import Progress, SendSummary, plan_send, send_issue, send_report, send_test
 from newsletter.store.engine import open_database
+from newsletter.store.schema import deliveries
 from newsletter.store.subscribers import SubscriberStore
 from tests.dbkit import db
 from tests.sendkit import (
@@ -500,3 +502,31 @@ def test_the_quick_recipient_is_the_same_value_as_with_links(db_settings: Settin
     assert quick == slow and vars(quick) == vars(slow)
     with pytest.raises(dataclasses.FrozenInstanceError):
         quick.email = "other@example.org"  # type: ignore[misc]
+
+
+class CountsPending(MemoryTransport):
+    """Notes how many rows of the send are ``pending`` each time a batch is handed over."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(max_batch=2)
+        self.settings = settings
+        self.pending_seen: list[int] = []
+
+    def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
+        self.pending_seen.append(list(ledger_rows(self.settings).values()).count("pending"))
+        return super().send_batch(message)
+
+
+def test_resend_unconfirmed_claims_one_batch_at_a_time(db_settings: Settings) -> None:
+    people = populate(db_settings, 7)
+    issue = load_issue(db_settings)
+    send_issue(db_settings, db(db_settings), issue, transport=MemoryTransport(max_batch=3))
+    engine = open_database(db_settings.database_url)
+    with engine.begin() as conn:  # as if every batch had been in flight when a run died
+        conn.execute(sa.update(deliveries).values(status="unconfirmed"))
+    again = CountsPending(db_settings)
+    send_issue(db_settings, db(db_settings), issue, transport=again, resend_unconfirmed=True)
+    assert sorted(delivered_ids(again)) == sorted(s.id for s in people.active)
+    assert [len(batch.recipients) for batch in again.batches] == [2, 2, 2, 1]
+    assert again.pending_seen == [2, 2, 2, 1]  # never more than the batch in hand
+    assert set(ledger_rows(db_settings).values()) == {"sent"}
