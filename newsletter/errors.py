@@ -77,6 +77,13 @@ class InvalidNameError(SubscriberError):
         self.problem = problem
 
 
+class OptionValueError(SubscriberError):
+    """A value given on the command line (``--name``, ``--topics``, an address) was refused: a
+    usage mistake, so exit code 2 as click's own usage errors."""
+
+    exit_code = 2
+
+
 class ImportFileError(SubscriberError):
     """A CSV file cannot be imported at all (no ``email`` column, not UTF-8 …)."""
 

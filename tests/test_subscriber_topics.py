@@ -50,10 +50,10 @@ def test_add_with_topics_and_only_my_topics_then_show(project: Path, settings: S
 
 def test_add_refuses_unknown_topics_with_a_suggestion(project: Path, clean_env: None) -> None:
     result = cli(project, "add", "ann@example.org", "--topics", "Attachmnt")
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert "--topics: unknown topic 'Attachmnt' (did you mean \"Attachment\"?)" in result.output
     refused = cli(project, "add", "bo@example.org", "--only-my-topics")
-    assert refused.exit_code != 0 and "--only-my-topics needs --topics" in refused.output
+    assert refused.exit_code == 2 and "--only-my-topics needs --topics" in refused.output
 
 
 def test_csv_topics_and_mode_round_trip_and_bad_rows_are_reported_per_line(

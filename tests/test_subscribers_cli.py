@@ -65,7 +65,7 @@ def test_user_mistakes_exit_1_or_2_without_traceback(run) -> None:  # type: igno
     ok(run("add", "ann@example.org"))
     for args, code, message in (
         (("add", "ANN@example.org"), 1, "already"),
-        (("add", "not an address"), 1, "not a valid email address"),
+        (("add", "not an address"), 2, "not a valid email address"),
         (("add", "x@example.org", "--status", "bounced"), 2, "Invalid value"),
         (("show", "nobody@example.org"), 1, "not on the list"),
         (("remove", "nobody@example.org"), 1, "not on the list"),
@@ -89,13 +89,13 @@ def test_import_reports_lines_and_counts(run, tmp_path: Path) -> None:  # type: 
 
 def test_a_name_with_a_control_character_is_refused_where_it_was_given(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = run("add", "ann@example.org", "--name", "Ann\nBcc: all@example.org")
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output  # a usage mistake
     assert result.stderr.strip() == (
         "error: --name: contains a line break (line feed), U+000A, at character 4; "
         "a name is one line of plain text"
     )
     too_long = run("add", "ann@example.org", "--name", "x" * 201)
-    assert too_long.exit_code == 1
+    assert too_long.exit_code == 2
     assert "error: --name: is 201 characters long; at most 200 are allowed" in too_long.stderr
     assert ok(run("list")).output == ""
     path = tmp_path / "people.csv"
@@ -253,3 +253,10 @@ def test_export_excel_has_the_bom_keeps_accents_and_guards_formulas(  # type: ig
     assert "Zoë Ñúñez-Çelik" in listing and "José Ødegård" in listing
     assert '=HYPERLINK("http://x.example","clic")' in listing
     assert "\t'" not in listing
+
+
+def test_adding_a_malformed_address_is_a_usage_mistake(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("add", "not-an-email")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().startswith("error: 'not-an-email' is not a valid email address")
+    assert ok(run("list")).output == ""

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from newsletter.cli import Project, SuggestingGroup, pass_project
-from newsletter.errors import InvalidNameError, SubscriberError
+from newsletter.errors import InvalidNameError, OptionValueError, SubscriberError
 from newsletter.models import SubscriberStatus, TopicMode
 from newsletter.store.csv_io import (
     TOPIC_SEPARATOR,
@@ -29,6 +29,7 @@ from newsletter.store.csv_io import (
     import_csv,
 )
 from newsletter.store.subscribers import SubscriberStore, canonical_topics
+from newsletter.values.address import AddressError, normalise_address
 
 NEW_STATUSES = click.Choice(
     [SubscriberStatus.ACTIVE.value, SubscriberStatus.PENDING.value], case_sensitive=False
@@ -92,9 +93,13 @@ def add(
       newsletter subscribers add chloe@example.org --topics 'Attachment; Anxiety Disorders' --only-my-topics
     """
     try:
+        normalise_address(email)
+    except AddressError as err:
+        raise OptionValueError(str(err)) from None
+    try:
         chosen = canonical_topics(topics.split(TOPIC_SEPARATOR), _known_topics(project))
     except SubscriberError as err:
-        raise SubscriberError(f"--topics: {err}") from err
+        raise OptionValueError(f"--topics: {err}") from err
     if only_my_topics and not chosen:
         raise click.UsageError("--only-my-topics needs --topics (a reader of no topics gets all)")
     try:
@@ -107,7 +112,7 @@ def add(
             topic_mode=TopicMode.ONLY if only_my_topics else TopicMode.ALL,
         )
     except InvalidNameError as err:
-        raise SubscriberError(f"--name: {err.problem}") from err
+        raise OptionValueError(f"--name: {err.problem}") from err
     shown = f"; topics: {'; '.join(chosen)} ({subscriber.topic_mode})" if chosen else ""
     click.echo(f"added {subscriber.email} ({subscriber.status}{shown})")
 
