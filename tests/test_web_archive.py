@@ -25,7 +25,7 @@ from newsletter.store.subscribers import SubscriberStore
 from newsletter.web.app import create_app
 from newsletter.web.archive import export_static, topic_slug
 from tests.dbkit import db
-from tests.webkit import archive_fixture, in_process
+from tests.webkit import archive_fixture, archive_samples, in_process
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 MONTHS = ("2020-11", "2020-12", "2021-01")
@@ -39,13 +39,7 @@ SENT = {
 @pytest.fixture
 def archived(settings: Settings) -> Settings:
     """The three sample issues, archived as if each had been sent on its month's first Tuesday."""
-    topics = load_topics(settings.topics_file)
-    for month in MONTHS:
-        issue = read_issue(settings.issues_dir / f"{month}.md", topics)
-        archive_fixture(
-            settings.root, month, issue.source, subject=issue.subject, finished_at=SENT[month]
-        )
-    return settings
+    return archive_samples(settings, MONTHS, SENT)
 
 
 @pytest.fixture

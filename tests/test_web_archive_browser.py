@@ -23,10 +23,9 @@ from playwright.sync_api import Browser, Page
 from newsletter.config import Settings
 from newsletter.doi.record import CORRECTION, Update
 from newsletter.doi.store import MetadataStore
-from newsletter.issues import load_topics, read_issue
 from newsletter.web.archive import ARCHIVE_CSP, export_static
 from tests.browser import chromium, horizontal_overflow, page_at
-from tests.webkit import archive_fixture, serving
+from tests.webkit import archive_fixture, archive_samples, serving
 
 pytestmark = pytest.mark.browser
 
@@ -74,17 +73,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def archived(settings: Settings) -> Settings:
-    topics = load_topics(settings.topics_file)
-    for month in MONTHS:
-        issue = read_issue(settings.issues_dir / f"{month}.md", topics)
-        archive_fixture(
-            settings.root,
-            month,
-            issue.source,
-            subject=issue.subject,
-            finished_at=f"{month}-05T14:00:00+00:00",
-        )
-    return settings
+    return archive_samples(settings, MONTHS)
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from newsletter.web.app import create_app
 from newsletter.web.archive import ARCHIVE_CSP, export_static
 from newsletter.web.search import fold, plain_text, query_words
 from tests.dbkit import db
-from tests.webkit import archive_fixture, in_process
+from tests.webkit import archive_fixture, archive_samples, in_process
 
 MONTHS = ("2020-11", "2020-12", "2021-01")
 PELUSO = "10.1037/pst0000165"  # the second article of 2020-11
@@ -40,17 +40,7 @@ def escape(text: str) -> str:
 
 @pytest.fixture
 def archived(settings: Settings) -> Settings:
-    topics = load_topics(settings.topics_file)
-    for month in MONTHS:
-        issue = read_issue(settings.issues_dir / f"{month}.md", topics)
-        archive_fixture(
-            settings.root,
-            month,
-            issue.source,
-            subject=issue.subject,
-            finished_at=f"{month}-05T14:00:00+00:00",
-        )
-    return settings
+    return archive_samples(settings, MONTHS)
 
 
 @pytest.fixture

@@ -17,7 +17,14 @@ from newsletter.store.subscribers import SubscriberStore
 from newsletter.tokens import Purpose, load_signer
 from tests.browser import chromium, horizontal_overflow, page_at
 from tests.dbkit import db
-from tests.webkit import LiveServer, archive_fixture, confirm_path, mail_to, serving, wait_for
+from tests.webkit import (
+    LiveServer,
+    archive_samples,
+    confirm_path,
+    mail_to,
+    serving,
+    wait_for,
+)
 
 pytestmark = pytest.mark.browser
 pytest_plugins = ["tests.webfixtures"]  # the live server fixture
@@ -118,16 +125,7 @@ def test_pages_run_no_script_and_the_csp_forbids_it(browser: Browser, live: Live
 
 @pytest.mark.parametrize("width", [320, PHONE])
 def test_archive_pages_fit_a_phone(browser: Browser, settings: Settings, width: int) -> None:
-    topics = load_topics(settings.topics_file)
-    for month in ("2020-12", "2021-01"):
-        issue = read_issue(settings.issues_dir / f"{month}.md", topics)
-        archive_fixture(
-            settings.root,
-            month,
-            issue.source,
-            subject=issue.subject,
-            finished_at=f"{month}-05T14:00:00+00:00",
-        )
+    archive_samples(settings, ("2020-12", "2021-01"))
     with serving(settings) as server, page_at(browser, width) as page:
         for path in (
             "/archive/",

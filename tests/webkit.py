@@ -199,3 +199,22 @@ def archive_fixture(root: Path, month: str, source: str, *, subject: str, finish
     }
     (folder / "send.json").write_text(json.dumps(record), encoding="utf-8")
     return folder
+
+
+SAMPLE_MONTHS = ("2020-11", "2020-12", "2021-01")
+
+
+def archive_samples(
+    settings: Settings, months: tuple[str, ...] = SAMPLE_MONTHS, sent: dict[str, str] | None = None
+) -> Settings:
+    """The sample issues of ``months`` archived as sent (on the 5th, or on ``sent[month]``)."""
+    from newsletter.issues import load_topics, read_issue
+
+    topics = load_topics(settings.topics_file)
+    for month in months:
+        issue = read_issue(settings.issues_dir / f"{month}.md", topics)
+        finished_at = (sent or {}).get(month, f"{month}-05T14:00:00+00:00")
+        archive_fixture(
+            settings.root, month, issue.source, subject=issue.subject, finished_at=finished_at
+        )
+    return settings
