@@ -75,6 +75,29 @@ def test_an_issue_page_is_a_web_page_not_the_email(settings: Settings) -> None:
     assert "<script" not in page
 
 
+def test_an_issue_page_reads_in_the_emails_order(archived: Settings, site: TestClient) -> None:
+    """Title, source, bottom line, summary, Practice Implications, then the reference with a
+    readable DOI link (not the raw address); the contents list shows each bottom line."""
+    page = site.get("/archive/2021-01/").text
+    first = page.index('id="article-1"')
+    positions = [
+        page.index(marker, first)
+        for marker in (
+            "Clinical Psychology &amp; Psychotherapy · 2020",
+            "Bottom line:",
+            "Burnout is a particular kind of work stress",
+            "Practice Implications",
+            "Summers, E. M.",
+            ">Read the study</a> (DOI&nbsp;10.1002/cpp.2509)",
+            'class="tag"',
+        )
+    ]
+    assert positions == sorted(positions)
+    assert ">https://doi.org/" not in page  # no raw DOI address as link text
+    contents = page[page.index('aria-label="In this issue"') : first]
+    assert contents.count('class="contents-bottom"') == 2
+
+
 def test_meta_description_canonical_and_open_graph(archived: Settings, site: TestClient) -> None:
     base = archived.links.archive_url
     page = site.get("/archive/2020-11/").text
