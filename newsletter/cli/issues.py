@@ -228,7 +228,7 @@ def preview(project: Project, issue: str, port: int) -> None:
         server = PreviewServer(source, port=port)
     except OSError as err:
         raise click.BadParameter(f"cannot listen on 127.0.0.1:{port}: {err.strerror}") from err
-    click.echo(f"previewing {display(path)} at {server.url} (reloads on save; Ctrl-C stops)")
+    click.echo(f"previewing {display(path)} at {server.url} (updates on every save; Ctrl-C stops)")
     try:
         server.serve_forever()
     finally:
