@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import NamedTuple, Protocol
 
 import sqlalchemy as sa
@@ -78,6 +79,10 @@ class Candidate(NamedTuple):
     # The reader's topic choice as one string, topic_mode + topics JSON ('only["Attachment"]'),
     # None for a reader without topics (most): what newsletter/variants.py keys a variant on.
     choice: str | None = None
+
+
+# A row as a Candidate without a Python-level __new__ per row (it has exactly their fields).
+_new_candidate = partial(tuple.__new__, Candidate)
 
 
 class DeliveryResult(Protocol):
@@ -287,7 +292,7 @@ class Ledger:
             rows = conn.execute(
                 _CANDIDATES, {"c_send_id": send_id, "c_after": after_id, "c_limit": limit}
             ).all()
-        return [Candidate(*row) for row in rows]
+        return list(map(_new_candidate, rows))
 
     def claim_ids(
         self,
