@@ -626,14 +626,13 @@ def _record_outcome(conn: sa.Connection, send_id: int, done: Outcome) -> None:
     if _uniform(done.results, done.claimed):
         # One statement for the whole batch: the common case, and the fast one.
         conn.execute(
-            deliveries.update()
-            .where(*in_batch)
-            .values(
-                status=LedgerStatus.SENT.value,
-                provider_message_id=done.results[0].provider_message_id,
-                error=None,
-                updated_at=now,
-            )
+            _RECORD_BATCH,
+            {
+                "r_send_id": send_id,
+                "r_batch": done.batch,
+                "r_provider_id": done.results[0].provider_message_id,
+                "r_now": now,
+            },
         )
         return
     if done.results:
@@ -679,46 +678,56 @@ _CANDIDATES = (
     .limit(sa.bindparam("c_limit"))
 )
 
-_CLAIM_IDS = (
-    deliveries.insert()
-    .from_select(
-        [
-            "send_id",
-            "subscriber_id",
-            "email",
-            "status",
-            "batch",
-            "message_id",
-            "updated_at",
-            "variant",
-        ],
-        sa.select(
-            sa.bindparam("c_send_id", type_=sa.Integer),
-            subscribers.c.id,
-            subscribers.c.email,
-            sa.bindparam("c_status", type_=sa.String),
-            sa.bindparam("c_batch", type_=sa.Integer),
-            sa.bindparam("c_prefix", type_=sa.String)
-            + sa.cast(
-                (
-                    sa.cast(subscribers.c.id, sa.BigInteger)
-                    * sa.bindparam("c_multiplier", type_=sa.BigInteger)
-                    + sa.bindparam("c_offset", type_=sa.BigInteger)
+
+def _claim_ids(ids_given: sa.ColumnElement[bool]) -> sa.Insert:
+    """The claim of the subscribers ``ids_given`` picks (see ``claim_rows``)."""
+    return (
+        deliveries.insert()
+        .from_select(
+            [
+                "send_id",
+                "subscriber_id",
+                "email",
+                "status",
+                "batch",
+                "message_id",
+                "updated_at",
+                "variant",
+            ],
+            sa.select(
+                sa.bindparam("c_send_id", type_=sa.Integer),
+                subscribers.c.id,
+                subscribers.c.email,
+                sa.bindparam("c_status", type_=sa.String),
+                sa.bindparam("c_batch", type_=sa.Integer),
+                sa.bindparam("c_prefix", type_=sa.String)
+                + sa.cast(
+                    (
+                        sa.cast(subscribers.c.id, sa.BigInteger)
+                        * sa.bindparam("c_multiplier", type_=sa.BigInteger)
+                        + sa.bindparam("c_offset", type_=sa.BigInteger)
+                    )
+                    % MessageIds.MODULUS,
+                    sa.String,
                 )
-                % MessageIds.MODULUS,
-                sa.String,
-            )
-            + sa.bindparam("c_suffix", type_=sa.String),
-            sa.bindparam("c_now", type_=sa.DateTime(timezone=True)),
-            sa.bindparam("c_variant", type_=sa.String),
-        ).where(
-            subscribers.c.id.in_(sa.bindparam("c_ids", expanding=True)),
-            *_ACTIVE,
-            _not_in_send(sa.bindparam("c_send_id")),
-        ),
+                + sa.bindparam("c_suffix", type_=sa.String),
+                sa.bindparam("c_now", type_=sa.DateTime(timezone=True)),
+                sa.bindparam("c_variant", type_=sa.String),
+            ).where(
+                ids_given,
+                *_ACTIVE,
+                _not_in_send(sa.bindparam("c_send_id")),
+            ),
+        )
+        .returning(deliveries.c.subscriber_id)
     )
-    .returning(deliveries.c.subscriber_id)
-)
+
+
+_CLAIM_IDS = _claim_ids(subscribers.c.id.in_(sa.bindparam("c_ids", expanding=True)))
+# SQLite: the batch's ids as one JSON array parameter instead of 1,000 placeholders, which
+# SQLAlchemy would otherwise write into the statement's text and bind one by one on every claim.
+_IDS_JSON = sa.func.json_each(sa.bindparam("c_ids_json", type_=sa.String)).table_valued("value")
+_CLAIM_IDS_SQLITE = _claim_ids(subscribers.c.id.in_(sa.select(_IDS_JSON.c.value)))
 
 
 def mark_in_flight(conn: sa.Connection, send_id: int) -> int:
@@ -750,10 +759,14 @@ def claim_rows(
     RETURNING gives exactly the rows this statement inserted (psycopg reports no rowcount for
     ``INSERT … SELECT``, and other rows of the batch are not ours).
     """
-    values = {"c_send_id": send_id, "c_batch": batch, "c_ids": list(ids), "c_now": now_utc()}
+    values: dict[str, object] = {"c_send_id": send_id, "c_batch": batch, "c_now": now_utc()}
     values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
     values |= {"c_multiplier": message_ids.multiplier, "c_offset": message_ids.offset}
     values |= {"c_status": status.value, "c_variant": variant}
+    if conn.dialect.name == "sqlite":
+        values["c_ids_json"] = "[" + ",".join(map(str, map(int, ids))) + "]"
+        return set(conn.scalars(_CLAIM_IDS_SQLITE, values))
+    values["c_ids"] = list(ids)
     return set(conn.scalars(_CLAIM_IDS, values))
 
 
@@ -769,6 +782,22 @@ def _uniform(results: Sequence[DeliveryResult], claimed: int) -> bool:
         return False
     return len({r.recipient.subscriber_id for r in results}) == claimed
 
+
+# A whole batch accepted under one provider id (module level: compiled once, cached).
+_RECORD_BATCH = (
+    deliveries.update()
+    .where(
+        deliveries.c.send_id == sa.bindparam("r_send_id"),
+        deliveries.c.status == LedgerStatus.PENDING.value,
+        deliveries.c.batch == sa.bindparam("r_batch"),
+    )
+    .values(
+        status=LedgerStatus.SENT.value,
+        provider_message_id=sa.bindparam("r_provider_id"),
+        error=None,
+        updated_at=sa.bindparam("r_now", type_=sa.DateTime(timezone=True)),
+    )
+)
 
 _RECORD_ONE = (
     deliveries.update()
