@@ -14,6 +14,7 @@ with no row yet, by id), so nothing per subscriber crosses into Python but the b
 from __future__ import annotations
 
 import enum
+import json
 import secrets
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -288,10 +289,16 @@ class Ledger:
 
     def candidates(self, send_id: int, *, after_id: int, limit: int) -> list[Candidate]:
         """The next ``limit`` active subscribers (ids above ``after_id``) with no row yet; reads only."""
+        values = {"c_send_id": send_id, "c_after": after_id, "c_limit": limit}
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                _CANDIDATES, {"c_send_id": send_id, "c_after": after_id, "c_limit": limit}
-            ).all()
+            if conn.dialect.name == "sqlite":
+                # One row holding the batch as JSON: one step of the statement instead of one a
+                # reader, and each step lets go of the GIL, which the send's other threads
+                # hold most of the time (every step would wait for its turn).
+                rows = json.loads(conn.execute(_CANDIDATES_JSON, values).scalar_one() or "[]")
+                rows.sort()  # by id (an aggregate's order is not promised)
+            else:
+                rows = conn.execute(_CANDIDATES, values).all()
         return list(map(_new_candidate, rows))
 
     def claim_ids(
@@ -677,57 +684,66 @@ _CANDIDATES = (
     .order_by(subscribers.c.id)
     .limit(sa.bindparam("c_limit"))
 )
+_CANDIDATES_INNER = _CANDIDATES.subquery()
+_CANDIDATES_JSON = sa.select(
+    sa.func.json_group_array(sa.func.json_array(*_CANDIDATES_INNER.c))
+).select_from(_CANDIDATES_INNER)
 
 
-def _claim_ids(ids_given: sa.ColumnElement[bool]) -> sa.Insert:
+def _claim_ids(ids_given: sa.ColumnElement[bool], *, returning: bool = True) -> sa.Insert:
     """The claim of the subscribers ``ids_given`` picks (see ``claim_rows``)."""
-    return (
-        deliveries.insert()
-        .from_select(
-            [
-                "send_id",
-                "subscriber_id",
-                "email",
-                "status",
-                "batch",
-                "message_id",
-                "updated_at",
-                "variant",
-            ],
-            sa.select(
-                sa.bindparam("c_send_id", type_=sa.Integer),
-                subscribers.c.id,
-                subscribers.c.email,
-                sa.bindparam("c_status", type_=sa.String),
-                sa.bindparam("c_batch", type_=sa.Integer),
-                sa.bindparam("c_prefix", type_=sa.String)
-                + sa.cast(
-                    (
-                        sa.cast(subscribers.c.id, sa.BigInteger)
-                        * sa.bindparam("c_multiplier", type_=sa.BigInteger)
-                        + sa.bindparam("c_offset", type_=sa.BigInteger)
-                    )
-                    % MessageIds.MODULUS,
-                    sa.String,
+    claim = deliveries.insert().from_select(
+        [
+            "send_id",
+            "subscriber_id",
+            "email",
+            "status",
+            "batch",
+            "message_id",
+            "updated_at",
+            "variant",
+        ],
+        sa.select(
+            sa.bindparam("c_send_id", type_=sa.Integer),
+            subscribers.c.id,
+            subscribers.c.email,
+            sa.bindparam("c_status", type_=sa.String),
+            sa.bindparam("c_batch", type_=sa.Integer),
+            sa.bindparam("c_prefix", type_=sa.String)
+            + sa.cast(
+                (
+                    sa.cast(subscribers.c.id, sa.BigInteger)
+                    * sa.bindparam("c_multiplier", type_=sa.BigInteger)
+                    + sa.bindparam("c_offset", type_=sa.BigInteger)
                 )
-                + sa.bindparam("c_suffix", type_=sa.String),
-                sa.bindparam("c_now", type_=sa.DateTime(timezone=True)),
-                sa.bindparam("c_variant", type_=sa.String),
-            ).where(
-                ids_given,
-                *_ACTIVE,
-                _not_in_send(sa.bindparam("c_send_id")),
-            ),
-        )
-        .returning(deliveries.c.subscriber_id)
+                % MessageIds.MODULUS,
+                sa.String,
+            )
+            + sa.bindparam("c_suffix", type_=sa.String),
+            sa.bindparam("c_now", type_=sa.DateTime(timezone=True)),
+            sa.bindparam("c_variant", type_=sa.String),
+        ).where(
+            ids_given,
+            *_ACTIVE,
+            _not_in_send(sa.bindparam("c_send_id")),
+        ),
     )
+    return claim.returning(deliveries.c.subscriber_id) if returning else claim
 
 
 _CLAIM_IDS = _claim_ids(subscribers.c.id.in_(sa.bindparam("c_ids", expanding=True)))
 # SQLite: the batch's ids as one JSON array parameter instead of 1,000 placeholders, which
 # SQLAlchemy would otherwise write into the statement's text and bind one by one on every claim.
 _IDS_JSON = sa.func.json_each(sa.bindparam("c_ids_json", type_=sa.String)).table_valued("value")
-_CLAIM_IDS_SQLITE = _claim_ids(subscribers.c.id.in_(sa.select(_IDS_JSON.c.value)))
+_CLAIM_IDS_SQLITE = _claim_ids(subscribers.c.id.in_(sa.select(_IDS_JSON.c.value)), returning=False)
+# Those of a claim's ids that have the batch's row now: inserted by the claim just made in the
+# same transaction (a batch number is used by one claim; the lease keeps other runs out).
+_CLAIMED_OF_BATCH = sa.select(deliveries.c.subscriber_id).where(
+    deliveries.c.send_id == sa.bindparam("c_send_id"),
+    deliveries.c.batch == sa.bindparam("c_batch"),
+    deliveries.c.status == sa.bindparam("c_status"),
+    deliveries.c.subscriber_id.in_(sa.select(_IDS_JSON.c.value)),
+)
 
 
 def mark_in_flight(conn: sa.Connection, send_id: int) -> int:
@@ -765,7 +781,12 @@ def claim_rows(
     values |= {"c_status": status.value, "c_variant": variant}
     if conn.dialect.name == "sqlite":
         values["c_ids_json"] = "[" + ",".join(map(str, map(int, ids))) + "]"
-        return set(conn.scalars(_CLAIM_IDS_SQLITE, values))
+        # No RETURNING: reading 1,000 returned rows is 1,000 steps, each letting go of the GIL.
+        # SQLite counts what the statement inserted; only a short count asks which ones.
+        inserted = conn.execute(_CLAIM_IDS_SQLITE, values).rowcount
+        if inserted == len(ids):
+            return set(ids)
+        return set(conn.scalars(_CLAIMED_OF_BATCH, values))
     values["c_ids"] = list(ids)
     return set(conn.scalars(_CLAIM_IDS, values))
 
