@@ -406,7 +406,9 @@ class Pipeline:
             try:
                 with self._personalising:  # one batch at a time: see SendGrid's _building
                     recipients = self._personalise(rows)
-                self._hold(self.delivery.deliver(item.batch, recipients, item.variant))
+                outcome = self.delivery.deliver(item.batch, recipients, item.variant)
+                del recipients  # the batch's values go now, not when its outcome is written
+                self._hold(outcome.settled())
             except BaseException as err:
                 self.errors.append(err)
             finally:

@@ -109,6 +109,18 @@ class Outcome:
     batch: int
     claimed: int
     results: Sequence[DeliveryResult]
+    # All ``claimed`` accepted under this one provider id; ``results`` may then be left empty.
+    all_accepted: bool = False
+    provider_message_id: str | None = None
+
+    def settled(self) -> Outcome:
+        """This outcome without its per-recipient results when they only say "all accepted under
+        one id": what the ledger writes of it, without keeping the batch's recipients alive until
+        it is written (several delivered batches may wait for the next claim)."""
+        if self.all_accepted or not _uniform(self.results, self.claimed):
+            return self
+        provider = self.results[0].provider_message_id
+        return Outcome(self.batch, self.claimed, (), True, provider)
 
 
 def _record(row: sa.Row[tuple[object, ...]]) -> SendRecord:
@@ -630,14 +642,15 @@ def _record_outcome(conn: sa.Connection, send_id: int, done: Outcome) -> None:
         deliveries.c.status == LedgerStatus.PENDING.value,
         deliveries.c.batch == done.batch,
     )
-    if _uniform(done.results, done.claimed):
+    done = done.settled()
+    if done.all_accepted:
         # One statement for the whole batch: the common case, and the fast one.
         conn.execute(
             _RECORD_BATCH,
             {
                 "r_send_id": send_id,
                 "r_batch": done.batch,
-                "r_provider_id": done.results[0].provider_message_id,
+                "r_provider_id": done.provider_message_id,
                 "r_now": now,
             },
         )
