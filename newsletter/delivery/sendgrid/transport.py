@@ -31,7 +31,7 @@ from newsletter.delivery.base import BatchResults, DeliveryResult, Transport, no
 from newsletter.delivery.sendgrid.settings import MAX_BATCH, SendGridSettings
 from newsletter.errors import ConfigError, PermanentDeliveryError, TemporaryDeliveryError
 from newsletter.mime import all_plain, check_address, check_header, list_headers
-from newsletter.models import OutgoingMessage, Recipient
+from newsletter.models import OutgoingMessage, Placeholder, Recipient
 
 log = logging.getLogger(__name__)
 
@@ -471,10 +471,10 @@ class SendGridTransport(Transport):
         sendable: tuple[Recipient, ...] = message.recipients
         failed: list[DeliveryResult] = []
         with self._building:
-            quick = _quick_personalizations(message)
-            if quick is not None:  # every recipient passed the batch's checks: the usual case
-                data = dumps(self._body(message, quick))
-        if quick is None:
+            # Every recipient passed the batch's checks: the usual case. The personalizations
+            # live only until they are JSON, not while the request is on the wire.
+            data = _quick_body(self, message)
+        if data is None:
             sendable, to, failed = _sendable(message.recipients)
             if not sendable:
                 return failed
@@ -526,10 +526,17 @@ class SendGridTransport(Transport):
         return body
 
 
+def _quick_body(transport: SendGridTransport, message: OutgoingMessage) -> bytes | None:
+    """The request body as JSON when ``_quick_personalizations`` can build it, else None."""
+    quick = _quick_personalizations(message)
+    return None if quick is None else dumps(transport._body(message, quick))
+
+
 _EMAIL, _NAME = attrgetter("email"), attrgetter("name")
 _MESSAGE_ID, _LIST_UNSUBSCRIBE = attrgetter("message_id"), attrgetter("list_unsubscribe_url")
 _SUBSTITUTIONS, _VALUES = attrgetter("substitutions"), methodcaller("values")
-_PLAIN_STR = str.__str__  # a str enum member (Placeholder) as the plain str of its value
+# A Placeholder key as its value (a plain str, one shared object); another key as it is.
+_PLAIN_KEY = {placeholder: placeholder.value for placeholder in Placeholder}.get
 
 
 def _quick_personalizations(message: OutgoingMessage) -> list[dict[str, Any]] | None:
@@ -560,7 +567,7 @@ def _quick_personalizations(message: OutgoingMessage) -> list[dict[str, Any]] | 
     substitutions = list(map(_SUBSTITUTIONS, recipients))
     if not _substitutions_fit(substitutions):
         return None
-    plain, one_click = _PLAIN_STR, _ONE_CLICK["List-Unsubscribe-Post"]
+    plain, one_click = _PLAIN_KEY, _ONE_CLICK["List-Unsubscribe-Post"]
     issue_arg, subscriber_arg = CUSTOM_ARG_ISSUE, CUSTOM_ARG_SUBSCRIBER
     built: list[dict[str, Any]] = []
     append = built.append
@@ -571,7 +578,7 @@ def _quick_personalizations(message: OutgoingMessage) -> list[dict[str, Any]] | 
             "to": [{"email": email, "name": name} if name else {"email": email}]
         }
         if subs:
-            entry["substitutions"] = dict(zip(map(plain, subs), subs.values(), strict=True))
+            entry["substitutions"] = dict(zip(map(plain, subs, subs), subs.values(), strict=True))
         if url:
             entry["headers"] = {
                 "Message-ID": message_id,
