@@ -402,15 +402,22 @@ class Pipeline:
     ) -> None:
         """A delivering thread: send claimed batches; what happened is written with the next claim."""
         while (job := claimed.get()) is not None:
-            item, rows = job
             try:
-                with self._personalising:  # one batch at a time: see SendGrid's _building
-                    recipients = self._personalise(rows)
-                self._hold(self.delivery.deliver(item.batch, recipients, item.variant))
+                self._deliver_one(*job)
             except BaseException as err:
                 self.errors.append(err)
             finally:
+                # Nothing of a delivered batch stays referenced while this thread waits for the
+                # next: with eight such threads that was eight batches of readers kept alive.
+                job = None
                 slots.release()
+
+    def _deliver_one(self, item: Prepared, rows: tuple[Candidate, ...]) -> None:
+        with self._personalising:  # one batch at a time: see SendGrid's _building
+            recipients = self._personalise(rows)
+        outcome = self.delivery.deliver(item.batch, recipients, item.variant)
+        # Settled: what waits for the next claim is the outcome, not the batch's recipients.
+        self._hold(outcome.settled())
 
     def _claim(
         self, item: Prepared, skips: Prepared | None = None, record: Sequence[Outcome] = ()

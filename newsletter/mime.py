@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from email.errors import MessageError
 from email.headerregistry import Address
@@ -22,7 +23,12 @@ from email.utils import format_datetime, make_msgid
 
 from newsletter.errors import PermanentDeliveryError
 from newsletter.models import OutgoingMessage, Recipient, personalise
-from newsletter.names import name_problem, refused_character
+from newsletter.names import (
+    MAX_NAME_BYTES,
+    has_refused_character,
+    name_problem,
+    refused_character,
+)
 from newsletter.values.clock import now_utc
 
 MESSAGE_ID_DOMAIN_DEFAULT = "newsletter.invalid"
@@ -164,6 +170,24 @@ def fold_header(label: str, value: str, policy: Policy) -> str:
 def check_address(header: str, display_name: str | None, addr_spec: str) -> tuple[str, str]:
     """``(display name, address)`` fit for ``header``, else ``MessageBuildError`` (no address in it)."""
     return _display_name(header, display_name), _addr_spec(header, addr_spec)
+
+
+def all_plain(names: Sequence[str | None], addresses: Sequence[str]) -> bool:
+    """True when ``check_address`` would pass every one of these names and addresses unchanged.
+
+    One check for a whole batch (a few C-level passes instead of two calls per recipient): every
+    address is an everyday one (``_PLAIN_ADDRESS``) and no name has a refused character, is too
+    long or too many bytes. False says only that some recipient needs the one-by-one check.
+    """
+    if not all(map(_PLAIN_ADDRESS.fullmatch, addresses)):
+        return False
+    given = [name for name in names if name]
+    if not given:
+        return True
+    # At most 4 bytes of UTF-8 a character: names this short are never over MAX_NAME_BYTES.
+    if max(map(len, given)) * 4 > MAX_NAME_BYTES:
+        return False
+    return not has_refused_character("".join(given))  # joined: no refused character made
 
 
 def _display_name(header: str, name: str | None) -> str:

@@ -36,6 +36,11 @@ def refused_character(char: str) -> bool:
     return _REFUSED.match(char) is not None
 
 
+def has_refused_character(text: str) -> bool:
+    """True when ``text`` contains any character no name may contain (one pass, for batches)."""
+    return _REFUSED.search(text) is not None
+
+
 def character_problem(name: str) -> str | None:
     """The first refused character of ``name``, named and located ("contains a tab …"), or None.
 

@@ -220,7 +220,9 @@ def send_issue(
     completed = existing is not None and existing.status is SendStatus.COMPLETED
     if existing is not None and completed and not resend_unconfirmed:
         return _settled(ledger, existing, issue)
-    if existing is None and ledger.remaining(None) == 0:
+    # A fresh send's readers were just counted (per topic choice): no second count of the list.
+    fresh_total = sum(count for _, count in planned) if existing is None else None
+    if fresh_total == 0:
         # Recording a send to nobody would make the issue "already sent" for everyone later.
         raise SendError(
             f"no active subscribers: {issue.month} was not sent "
@@ -243,6 +245,7 @@ def send_issue(
         resend_unconfirmed=resend_unconfirmed,
         new_recipients=not completed,
         stop=stop or threading.Event(),
+        known_total=fresh_total,
     )
 
 
@@ -306,9 +309,18 @@ class _Run:
         self.started_at = now_utc()
 
     def execute(
-        self, *, resend_unconfirmed: bool, new_recipients: bool, stop: threading.Event
+        self,
+        *,
+        resend_unconfirmed: bool,
+        new_recipients: bool,
+        stop: threading.Event,
+        known_total: int | None = None,
     ) -> SendSummary:
-        """Deliver every batch, then close the send (completed or interrupted)."""
+        """Deliver every batch, then close the send (completed or interrupted).
+
+        ``known_total``: the readers of a send just started, as counted a moment before (the
+        progress total and the summary's ``recipients``); None: count them here.
+        """
         self.found_unconfirmed = self.ledger.mark_in_flight_unconfirmed(self.record.id)
         if self.found_unconfirmed:  # also in the summary, which the CLI prints as a warning
             log.info(
@@ -316,8 +328,11 @@ class _Run:
                 self.found_unconfirmed,
                 self.issue.month,
             )
-        resendable = self.ledger.resendable(self.record.id) if resend_unconfirmed else 0
-        total = resendable + (self.ledger.remaining(self.record.id) if new_recipients else 0)
+        if known_total is not None and not resend_unconfirmed and new_recipients:
+            total = known_total  # a new send: nobody has a row yet, nobody to resend
+        else:
+            resendable = self.ledger.resendable(self.record.id) if resend_unconfirmed else 0
+            total = resendable + (self.ledger.remaining(self.record.id) if new_recipients else 0)
         self.progress.start(total, issue=self.issue.month, transport=self.record.transport)
         one_malloc_arena()  # before the run's threads start (heartbeat, transport, stages)
         try:

@@ -527,3 +527,67 @@ def test_the_mail_send_body_is_compact_utf8_json(sendgrid_server, sendgrid_setti
     named = replace(message.recipients[0], name="Zoë Ångström")
     sender.send_batch(replace(message, recipients=(named,)))
     assert sendgrid_server.accepted[0]["personalizations"][0]["to"][0]["name"] == "Zoë Ångström"
+
+
+# --- the batch-level fast path ---------------------------------------------------------------------
+
+
+def _one_by_one(message):
+    """The personalizations as the one-recipient-at-a-time path builds them."""
+    from newsletter.delivery.sendgrid import transport as sg
+
+    to = [sg._address("To", r.email, r.name) for r in message.recipients]
+    return [sg._personalization(message, r, t) for r, t in zip(message.recipients, to, strict=True)]
+
+
+def test_the_batch_fast_path_builds_exactly_what_the_one_by_one_path_builds():
+    import orjson
+
+    from newsletter.delivery.sendgrid.transport import _quick_personalizations
+
+    message = make_message(50)
+    recipients = list(message.recipients)
+    recipients[3] = replace(recipients[3], name=None)  # To without a name
+    recipients[7] = replace(recipients[7], list_unsubscribe_url=None)  # no List-Unsubscribe
+    recipients[9] = replace(recipients[9], subscriber_id=None)  # no subscriber custom arg
+    recipients[11] = replace(recipients[11], name="Zoë Ångström-Ōtsuka")  # non-ASCII name
+    message = replace(message, recipients=tuple(recipients))
+    quick = _quick_personalizations(message)
+    assert quick is not None
+    # Key for key, in the same order: the same bytes on the wire.
+    assert orjson.dumps(quick) == orjson.dumps(_one_by_one(message))
+    assert orjson.dumps(_quick_personalizations(replace(message, issue_month=None))) == (
+        orjson.dumps(_one_by_one(replace(message, issue_month=None)))
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"email": 'quoted"local"@example.org'},  # valid, but not an everyday address
+        {"email": "reader1@example.com"},  # the same reader twice
+        {"email": "Reader1@Example.com"},  # the same, in other case
+        {"name": "Bad\tName"},  # a refused character
+        {"name": "x" * 190},  # maybe over the byte limit: checked one by one
+        {"message_id": "<a@b>\r\nBcc: x@y"},  # a header line break
+        {"list_unsubscribe_url": "https://x/u\n"},
+        {"substitutions": {Placeholder.UNSUBSCRIBE_URL: "u" * 900}},  # near the size limit
+    ],
+)
+def test_a_batch_with_one_doubtful_recipient_takes_the_one_by_one_path(change):
+    from newsletter.delivery.sendgrid.transport import _quick_personalizations
+
+    message = make_message(5)
+    recipients = list(message.recipients)
+    recipients[2] = replace(recipients[2], **change)
+    assert _quick_personalizations(replace(message, recipients=tuple(recipients))) is None
+
+
+def test_a_batch_with_a_bad_address_still_sends_the_others(sendgrid_server, sendgrid_settings):
+    sender, _ = transport(sendgrid_settings)
+    message = make_message(4)
+    recipients = list(message.recipients)
+    recipients[1] = replace(recipients[1], name="Bad\u202eName")  # a bidi override: refused
+    results = sender.send_batch(replace(message, recipients=tuple(recipients)))
+    assert [r.accepted for r in results] == [True, True, True, False]
+    assert len(sendgrid_server.accepted[0]["personalizations"]) == 3

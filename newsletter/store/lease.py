@@ -143,11 +143,7 @@ def take(
 
 def fence(conn: sa.Connection, send_id: int, issue: str, run_id: str) -> None:
     """Prove in this transaction that ``run_id`` still holds the lease (and beat its heartbeat)."""
-    result = conn.execute(
-        sends.update()
-        .where(sends.c.id == send_id, sends.c.lease_run == run_id)
-        .values(lease_heartbeat=now_utc())
-    )
+    result = conn.execute(_FENCE, {"f_send_id": send_id, "f_run": run_id, "f_now": now_utc()})
     if not result.rowcount:
         current = holder_of(conn, send_id)
         by = f"; it is now held by {current.describe()}" if current else ""
@@ -156,6 +152,14 @@ def fence(conn: sa.Connection, send_id: int, issue: str, run_id: str) -> None:
             f"{int(LEASE_TIMEOUT.total_seconds())} s and another run took over{by}); "
             "it stopped without claiming or recording anything more"
         )
+
+
+# Built once (a claim and a record each run it): SQLAlchemy caches its compiled form.
+_FENCE = (
+    sends.update()
+    .where(sends.c.id == sa.bindparam("f_send_id"), sends.c.lease_run == sa.bindparam("f_run"))
+    .values(lease_heartbeat=sa.bindparam("f_now", type_=sa.DateTime(timezone=True)))
+)
 
 
 def release(conn: sa.Connection, send_id: int, run_id: str) -> None:

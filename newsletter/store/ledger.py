@@ -14,12 +14,14 @@ with no row yet, by id), so nothing per subscriber crosses into Python but the b
 from __future__ import annotations
 
 import enum
+import json
 import secrets
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import NamedTuple, Protocol
 
 import sqlalchemy as sa
@@ -80,6 +82,10 @@ class Candidate(NamedTuple):
     choice: str | None = None
 
 
+# A row as a Candidate without a Python-level __new__ per row (it has exactly their fields).
+_new_candidate = partial(tuple.__new__, Candidate)
+
+
 class DeliveryResult(Protocol):
     """What the ledger reads of a transport's answer for one recipient (``delivery.base``'s).
 
@@ -103,6 +109,18 @@ class Outcome:
     batch: int
     claimed: int
     results: Sequence[DeliveryResult]
+    # All ``claimed`` accepted under this one provider id; ``results`` may then be left empty.
+    all_accepted: bool = False
+    provider_message_id: str | None = None
+
+    def settled(self) -> Outcome:
+        """This outcome without its per-recipient results when they only say "all accepted under
+        one id": what the ledger writes of it, without keeping the batch's recipients alive until
+        it is written (several delivered batches may wait for the next claim)."""
+        if self.all_accepted or not _uniform(self.results, self.claimed):
+            return self
+        provider = self.results[0].provider_message_id
+        return Outcome(self.batch, self.claimed, (), True, provider)
 
 
 def _record(row: sa.Row[tuple[object, ...]]) -> SendRecord:
@@ -283,11 +301,17 @@ class Ledger:
 
     def candidates(self, send_id: int, *, after_id: int, limit: int) -> list[Candidate]:
         """The next ``limit`` active subscribers (ids above ``after_id``) with no row yet; reads only."""
+        values = {"c_send_id": send_id, "c_after": after_id, "c_limit": limit}
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                _CANDIDATES, {"c_send_id": send_id, "c_after": after_id, "c_limit": limit}
-            ).all()
-        return [Candidate(*row) for row in rows]
+            if conn.dialect.name == "sqlite":
+                # One row holding the batch as JSON: one step of the statement instead of one a
+                # reader, and each step lets go of the GIL, which the send's other threads
+                # hold most of the time (every step would wait for its turn).
+                rows = json.loads(conn.execute(_CANDIDATES_JSON, values).scalar_one() or "[]")
+                rows.sort()  # by id (an aggregate's order is not promised)
+            else:
+                rows = conn.execute(_CANDIDATES, values).all()
+        return list(map(_new_candidate, rows))
 
     def claim_ids(
         self,
@@ -618,17 +642,17 @@ def _record_outcome(conn: sa.Connection, send_id: int, done: Outcome) -> None:
         deliveries.c.status == LedgerStatus.PENDING.value,
         deliveries.c.batch == done.batch,
     )
-    if _uniform(done.results, done.claimed):
+    done = done.settled()
+    if done.all_accepted:
         # One statement for the whole batch: the common case, and the fast one.
         conn.execute(
-            deliveries.update()
-            .where(*in_batch)
-            .values(
-                status=LedgerStatus.SENT.value,
-                provider_message_id=done.results[0].provider_message_id,
-                error=None,
-                updated_at=now,
-            )
+            _RECORD_BATCH,
+            {
+                "r_send_id": send_id,
+                "r_batch": done.batch,
+                "r_provider_id": done.provider_message_id,
+                "r_now": now,
+            },
         )
         return
     if done.results:
@@ -673,10 +697,15 @@ _CANDIDATES = (
     .order_by(subscribers.c.id)
     .limit(sa.bindparam("c_limit"))
 )
+_CANDIDATES_INNER = _CANDIDATES.subquery()
+_CANDIDATES_JSON = sa.select(
+    sa.func.json_group_array(sa.func.json_array(*_CANDIDATES_INNER.c))
+).select_from(_CANDIDATES_INNER)
 
-_CLAIM_IDS = (
-    deliveries.insert()
-    .from_select(
+
+def _claim_ids(ids_given: sa.ColumnElement[bool], *, returning: bool = True) -> sa.Insert:
+    """The claim of the subscribers ``ids_given`` picks (see ``claim_rows``)."""
+    claim = deliveries.insert().from_select(
         [
             "send_id",
             "subscriber_id",
@@ -707,12 +736,26 @@ _CLAIM_IDS = (
             sa.bindparam("c_now", type_=sa.DateTime(timezone=True)),
             sa.bindparam("c_variant", type_=sa.String),
         ).where(
-            subscribers.c.id.in_(sa.bindparam("c_ids", expanding=True)),
+            ids_given,
             *_ACTIVE,
             _not_in_send(sa.bindparam("c_send_id")),
         ),
     )
-    .returning(deliveries.c.subscriber_id)
+    return claim.returning(deliveries.c.subscriber_id) if returning else claim
+
+
+_CLAIM_IDS = _claim_ids(subscribers.c.id.in_(sa.bindparam("c_ids", expanding=True)))
+# SQLite: the batch's ids as one JSON array parameter instead of 1,000 placeholders, which
+# SQLAlchemy would otherwise write into the statement's text and bind one by one on every claim.
+_IDS_JSON = sa.func.json_each(sa.bindparam("c_ids_json", type_=sa.String)).table_valued("value")
+_CLAIM_IDS_SQLITE = _claim_ids(subscribers.c.id.in_(sa.select(_IDS_JSON.c.value)), returning=False)
+# Those of a claim's ids that have the batch's row now: inserted by the claim just made in the
+# same transaction (a batch number is used by one claim; the lease keeps other runs out).
+_CLAIMED_OF_BATCH = sa.select(deliveries.c.subscriber_id).where(
+    deliveries.c.send_id == sa.bindparam("c_send_id"),
+    deliveries.c.batch == sa.bindparam("c_batch"),
+    deliveries.c.status == sa.bindparam("c_status"),
+    deliveries.c.subscriber_id.in_(sa.select(_IDS_JSON.c.value)),
 )
 
 
@@ -745,10 +788,19 @@ def claim_rows(
     RETURNING gives exactly the rows this statement inserted (psycopg reports no rowcount for
     ``INSERT … SELECT``, and other rows of the batch are not ours).
     """
-    values = {"c_send_id": send_id, "c_batch": batch, "c_ids": list(ids), "c_now": now_utc()}
+    values: dict[str, object] = {"c_send_id": send_id, "c_batch": batch, "c_now": now_utc()}
     values |= {"c_prefix": message_ids.prefix, "c_suffix": message_ids.suffix}
     values |= {"c_multiplier": message_ids.multiplier, "c_offset": message_ids.offset}
     values |= {"c_status": status.value, "c_variant": variant}
+    if conn.dialect.name == "sqlite":
+        values["c_ids_json"] = "[" + ",".join(map(str, map(int, ids))) + "]"
+        # No RETURNING: reading 1,000 returned rows is 1,000 steps, each letting go of the GIL.
+        # SQLite counts what the statement inserted; only a short count asks which ones.
+        inserted = conn.execute(_CLAIM_IDS_SQLITE, values).rowcount
+        if inserted == len(ids):
+            return set(ids)
+        return set(conn.scalars(_CLAIMED_OF_BATCH, values))
+    values["c_ids"] = list(ids)
     return set(conn.scalars(_CLAIM_IDS, values))
 
 
@@ -764,6 +816,22 @@ def _uniform(results: Sequence[DeliveryResult], claimed: int) -> bool:
         return False
     return len({r.recipient.subscriber_id for r in results}) == claimed
 
+
+# A whole batch accepted under one provider id (module level: compiled once, cached).
+_RECORD_BATCH = (
+    deliveries.update()
+    .where(
+        deliveries.c.send_id == sa.bindparam("r_send_id"),
+        deliveries.c.status == LedgerStatus.PENDING.value,
+        deliveries.c.batch == sa.bindparam("r_batch"),
+    )
+    .values(
+        status=LedgerStatus.SENT.value,
+        provider_message_id=sa.bindparam("r_provider_id"),
+        error=None,
+        updated_at=sa.bindparam("r_now", type_=sa.DateTime(timezone=True)),
+    )
+)
 
 _RECORD_ONE = (
     deliveries.update()
