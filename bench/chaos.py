@@ -149,8 +149,14 @@ MARK = "On a topic you follow"
 
 
 def content_key(text: str, titles: Sequence[str]) -> str:
-    """The variant key a plain-text body carries: article numbers in order, ``*`` when marked."""
-    found = sorted((text.find(title), number) for number, title in enumerate(titles, 1))
+    """The variant key a plain-text body carries: article numbers in order, ``*`` when marked.
+
+    The articles are read after the first rule line: above it, the "In this issue" list names
+    every title too, without the marks.
+    """
+    rule = text.find("\n" + "-" * 72 + "\n")
+    start = rule if rule >= 0 else 0
+    found = sorted((text.find(title, start), number) for number, title in enumerate(titles, 1))
     return ",".join(
         f"{number}{'*' if MARK in text[max(0, at - 40) : at] else ''}"
         for at, number in found
