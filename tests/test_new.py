@@ -51,6 +51,9 @@ def fill_in(text: str) -> str:
             "Thirteen studies of therapists and 42 of clients."
         ),
         "[TODO: what the findings mean for practice]": "Work with feelings.",
+        "[TODO: what a busy clinician should take away, in one sentence (or delete this line)]": (
+            "Emotion expressed in the session goes with better outcomes."
+        ),
     }
     for placeholder, words in replacements.items():
         text = text.replace(placeholder, words)
@@ -105,14 +108,15 @@ def test_the_draft_checks_with_one_warning_per_placeholder(project: Path, servic
         "issues/2031-03.md:7",  # preheader
         "issues/2031-03.md:11",  # intro
         "issues/2031-03.md:16",  # Topics
-        "issues/2031-03.md:18",  # summary
-        "issues/2031-03.md:21",  # Practice Implications
+        "issues/2031-03.md:17",  # Bottom line
+        "issues/2031-03.md:19",  # summary
+        "issues/2031-03.md:22",  # Practice Implications
     ]
     assert placeholders[3] == (
         "issues/2031-03.md:16: warning: to fill in: [TODO: topic names from issues/topics.yaml, "
         "separated by ;] [placeholder]"
     )
-    assert lines[-1] == "1 file checked: 0 errors, 6 warnings", checked.output
+    assert lines[-1] == "1 file checked: 0 errors, 7 warnings", checked.output
 
 
 def test_a_ready_issue_with_a_placeholder_is_refused(project: Path, service: StandIn) -> None:
@@ -123,7 +127,7 @@ def test_a_ready_issue_with_a_placeholder_is_refused(project: Path, service: Sta
     checked = run(project, "check", "2031-03")
     assert checked.exit_code == 1
     assert (
-        "issues/2031-03.md:21: error: [TODO: later] is still to be written, and the issue is "
+        "issues/2031-03.md:22: error: [TODO: later] is still to be written, and the issue is "
         "ready: fill it in (or set status: draft) [placeholder-ready]"
     ) in checked.output
     built = run(project, "build", "2031-03")
@@ -142,7 +146,7 @@ def test_a_draft_with_placeholders_is_never_sent_to_readers(
     assert run(project, "subscribers", "add", "reader@example.org").exit_code == 0
     sent = run(project, "send", "2031-03", "--yes")
     assert sent.exit_code == 1, sent.output
-    assert "2031-03: 6 [TODO: …] placeholder(s) still to be written" in sent.output
+    assert "2031-03: 7 [TODO: …] placeholder(s) still to be written" in sent.output
     assert "nothing was sent" in sent.output
     assert not list((project / "outbox").glob("*/*"))
     path = project / "issues" / "2031-03.md"
@@ -192,7 +196,9 @@ def test_without_dois_one_empty_article(project: Path) -> None:
     assert run(project, "new", "2031-06").exit_code == 0
     checked = run(project, "check", "--offline", "2031-06")
     assert checked.exit_code == 0, checked.output
-    assert checked.output.count("[placeholder]") == 9  # subject … title, citation, DOI
+    assert (
+        checked.output.count("[placeholder]") == 10
+    )  # subject … title, citation, DOI, bottom line
 
 
 def test_an_existing_issue_is_never_replaced(project: Path, service: StandIn) -> None:

@@ -94,6 +94,10 @@ def _send_comment(sends_at: datetime | None, waits: str) -> list[str]:
     return lines
 
 
+# Optional in the format, but the email shows it first: ask for it, and say it may go.
+BOTTOM_LINE_HINT = "what a busy clinician should take away, in one sentence (or delete this line)"
+
+
 def _article(article: Skeleton) -> list[str]:
     """One article skeleton: title, Citation and DOI from the record, placeholders for the rest."""
     record = article.record
@@ -106,6 +110,7 @@ def _article(article: Skeleton) -> list[str]:
         lines.append(f"DOI: {placeholder('the DOI, 10.xxxx/…')}")
     lines += [
         f"Topics: {placeholder('topic names from issues/topics.yaml, separated by ;')}",
+        f"Bottom line: {placeholder(BOTTOM_LINE_HINT)}",
         "",
         placeholder("the summary: what the study asked, did and found, in a few paragraphs"),
         "",
