@@ -180,6 +180,20 @@ def test_saving_a_template_changes_the_reload_signal(
     assert "Read it on the web" in get(server, "/email.html").text
 
 
+def test_a_refreshed_doi_record_changes_the_reload_signal_and_the_email(
+    server: PreviewServer, issue_path: Path
+) -> None:
+    """`newsletter doi refresh` rewrites issues/.metadata/: the preview shows the new record."""
+    before = version(server)
+    record_file = issue_path.parent / ".metadata" / "10.1002%2Fcpp.2509.json"
+    record = json.loads(record_file.read_text(encoding="utf-8"))
+    assert "https://example.org/free/cpp.2509" not in get(server, "/email.html").text
+    record["free_url"] = "https://example.org/free/cpp.2509"
+    save(record_file, json.dumps(record))
+    assert_new_version(server, before)
+    assert "https://example.org/free/cpp.2509" in get(server, "/email.html").text
+
+
 def test_a_broken_file_shows_its_errors_and_the_server_keeps_running(
     server: PreviewServer, issue_path: Path
 ) -> None:

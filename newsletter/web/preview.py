@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from newsletter.checks import check_rendered, merge_findings
 from newsletter.config import Links, Sender
 from newsletter.doi.compare import check_issue_dois
+from newsletter.doi.store import FOLDER as METADATA_FOLDER
 from newsletter.doi.store import MetadataStore
 from newsletter.errors import NewsletterError
 from newsletter.issues import MAX_BYTES, lint_issue, load_topics
@@ -128,7 +129,11 @@ class Previewer:
 
     def __init__(self, source: PreviewSource) -> None:
         self.source = source
-        files = WatchedFiles([source.issue_path, source.topics_file], [source.templates_dir])
+        # The DOI records too: `newsletter doi refresh` changes notices and free full text links.
+        records = source.issue_path.parent / METADATA_FOLDER
+        files = WatchedFiles(
+            [source.issue_path, source.topics_file], [source.templates_dir, records]
+        )
         self.versions = Versions(files)
         self._lock = threading.Lock()
         self._states: dict[Choice, PreviewState] = {}  # of the current version only
