@@ -29,6 +29,7 @@ from newsletter.models import LedgerStatus
 from newsletter.store import lease
 from newsletter.store.lease import Owner
 from newsletter.store.ledger import DeliveryResult, MessageIds, claim_rows, mark_in_flight
+from newsletter.store.ledger.outcomes import NO_RESULT
 from newsletter.store.schema import deliveries, sends
 
 ERROR_MAX = 1000
@@ -135,7 +136,7 @@ def record(
                 .where(*mine)
                 .values(
                     status=LedgerStatus.UNCONFIRMED.value,
-                    error="the transport gave no result for this recipient",
+                    error=NO_RESULT,
                     updated_at=datetime.now(UTC),
                 )
             )

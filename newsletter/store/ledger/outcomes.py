@@ -15,6 +15,10 @@ from newsletter.values.clock import now_utc
 ERROR_MAX = 1000  # deliveries.error length
 
 
+# The error of a row the transport said nothing about (it may or may not have gone out).
+NO_RESULT = "the transport gave no result for this recipient"
+
+
 def _release(conn: sa.Connection, send_id: int, batch: int, ids: Sequence[int] | None) -> int:
     """Delete the batch's fresh ``pending`` rows (of ``ids``, None: all) so ``--resume`` sends
     them; a row resent after being unconfirmed goes back to ``unconfirmed``."""
@@ -64,7 +68,7 @@ def _record_outcome(conn: sa.Connection, send_id: int, done: Outcome) -> None:
         .where(*in_batch)
         .values(
             status=LedgerStatus.UNCONFIRMED.value,
-            error="the transport gave no result for this recipient",
+            error=NO_RESULT,
             updated_at=now,
         )
     )

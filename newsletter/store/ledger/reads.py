@@ -26,7 +26,17 @@ _ACTIVE = (
     subscribers.c.email.is_not(None),
 )
 
+
 # A reader's topic choice in one column, NULL for no topics: the common case costs nothing.
+def _resendable(send_id: int) -> tuple[sa.ColumnElement[bool], ...]:
+    """``unconfirmed`` rows of ``send_id`` whose subscriber is still active (join subscribers)."""
+    return (
+        deliveries.c.send_id == send_id,
+        deliveries.c.status == LedgerStatus.UNCONFIRMED.value,
+        subscribers.c.status == SubscriberStatus.ACTIVE.value,
+    )
+
+
 _CHOICE = sa.case(
     (subscribers.c.topics == "[]", sa.null()),
     else_=subscribers.c.topic_mode + subscribers.c.topics,
@@ -87,11 +97,7 @@ class LedgerReads:
         query = (
             sa.select(deliveries.c.variant)
             .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-            .where(
-                deliveries.c.send_id == send_id,
-                deliveries.c.status == LedgerStatus.UNCONFIRMED.value,
-                subscribers.c.status == SubscriberStatus.ACTIVE.value,
-            )
+            .where(*_resendable(send_id))
             .distinct()
         )
         with self.engine.connect() as conn:
@@ -159,11 +165,7 @@ class LedgerReads:
             .select_from(
                 deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
             )
-            .where(
-                deliveries.c.send_id == send_id,
-                deliveries.c.status == LedgerStatus.UNCONFIRMED.value,
-                subscribers.c.status == SubscriberStatus.ACTIVE.value,
-            )
+            .where(*_resendable(send_id))
         )
         with self.engine.connect() as conn:
             return int(conn.scalar(query) or 0)

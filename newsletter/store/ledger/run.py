@@ -14,14 +14,14 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from newsletter.errors import LeaseLostError, SendError
-from newsletter.models import LedgerStatus, SubscriberStatus
+from newsletter.models import LedgerStatus
 from newsletter.store import lease
 from newsletter.store.failures import DATABASE_ERRORS
 from newsletter.store.lease import HEARTBEAT_SECONDS, LEASE_TIMEOUT, Holder, Owner
 from newsletter.store.ledger.claiming import claim_rows, mark_in_flight
 from newsletter.store.ledger.message_ids import MessageIds
 from newsletter.store.ledger.outcomes import _record_outcome, _release
-from newsletter.store.ledger.reads import LedgerReads
+from newsletter.store.ledger.reads import LedgerReads, _resendable
 from newsletter.store.ledger.records import ClaimedRow, Outcome, SendRecord, SendStatus, refusal
 from newsletter.store.schema import deliveries, sends, subscribers
 from newsletter.values.clock import now_utc
@@ -241,12 +241,7 @@ class Ledger(LedgerReads):
         chosen = (
             sa.select(deliveries.c.id)
             .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-            .where(
-                deliveries.c.send_id == send_id,
-                deliveries.c.status == LedgerStatus.UNCONFIRMED.value,
-                subscribers.c.status == SubscriberStatus.ACTIVE.value,
-                same_variant,
-            )
+            .where(*_resendable(send_id), same_variant)
             .order_by(deliveries.c.subscriber_id)
             .limit(limit)
         )
