@@ -172,28 +172,30 @@ class SubscriberStore:
 
     def by_ids(self, ids: Collection[int]) -> dict[int, Subscriber]:
         """The people with these ids (forgotten ones left out), by id: one query a 500 ids."""
-        found: dict[int, Subscriber] = {}
-        wanted = sorted(set(ids))
-        with self.engine.connect() as conn:
-            for start in range(0, len(wanted), 500):
-                query = sa.select(subscribers).where(
-                    subscribers.c.id.in_(wanted[start : start + 500]),
-                    subscribers.c.email.is_not(None),
-                )
-                found.update((row.id, to_subscriber(row)) for row in conn.execute(query))
-        return found
+        rows = self._rows_where_in(subscribers.c.id, set(ids), subscribers.c.email.is_not(None))
+        return {row.id: to_subscriber(row) for row in rows}
 
     def by_addresses(self, addresses: Collection[str]) -> dict[str, Subscriber]:
         """The people with these addresses, by ``email_key``: one query a 500 addresses."""
-        found: dict[str, Subscriber] = {}
-        keys = sorted({email_key(address) for address in addresses})
+        keys = {email_key(address) for address in addresses}
+        return {
+            row.email_key: to_subscriber(row)
+            for row in self._rows_where_in(subscribers.c.email_key, keys)
+        }
+
+    def _rows_where_in(
+        self, column: sa.Column[Any], values: Collection[Any], *where: sa.ColumnElement[bool]
+    ) -> list[sa.Row[Any]]:
+        """Subscriber rows whose ``column`` is one of ``values``: one query a 500 values."""
+        wanted = sorted(values)
+        rows: list[sa.Row[Any]] = []
         with self.engine.connect() as conn:
-            for start in range(0, len(keys), 500):
+            for start in range(0, len(wanted), 500):
                 query = sa.select(subscribers).where(
-                    subscribers.c.email_key.in_(keys[start : start + 500])
+                    column.in_(wanted[start : start + 500]), *where
                 )
-                found.update((row.email_key, to_subscriber(row)) for row in conn.execute(query))
-        return found
+                rows.extend(conn.execute(query))
+        return rows
 
     def count_active(self) -> int:
         with self.engine.connect() as conn:
