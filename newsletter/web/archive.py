@@ -142,9 +142,15 @@ class ArchiveSite:
             "archive_topics.html.j2", topics=self.topics(entries), root="../", **meta
         )
 
-    def topic_page(self, slug: str, entries: Sequence[Entry] | None = None) -> str | None:
+    def _topic(
+        self, slug: str, entries: Sequence[Entry] | None
+    ) -> tuple[str, list[tuple[Entry, Article]]] | None:
+        """(topic name, its articles) of ``slug``, or None for an unknown topic."""
         entries = self.entries() if entries is None else entries
-        found = self.topics(entries).get(slug)
+        return self.topics(entries).get(slug)
+
+    def topic_page(self, slug: str, entries: Sequence[Entry] | None = None) -> str | None:
+        found = self._topic(slug, entries)
         if found is None:
             return None
         topic, articles = found
@@ -261,8 +267,7 @@ class ArchiveSite:
 
     def topic_feed(self, slug: str, entries: Sequence[Entry] | None = None) -> str | None:
         """The Atom feed of one topic's articles, or None for an unknown topic."""
-        entries = self.entries() if entries is None else entries
-        found = self.topics(entries).get(slug)
+        found = self._topic(slug, entries)
         if found is None:
             return None
         topic, articles = found
