@@ -259,3 +259,17 @@ def test_an_inline_script_would_be_refused_on_the_static_host(
         page.goto(f"{url}/search/")
         assert page.title() != "ran"
     assert csp_violations(console)
+
+
+def test_a_missing_search_index_is_named_on_the_static_search_page(
+    browser: Browser, archived: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "public"
+    export_static(archived, out)
+    (out / "search" / "index.json").unlink()
+    with static_host(out) as url, page_at(browser, 375) as page:
+        page.goto(f"{url}/search/?q={SUMMARY_WORD}")
+        page.wait_for_function("document.getElementById('search-status').textContent.length > 20")
+        status = page.inner_text("#search-status")
+        assert "search/index.json" in status
+        assert "HTTP 404" in status

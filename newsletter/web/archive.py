@@ -142,9 +142,15 @@ class ArchiveSite:
             "archive_topics.html.j2", topics=self.topics(entries), root="../", **meta
         )
 
-    def topic_page(self, slug: str, entries: Sequence[Entry] | None = None) -> str | None:
+    def _topic(
+        self, slug: str, entries: Sequence[Entry] | None
+    ) -> tuple[str, list[tuple[Entry, Article]]] | None:
+        """(topic name, its articles) of ``slug``, or None for an unknown topic."""
         entries = self.entries() if entries is None else entries
-        found = self.topics(entries).get(slug)
+        return self.topics(entries).get(slug)
+
+    def topic_page(self, slug: str, entries: Sequence[Entry] | None = None) -> str | None:
+        found = self._topic(slug, entries)
         if found is None:
             return None
         topic, articles = found
@@ -197,8 +203,9 @@ class ArchiveSite:
         except OSError as err:
             raise ConfigError(f"{path}: cannot be read: {err}") from err
 
-    def entry(self, month: str) -> Entry | None:
-        return next((entry for entry in self.entries() if entry.month == month), None)
+    def entry(self, month: str, entries: Sequence[Entry] | None = None) -> Entry | None:
+        entries = self.entries() if entries is None else entries
+        return next((entry for entry in entries if entry.month == month), None)
 
     def records(self, entry: Entry) -> list[Record]:
         """The DOI records of a sent issue's articles, in article order: the archive folder's
@@ -217,8 +224,7 @@ class ArchiveSite:
         """One sent issue as a web page: every article with an anchor, citation meta tags,
         reference downloads, free full text links, and each retraction or correction notice
         (those found after sending also at the top of the page)."""
-        entries = self.entries() if entries is None else entries
-        entry = next((entry for entry in entries if entry.month == month), None)
+        entry = self.entry(month, entries)
         if entry is None:
             return None
         records = self.records(entry)
@@ -261,8 +267,7 @@ class ArchiveSite:
 
     def topic_feed(self, slug: str, entries: Sequence[Entry] | None = None) -> str | None:
         """The Atom feed of one topic's articles, or None for an unknown topic."""
-        entries = self.entries() if entries is None else entries
-        found = self.topics(entries).get(slug)
+        found = self._topic(slug, entries)
         if found is None:
             return None
         topic, articles = found

@@ -69,9 +69,12 @@ class Entry:
     @property
     def topics(self) -> list[str]:
         """The issue's topics, each once, in order of first appearance."""
-        return list(
-            dict.fromkeys(topic for article in self.issue.articles for topic in article.topics)
-        )
+        return issue_topics(self.issue)
+
+
+def issue_topics(issue: Issue) -> list[str]:
+    """The topics of ``issue``'s articles, each once, in order of first appearance."""
+    return list(dict.fromkeys(topic for article in issue.articles for topic in article.topics))
 
 
 def vocabulary_of(settings: Settings) -> tuple[str, ...]:

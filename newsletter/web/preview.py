@@ -44,6 +44,7 @@ from newsletter.render import render_issue
 from newsletter.render.files import sample_recipient
 from newsletter.variants import SKIP, Variant, Variants
 from newsletter.web import preview_page
+from newsletter.web.entries import issue_topics
 from newsletter.web.preview_live import Broadcast, Version, Versions, WatchedFiles
 
 HOST = "127.0.0.1"
@@ -171,7 +172,7 @@ class Previewer:
                 return replace(base, findings=findings)
             base = replace(
                 base,
-                issue_topics=tuple(dict.fromkeys(t for a in issue.articles for t in a.topics)),
+                issue_topics=tuple(issue_topics(issue)),
                 variants=variant_choices(issue),
             )
             try:
@@ -231,7 +232,7 @@ def variant_choices(issue: Issue, most_topics: int = 6) -> tuple[tuple[str, str]
     topics (else each topic alone); a key is labelled by the first choice that gives it.
     """
     variants = Variants(issue)
-    topics = list(dict.fromkeys(t for article in issue.articles for t in article.topics))
+    topics = issue_topics(issue)
     found: dict[str, str] = {variants.default: "a reader without topics: every article"}
     subsets = _subsets(topics) if len(topics) <= most_topics else [[t] for t in topics]
     for subset in subsets:

@@ -77,7 +77,8 @@
       return answer.json();
     })
     .then(function (index) { show(index.articles || [], query); })
-    .catch(function () {
-      status.textContent = "The search index could not be loaded; browse by topic instead.";
+    .catch(function (err) {
+      status.textContent = "The search index (search/index.json) could not be loaded (" +
+        err.message + "); browse by topic instead.";
     });
 })();
