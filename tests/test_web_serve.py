@@ -134,3 +134,15 @@ def test_the_log_of_serve_shows_no_link_token(project: Path, clean_env: None) ->
     for token in tokens.values():
         assert token not in log
     assert "reader@example.com" not in log
+
+
+def test_serve_without_the_archive_search_script_refuses_to_start(
+    project: Path, clean_env: None
+) -> None:
+    """A missing templates/web/archive_search.js stops the start, named, not a visitor's search."""
+    (project / "templates" / "web" / "archive_search.js").unlink()
+    result = run_serve(project, "--allow-no-mail")
+    assert result.returncode == 2, result.stderr
+    assert "archive_search.js: not found" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "serving" not in result.stdout

@@ -42,14 +42,14 @@ from newsletter.values.doi import doi_url
 from newsletter.values.topic import topic_slug
 from newsletter.web.entries import Entry, read_archived_issue, vocabulary_of
 from newsletter.web.feeds import FEED_FILE, atom_feed, topic_feed
-from newsletter.web.pages import render, template_environment
+from newsletter.web.pages import STATIC_FILES, render, template_environment
 from newsletter.web.search import QUERY_MAX, Document, index_json, search
 
 __all__ = ["ARCHIVE_CSP", "ArchiveSite", "Entry", "export_static", "topic_slug"]
 
 log = logging.getLogger("newsletter.web.archive")
 
-SEARCH_SCRIPT = "web/archive_search.js"  # under templates/; copied as is, never rendered
+SEARCH_SCRIPT = STATIC_FILES[0]  # under templates/; copied as is, never rendered
 DESCRIPTION_MAX = 300
 # Archive pages carry this as a <meta> too, so a static host without CSP headers still runs no
 # script but search.js (same origin) and lets it fetch nothing but same-origin files.

@@ -65,8 +65,18 @@ TEMPLATES = (
 )
 
 
+# Served and exported as they are, never rendered (the archive's search script).
+STATIC_FILES = ("web/archive_search.js",)
+
+
 def check_templates(env: Environment, templates_dir: Path) -> None:
     """Load every template the app uses now, so a missing or broken one stops the start, not a visitor."""
+    for name in STATIC_FILES:
+        if not (templates_dir / name).is_file():
+            raise ConfigError(
+                f"{templates_dir / name}: not found; the web app needs the templates/web/ files "
+                "of the newsletter repository"
+            )
     for name in TEMPLATES:
         try:
             env.get_template(name)
