@@ -528,6 +528,8 @@ def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) 
         where = f":{mark.line + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError(f"{shown}{where}: not valid YAML: {problem}") from err
+    except RecursionError as err:  # "[[[[…" thousands deep: PyYAML recurses per level
+        raise ConfigError(f"{shown}: not valid YAML: nested too deeply") from err
     if not isinstance(node, yaml.MappingNode) or node.tag not in yaml.SafeLoader.yaml_constructors:
         raise ConfigError(f"{shown}:1: expected `key: value` settings at the top level")
     doc = _Located(shown, node).expect(

@@ -84,6 +84,13 @@ def test_invalid_yaml_is_located(project):
         load_settings(project, env={})
 
 
+def test_yaml_nested_too_deeply_is_an_error_not_a_crash(project):
+    path = project / "schedule.yaml"
+    path.write_text(path.read_text() + "\nx: " + "[" * 20000 + "]" * 20000 + "\n")
+    with pytest.raises(ConfigError, match=r"schedule\.yaml: not valid YAML: nested too deeply"):
+        load_settings(project, env={})
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"schedule\.yaml: not found"):
         load_settings(tmp_path, env={})
