@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -322,6 +323,8 @@ def _parse_cron(value: Any) -> str:
 def _parse_url(value: Any) -> str:
     text = str(value).strip().rstrip("/")
     if not re.match(r"^https?://[^\s/]+", text):
+        raise ValueError(value)
+    if not urlsplit(text).hostname:  # ValueError too for "https://[::1" (an unclosed bracket)
         raise ValueError(value)
     return text
 
