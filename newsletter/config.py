@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -323,6 +324,8 @@ def _parse_url(value: Any) -> str:
     text = str(value).strip().rstrip("/")
     if not re.match(r"^https?://[^\s/]+", text):
         raise ValueError(value)
+    if not urlsplit(text).hostname:  # ValueError too for "https://[::1" (an unclosed bracket)
+        raise ValueError(value)
     return text
 
 
@@ -528,6 +531,8 @@ def load_settings(root: Path | str = ".", env: Mapping[str, str] | None = None) 
         where = f":{mark.line + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError(f"{shown}{where}: not valid YAML: {problem}") from err
+    except RecursionError as err:  # "[[[[…" thousands deep: PyYAML recurses per level
+        raise ConfigError(f"{shown}: not valid YAML: nested too deeply") from err
     if not isinstance(node, yaml.MappingNode) or node.tag not in yaml.SafeLoader.yaml_constructors:
         raise ConfigError(f"{shown}:1: expected `key: value` settings at the top level")
     doc = _Located(shown, node).expect(

@@ -117,6 +117,17 @@ def test_inline_colours_inheritance_and_hidden_text() -> None:
     # #949494 on white is 3.03:1: enough for 32px text (3:1), not for body text
 
 
+@pytest.mark.parametrize("size", ["1.2.3px", ".px", "..em", "1..5pt"])
+def test_a_malformed_font_size_is_ignored_not_a_crash(size: str) -> None:
+    # a template's typo: the size is inherited, so grey body text is still judged as body text
+    html = (
+        f'<body><p style="font-size:{size};color:#999999">grey</p>'
+        '<p style="font-size:.5em">x</p></body>'
+    )
+    found = [(low.text, low.needed) for low in accessibility.read(html).contrast]
+    assert found == [("grey", 4.5)]
+
+
 def test_headings_that_skip_a_level() -> None:
     html = "<body><h1>a</h1><h2>b</h2><h3>c</h3><h2>d</h2><h4>e</h4>\n<h6>f</h6></body>"
     skipped = [(h.line, h.level, h.previous) for h in accessibility.read(html).headings]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time, timedelta
 from pathlib import Path
 
@@ -84,6 +85,13 @@ def test_invalid_yaml_is_located(project):
         load_settings(project, env={})
 
 
+def test_yaml_nested_too_deeply_is_an_error_not_a_crash(project):
+    path = project / "schedule.yaml"
+    path.write_text(path.read_text() + "\nx: " + "[" * 20000 + "]" * 20000 + "\n")
+    with pytest.raises(ConfigError, match=r"schedule\.yaml: not valid YAML: nested too deeply"):
+        load_settings(project, env={})
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"schedule\.yaml: not found"):
         load_settings(tmp_path, env={})
@@ -109,3 +117,14 @@ def test_environment_overrides_and_secrets_hidden(project):
 def test_cron_alternative(project):
     _with(project, '  # cron: "0 9 * * 2"', '  cron: "0 9 * * 2"')
     assert load_settings(project, env={}).send.cron == "0 9 * * 2"
+
+
+@pytest.mark.parametrize("url", ["https://[::1", "https://:8080", "https://user@"])
+def test_a_base_url_without_a_host_is_refused(project, url):
+    path = project / "schedule.yaml"
+    text = re.sub(r"(?m)^(\s*)base_url:.*$", rf'\1base_url: "{url}"', path.read_text(), count=1)
+    path.write_text(text)
+    with pytest.raises(
+        ConfigError, match=r"schedule\.yaml:\d+: `links\.base_url`: expected an http"
+    ):
+        load_settings(project, env={})

@@ -161,6 +161,15 @@ def test_export_into_a_missing_folder_fails_cleanly(run, tmp_path: Path) -> None
     assert "Traceback" not in result.output
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_export_into_a_folder_that_refuses_files_fails_cleanly(run) -> None:  # type: ignore[no-untyped-def]
+    # /proc exists but no file can be created in it, not even by root
+    result = run("export", "--excel", "/proc/list.csv")
+    assert result.exit_code == 1
+    assert "error: /proc/list.csv: cannot write in /proc" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_remove_forget_erases_and_keeps_suppressed(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ok(run("add", "ann@example.org", "--name", "Ann"))
     assert "stays suppressed" in ok(run("remove", "ann@example.org", "--forget")).output

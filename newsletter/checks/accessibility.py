@@ -288,7 +288,7 @@ _HEADING_SIZES = {"h1": 32.0, "h2": 24.0, "h3": 18.72, "h4": 16.0, "h5": 13.28, 
 
 
 def _font_size(value: str, inherited: float, tag: str) -> float:
-    found = re.fullmatch(r"([\d.]+)\s*(px|pt|em|rem|%)?", value.strip())
+    found = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(px|pt|em|rem|%)?", value.strip())
     if found is None:
         return _HEADING_SIZES.get(tag, inherited)
     number, unit = float(found.group(1)), found.group(2) or "px"

@@ -25,7 +25,7 @@ from newsletter.issues import (
     read_issue,
     resolve_issue,
 )
-from newsletter.issues.common import closest, display
+from newsletter.issues.common import display, hint
 from newsletter.models import Finding, Issue, RenderedIssue
 from newsletter.render import render_issue
 from newsletter.render.files import email_files, write_folder
@@ -54,10 +54,9 @@ def _ignored_codes(
     for value in values:
         code = CODES.get(value)
         if code is None:
-            match = closest(value, list(CODES))
-            hint = f' (did you mean "{match}"?)' if match else ""
             raise click.BadParameter(
-                f'unknown code "{value}"{hint}; the codes are listed in docs/issue-format.md',
+                f'unknown code "{value}"{hint(value, list(CODES))}; '
+                "the codes are listed in docs/issue-format.md",
                 ctx,
                 param,
             )

@@ -276,11 +276,17 @@ def _export_to_file(
     folder = file.resolve().parent
     if not folder.is_dir():
         raise SubscriberError(f"{file}: the folder {folder} does not exist")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=folder)
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise SubscriberError(f"{file}: cannot write in {folder}: {err.strerror or err}") from err
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
             count = export_csv(store, handle, status=status, excel=excel)
         os.replace(temporary, file)
+    except OSError as err:
+        Path(temporary).unlink(missing_ok=True)
+        raise SubscriberError(f"{file}: cannot write: {err.strerror or err}") from err
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
