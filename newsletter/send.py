@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from newsletter.archive import generic_links, write_archive
@@ -400,10 +400,9 @@ class _Run:
 
     def _message(self, recipients: tuple[Recipient, ...], variant: str | None) -> OutgoingMessage:
         rendered = self.renderings.get(variant)
-        message = _outgoing(self.settings, rendered, recipients, rendered.subject)
-        if variant is None or variant == self.renderings.variants.default:
-            return message
-        return replace(message, variant=variant)
+        if variant == self.renderings.variants.default:
+            variant = None
+        return outgoing(self.settings, rendered, recipients, rendered.subject, variant=variant)
 
     def _summary(
         self, status: RunStatus, total: int, error: str | None, *, read_totals: bool = True
@@ -460,9 +459,18 @@ def _resume_hint(month: str) -> str:
     return f"Run `newsletter send {month} --resume` to continue where it stopped."
 
 
-def _outgoing(
-    settings: Settings, rendered: RenderedIssue, recipients: tuple[Recipient, ...], subject: str
+def outgoing(
+    settings: Settings,
+    rendered: RenderedIssue,
+    recipients: tuple[Recipient, ...],
+    subject: str,
+    *,
+    variant: str | None = None,
 ) -> OutgoingMessage:
+    """The message of one batch: ``rendered`` from the sender, to ``recipients``.
+
+    ``variant``: the variant key when not the default (None for the default variant).
+    """
     return OutgoingMessage(
         subject=subject,
         html=rendered.html,
@@ -473,6 +481,7 @@ def _outgoing(
         recipients=recipients,
         issue_month=rendered.month,
         list_id=settings.sender.list_id,
+        variant=variant,
     )
 
 
@@ -510,7 +519,7 @@ def send_test(
     with chosen:
         for start in range(0, len(recipients), size):
             batch = tuple(recipients[start : start + size])
-            message = _outgoing(settings, rendered, batch, TEST_PREFIX + rendered.subject)
+            message = outgoing(settings, rendered, batch, TEST_PREFIX + rendered.subject)
             results.extend(chosen.send_batch(message))
     return results
 
