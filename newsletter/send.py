@@ -162,14 +162,15 @@ def plan_send(
     )
 
 
-def plan_variants(database: Database, issue: Issue) -> list[tuple[str, int]]:
-    """(variant key, readers) of the readers who would get ``issue`` now, most readers first."""
-    ledger = database.ledger()
-    existing = ledger.find(issue.month)
+def plan_variants(
+    ledger: Ledger, existing: SendRecord | None, variants: Variants
+) -> list[tuple[str, int]]:
+    """(variant key, readers) of the readers who would get the issue of ``variants`` now (its
+    send so far: ``existing``), most readers first."""
     if existing is not None and existing.status is SendStatus.COMPLETED:
         return []
     groups = ledger.topic_groups(existing.id if existing else None)
-    return ordered_counts(Variants(issue).count_keys(groups))
+    return ordered_counts(variants.count_keys(groups))
 
 
 # --- the send run ------------------------------------------------------------------------------
@@ -200,7 +201,7 @@ def send_issue(
     if existing is not None and not resume:
         raise refusal(existing)
     renderings = Renderings(settings, issue, _render(settings, issue))
-    planned = plan_variants(database, issue)
+    planned = plan_variants(ledger, existing, renderings.variants)
     renderings.prepare(key for key, _ in planned)  # a variant failing its checks: nothing sent
     if dry_run:
         plan = plan_send(
