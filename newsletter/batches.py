@@ -5,8 +5,8 @@ by the variant of the issue each gets (``newsletter/variants.py``) into one buck
 and hands a bucket on when it is full (a batch is one variant, so one rendering); at the end of
 the list it flushes the rest. A batch's personal strings (two signed links, a Message-ID) are
 made only once it is claimed, by the thread that delivers it. Memory is bounded by the number of
-variants times the batch size, whatever the length of the list. stage 2 (a thread) claims exactly those people in the ledger (one
-transaction) and hands them to the transport; stage 3 (a thread) records what the transport
+variants times the batch size, whatever the length of the list. Stage 2 (a thread) claims
+exactly those people in the ledger (one transaction) and hands them to the transport; stage 3 (a thread) records what the transport
 said (one transaction) while the next batch is already on the wire. A batch is claimed only
 just before the transport gets it, so after a crash the ``pending`` rows are the batch in flight
 plus at most the two delivered batches waiting to be recorded: all of them may have gone out,
@@ -229,7 +229,7 @@ class Pipeline:
         _put(self.delivered, None, self._recorder)
         self._recorder.join()
 
-    # --- stage 1: read and personalise (this thread) ------------------------------------
+    # --- stage 1: read and sort by variant (this thread) -------------------------------
 
     def _prepare_all(self, batch: int) -> bool:
         after, swept = 0, False
@@ -271,7 +271,7 @@ class Pipeline:
         return False
 
     def _hand_over(self, batch: int, variant: str | None, rows: list[Candidate]) -> bool:
-        """Personalise one bucket and give it to the delivering stage (False: it has stopped)."""
+        """Give one bucket to the delivering stage, unpersonalised (False: it has stopped)."""
         if variant == SKIP:
             item = Prepared(batch, (), variant, tuple(row[0] for row in rows))
         else:

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from newsletter.archive import generic_links, write_archive
@@ -162,14 +162,15 @@ def plan_send(
     )
 
 
-def plan_variants(database: Database, issue: Issue) -> list[tuple[str, int]]:
-    """(variant key, readers) of the readers who would get ``issue`` now, most readers first."""
-    ledger = database.ledger()
-    existing = ledger.find(issue.month)
+def plan_variants(
+    ledger: Ledger, existing: SendRecord | None, variants: Variants
+) -> list[tuple[str, int]]:
+    """(variant key, readers) of the readers who would get the issue of ``variants`` now (its
+    send so far: ``existing``), most readers first."""
     if existing is not None and existing.status is SendStatus.COMPLETED:
         return []
     groups = ledger.topic_groups(existing.id if existing else None)
-    return ordered_counts(Variants(issue).count_keys(groups))
+    return ordered_counts(variants.count_keys(groups))
 
 
 # --- the send run ------------------------------------------------------------------------------
@@ -200,7 +201,7 @@ def send_issue(
     if existing is not None and not resume:
         raise refusal(existing)
     renderings = Renderings(settings, issue, _render(settings, issue))
-    planned = plan_variants(database, issue)
+    planned = plan_variants(ledger, existing, renderings.variants)
     renderings.prepare(key for key, _ in planned)  # a variant failing its checks: nothing sent
     if dry_run:
         plan = plan_send(
@@ -400,10 +401,9 @@ class _Run:
 
     def _message(self, recipients: tuple[Recipient, ...], variant: str | None) -> OutgoingMessage:
         rendered = self.renderings.get(variant)
-        message = _outgoing(self.settings, rendered, recipients, rendered.subject)
-        if variant is None or variant == self.renderings.variants.default:
-            return message
-        return replace(message, variant=variant)
+        if variant == self.renderings.variants.default:
+            variant = None
+        return outgoing(self.settings, rendered, recipients, rendered.subject, variant=variant)
 
     def _summary(
         self, status: RunStatus, total: int, error: str | None, *, read_totals: bool = True
@@ -460,9 +460,18 @@ def _resume_hint(month: str) -> str:
     return f"Run `newsletter send {month} --resume` to continue where it stopped."
 
 
-def _outgoing(
-    settings: Settings, rendered: RenderedIssue, recipients: tuple[Recipient, ...], subject: str
+def outgoing(
+    settings: Settings,
+    rendered: RenderedIssue,
+    recipients: tuple[Recipient, ...],
+    subject: str,
+    *,
+    variant: str | None = None,
 ) -> OutgoingMessage:
+    """The message of one batch: ``rendered`` from the sender, to ``recipients``.
+
+    ``variant``: the variant key when not the default (None for the default variant).
+    """
     return OutgoingMessage(
         subject=subject,
         html=rendered.html,
@@ -473,6 +482,7 @@ def _outgoing(
         recipients=recipients,
         issue_month=rendered.month,
         list_id=settings.sender.list_id,
+        variant=variant,
     )
 
 
@@ -510,7 +520,7 @@ def send_test(
     with chosen:
         for start in range(0, len(recipients), size):
             batch = tuple(recipients[start : start + size])
-            message = _outgoing(settings, rendered, batch, TEST_PREFIX + rendered.subject)
+            message = outgoing(settings, rendered, batch, TEST_PREFIX + rendered.subject)
             results.extend(chosen.send_batch(message))
     return results
 

@@ -17,8 +17,9 @@ from newsletter.config import Settings
 from newsletter.delivery.base import DeliveryResult, Transport
 from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.issues import load_topics, read_issue
-from newsletter.models import LedgerStatus, OutgoingMessage, SubscriberStatus
-from newsletter.render import render_issue
+from newsletter.models import LedgerStatus, SubscriberStatus
+from newsletter.renderings import Renderings
+from newsletter.send import outgoing
 from newsletter.store import welcome as ledger
 from newsletter.store.database import Database
 from newsletter.store.lease import Owner
@@ -92,29 +93,17 @@ def send_welcome(
             status=LedgerStatus.SKIPPED,
         )
         return Welcome.SKIPPED if taken else Welcome.LEFT_TO_SEND
-    rendered = render_issue(
-        issue,
-        templates_dir=settings.templates_dir,
-        sender=settings.sender,
-        links=settings.links,
-        variant=None if key == variants.default else variants.variant(key),
-        lang=settings.site.lang,
-    )
+    rendered = Renderings(settings, issue).get(key)
     if not ledger.claim(engine, latest, subscriber_id, owner, message_ids=message_ids, variant=key):
         return _why_not(database, latest)
     recipient = Personaliser(signer, settings.links).recipient(
         subscriber_id, reader.email, reader.name, message_id
     )
-    message = OutgoingMessage(
-        subject=subject_of(settings, rendered.subject),
-        html=rendered.html,
-        text=rendered.text,
-        sender_name=settings.sender.name,
-        sender_email=settings.sender.email,
-        reply_to=settings.sender.reply_to,
-        recipients=(recipient,),
-        issue_month=issue.month,
-        list_id=settings.sender.list_id,
+    message = outgoing(
+        settings,
+        rendered,
+        (recipient,),
+        subject_of(settings, rendered.subject),
         variant=None if key == variants.default else key,
     )
     results: Sequence[DeliveryResult] | None

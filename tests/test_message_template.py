@@ -18,7 +18,7 @@ from newsletter.config import Settings
 from newsletter.delivery.template import MessageTemplate
 from newsletter.mime import build_message
 from newsletter.models import OutgoingMessage, Placeholder, Recipient
-from newsletter.send import _outgoing, _render
+from newsletter.send import _render, outgoing
 from newsletter.tokens import Purpose, load_signer
 from tests.peers.fixtures import make_message, make_recipient
 from tests.sendkit import load_issue
@@ -93,7 +93,7 @@ def test_the_rendered_sample_issue_equals_the_email_package(settings: Settings) 
                 message_id=f"<2021-01.{number}.abcdef@example.org>",
             )
         )
-    message = _outgoing(settings, rendered, tuple(recipients), rendered.subject)
+    message = outgoing(settings, rendered, tuple(recipients), rendered.subject)
     for linesep in ("\r\n", "\n"):
         templates = MessageTemplate(message, date=DATE, linesep=linesep)
         for recipient in recipients:

@@ -40,7 +40,6 @@ from newsletter.send import (
     SendSummary,
     plan_send,
     send_issue,
-    send_report,
     send_test,
 )
 from newsletter.store.database import Database
@@ -379,7 +378,7 @@ def _already_done(database: Database, plan: SendPlan, resume: bool) -> bool:
     if record is None:
         return False
     if record.status is SendStatus.COMPLETED and (not resume or plan.recipients == 0):
-        counts = send_report(database, plan.issue).counts
+        counts = database.ledger().counts(record.id)  # only the counts: not the whole report
         reached = counts[LedgerStatus.SENT] + counts[LedgerStatus.UNCONFIRMED]
         click.echo(
             f"{plan.issue} already sent on {_when(record.finished_at or record.started_at)} "

@@ -21,7 +21,6 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,6 +31,7 @@ from newsletter.delivery.template import TemplateCache
 from newsletter.errors import PermanentDeliveryError
 from newsletter.mime import check_message
 from newsletter.models import OutgoingMessage, Recipient
+from newsletter.values.clock import now_utc
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class OutboxTransport(Transport):
         # Build every message first: a bad From or Subject refuses the batch before anything is
         # written; a reader whose own message cannot be built fails alone.
         check_message(message)
-        now = datetime.now(UTC)
+        now = now_utc()
         templates = self._templates.templates(message, now)
         built: list[tuple[Recipient, bytes]] = []
         failed: list[DeliveryResult] = []

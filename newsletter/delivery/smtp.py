@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +36,7 @@ from newsletter.errors import (
 )
 from newsletter.mime import check_message
 from newsletter.models import OutgoingMessage, Recipient
+from newsletter.values.clock import now_utc
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ class SmtpTransport(Transport):
 
     def send_batch(self, message: OutgoingMessage) -> list[DeliveryResult]:
         check_message(message)  # a bad From or Subject stops the run; a bad To fails one reader
-        now = datetime.now(UTC)
+        now = now_utc()
         try:
             templates = self._templates.templates(message, now)
         except Exception as err:  # nothing of this variant can be built: each reader fails

@@ -508,8 +508,8 @@ class SendGridTransport(Transport):
     def _body(
         self, message: OutgoingMessage, personalizations: list[dict[str, Any]]
     ) -> dict[str, Any]:
-        """The request body around ``personalizations``: what every recipient shares."""
-        self._check_subject(message)
+        """The request body around ``personalizations``: what every recipient shares (the caller
+        has checked the subject: ``_check_subject``)."""
         body: dict[str, Any] = {
             "personalizations": personalizations,
             "from": _address("From", message.sender_email, message.sender_name),
@@ -529,7 +529,10 @@ class SendGridTransport(Transport):
 def _quick_body(transport: SendGridTransport, message: OutgoingMessage) -> bytes | None:
     """The request body as JSON when ``_quick_personalizations`` can build it, else None."""
     quick = _quick_personalizations(message)
-    return None if quick is None else dumps(transport._body(message, quick))
+    if quick is None:
+        return None
+    transport._check_subject(message)
+    return dumps(transport._body(message, quick))
 
 
 _EMAIL, _NAME = attrgetter("email"), attrgetter("name")

@@ -27,6 +27,7 @@ from newsletter.delivery.sendgrid.settings import SendGridSettings
 from newsletter.delivery.sendgrid.transport import CUSTOM_ARG_ISSUE, CUSTOM_ARG_SUBSCRIBER
 from newsletter.errors import ConfigError
 from newsletter.models import SubscriberStatus
+from newsletter.values.clock import now_utc
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -174,7 +175,7 @@ def ledger_update(event: Mapping[str, Any]) -> LedgerUpdate | None:
     )
     return LedgerUpdate(
         delivered=kind == "delivered",
-        at=_event_time(event) or datetime.now(UTC),
+        at=_event_time(event) or now_utc(),
         issue=_text(event, CUSTOM_ARG_ISSUE),
         provider_message_id=_text(event, "sg_message_id").split(".")[0],
         error=error,
