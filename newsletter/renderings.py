@@ -8,14 +8,16 @@ anything is claimed). Thread-safe: the send's stages ask from two threads.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable
 
 from newsletter.checks import check_rendered
 from newsletter.config import Settings
+from newsletter.doi.record import Record
 from newsletter.errors import SendError
 from newsletter.models import Issue, RenderedIssue
-from newsletter.render import render_issue
+from newsletter.render import doi_records, render_issue
 from newsletter.variants import SKIP, Variants
 
 
@@ -75,4 +77,10 @@ class Renderings:
             links=self.settings.links,
             variant=variant,
             lang=self.settings.site.lang,
+            records=self._records,
         )
+
+    @functools.cached_property
+    def _records(self) -> dict[str, Record]:
+        """The issue's DOI records, read once for all its variants."""
+        return doi_records(self.issue)

@@ -38,7 +38,6 @@ from newsletter.models import (
     Recipient,
     RenderedIssue,
 )
-from newsletter.render import render_issue
 from newsletter.renderings import Renderings
 from newsletter.store.database import Database
 from newsletter.store.failures import DATABASE_ERRORS
@@ -200,7 +199,8 @@ def send_issue(
     existing = ledger.find(issue.month)
     if existing is not None and not resume:
         raise refusal(existing)
-    renderings = Renderings(settings, issue, _render(settings, issue))
+    renderings = Renderings(settings, issue)
+    renderings.get(None)  # the default rendering first: a template error stops the run here
     planned = plan_variants(ledger, existing, renderings.variants)
     renderings.prepare(key for key, _ in planned)  # a variant failing its checks: nothing sent
     if dry_run:
@@ -263,17 +263,6 @@ def _settled(ledger: Ledger, record: SendRecord, issue: Issue) -> SendSummary:
         found_unconfirmed=0,
         totals=ledger.counts(record.id),
         started_at=record.started_at,
-    )
-
-
-def _render(settings: Settings, issue: Issue) -> RenderedIssue:
-    """Render the issue once for the whole run."""
-    return render_issue(
-        issue,
-        templates_dir=settings.templates_dir,
-        sender=settings.sender,
-        links=settings.links,
-        lang=settings.site.lang,
     )
 
 
@@ -501,7 +490,7 @@ def send_test(
     wanted = [_test_address(address) for address in addresses]
     if not wanted:
         raise SendError("--test-to: give at least one address")
-    rendered = _render(settings, issue)
+    rendered = Renderings(settings, issue).get(None)
     links = generic_links(settings.links)
     recipients = [
         Recipient(

@@ -18,7 +18,8 @@ from newsletter.config import Settings
 from newsletter.delivery.template import MessageTemplate
 from newsletter.mime import build_message
 from newsletter.models import OutgoingMessage, Placeholder, Recipient
-from newsletter.send import _render, outgoing
+from newsletter.renderings import Renderings
+from newsletter.send import outgoing
 from newsletter.tokens import Purpose, load_signer
 from tests.peers.fixtures import make_message, make_recipient
 from tests.sendkit import load_issue
@@ -76,7 +77,7 @@ def test_fixture_messages_equal_the_email_package(linesep: str, html: bool) -> N
 
 
 def test_the_rendered_sample_issue_equals_the_email_package(settings: Settings) -> None:
-    rendered = _render(settings, load_issue(settings))
+    rendered = Renderings(settings, load_issue(settings)).get(None)
     signer = load_signer(settings)
     recipients = []
     for number in (1, 42, 99_999, 123_456_789):

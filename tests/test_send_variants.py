@@ -17,7 +17,7 @@ from newsletter.delivery.base import DeliveryResult
 from newsletter.delivery.memory import MemoryTransport
 from newsletter.errors import DeliveryError
 from newsletter.mime import build_message
-from newsletter.models import LedgerStatus, OutgoingMessage, TopicMode
+from newsletter.models import Issue, LedgerStatus, OutgoingMessage, TopicMode
 from newsletter.send import send_issue, send_report
 from newsletter.store.schema import deliveries
 from newsletter.variants import Variant, Variants
@@ -97,6 +97,31 @@ def test_memory_send_gives_each_reader_their_articles_and_skips_only_readers_wit
         reader = readers[email]
         key = variants.key_for(reader.topics, reader.mode)
         assert variant == (key or None)
+
+
+def test_an_issues_doi_records_are_read_once_for_all_its_variants(
+    db_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rendering is per variant; the DOI records behind it are per issue: one read of them."""
+    import newsletter.render
+    import newsletter.renderings
+
+    settings = db_settings
+    issue = write_issue(settings)
+    add_readers(settings)
+    reads = []
+    real = newsletter.render.doi_records
+
+    def counted(read_for: Issue) -> object:
+        reads.append(read_for.month)
+        return real(read_for)
+
+    for module in (newsletter.render, newsletter.renderings):  # wherever a rendering reads them
+        monkeypatch.setattr(module, "doi_records", counted)
+    transport = MemoryTransport(max_batch=4)
+    send_issue(settings, db(settings), issue, transport=transport)
+    assert len({message.html for message in transport.batches}) > 3  # several renderings …
+    assert len(reads) == 1  # … from one read of the records
 
 
 def test_skipped_readers_stay_skipped_across_resume_and_report(

@@ -6,6 +6,7 @@ strings in both bodies; ``models.personalise`` fills them later with a plain sub
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,18 @@ def render_issue(
     links: Links,
     variant: Variant | None = None,
     lang: str = "en",
+    records: Mapping[str, Record] | None = None,
 ) -> RenderedIssue:
     """The issue's final HTML, plain text and intermediate MJML, with per-recipient placeholders.
 
     ``variant`` picks, orders and marks the articles (``newsletter/variants.py``); without one,
     every article in the author's order, none marked. ``lang`` is the email's ``<html lang>``
-    (``site.lang`` in schedule.yaml).
+    (``site.lang`` in schedule.yaml). ``records``: the issue's DOI records when the caller
+    already read them (one read for all of an issue's variants); else read here.
     """
-    context = email_context(issue, sender=sender, links=links, variant=variant, lang=lang)
+    context = email_context(
+        issue, sender=sender, links=links, variant=variant, lang=lang, records=records
+    )
     source = render_template(templates_dir, MJML_TEMPLATE, context)
     html = inline.inline_css(mjml.to_html(source))
     return RenderedIssue(
@@ -59,6 +64,7 @@ def email_context(
     links: Links,
     variant: Variant | None = None,
     lang: str = "en",
+    records: Mapping[str, Record] | None = None,
 ) -> dict[str, Any]:
     """Everything the email templates may use; the same names for the HTML and the text.
 
@@ -75,7 +81,7 @@ def email_context(
         "issue": issue,
         "lang": lang,
         "articles": articles,
-        "records": doi_records(issue),
+        "records": doi_records(issue) if records is None else records,
         "marked": marked,
         "partial": len(articles) < len(issue.articles),
         "month_label": month_name(issue.month),
