@@ -50,7 +50,8 @@ sys.path.insert(0, str(REPO))
 
 from newsletter.config import load_settings  # noqa: E402
 from newsletter.issues import load_topics, read_issue  # noqa: E402
-from newsletter.send import Progress, SendSummary, _render, send_issue  # noqa: E402
+from newsletter.renderings import Renderings  # noqa: E402
+from newsletter.send import Progress, SendSummary, send_issue  # noqa: E402
 from newsletter.store.database import Database  # noqa: E402
 from newsletter.store.engine import open_database  # noqa: E402
 
@@ -209,7 +210,7 @@ def run(
         # As the floor does before its clock starts: the render pipeline's and the SendGrid
         # library's imports (mjml, premailer, sendgrid: ~0.7 s once per process) are not part
         # of the send's throughput. The send still renders the issue on the clock.
-        _render(settings, issue)
+        Renderings(settings, issue).get(None)
         importlib.import_module("newsletter.delivery.sendgrid.transport")
         global BEFORE_SEND
         BEFORE_SEND = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -260,12 +261,12 @@ def run_floor(
 
     from newsletter.delivery.sendgrid import transport as sg
     from newsletter.models import Placeholder
-    from newsletter.send import _render
+    from newsletter.renderings import Renderings
     from newsletter.store.ledger import MessageIds
     from newsletter.tokens import Purpose, load_signer
 
     dumps = sg.dumps  # the sender's JSON encoder (bytes)
-    rendered = _render(settings, issue)
+    rendered = Renderings(settings, issue).get(None)
     signer = load_signer(settings)
     sign, unsubscribe, preferences = signer.sign, Purpose.UNSUBSCRIBE, Purpose.PREFERENCES
     unsub_base = settings.links.unsubscribe_url("")

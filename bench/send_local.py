@@ -126,9 +126,10 @@ def socket_sink(conn: multiprocessing.connection.Connection) -> None:
 def prebuilt(settings: Any, issue: Any) -> bytes:
     from newsletter.mime import build_message
     from newsletter.models import Recipient
-    from newsletter.send import _outgoing, _render
+    from newsletter.renderings import Renderings
+    from newsletter.send import outgoing
 
-    rendered = _render(settings, issue)
+    rendered = Renderings(settings, issue).get(None)
     reader = Recipient.with_links(
         subscriber_id=1,
         email="r1@example.com",
@@ -137,7 +138,7 @@ def prebuilt(settings: Any, issue: Any) -> bytes:
         preferences_url=settings.links.preferences_url("p1"),
         message_id="<2021-01.1.abc@example.org>",
     )
-    message = _outgoing(settings, rendered, (reader,), rendered.subject)
+    message = outgoing(settings, rendered, (reader,), rendered.subject)
     return build_message(message, reader).as_bytes()
 
 
